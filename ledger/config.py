@@ -1,0 +1,37 @@
+"""One settings object for the whole service; every knob is a ``LEDGER_*`` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    database_url: str | None = Field(
+        None, description="PostgreSQL 15+ URL. Unset: start the embedded server in data_dir.")
+    data_dir: Path = Field(Path(".ledger"), description="Where the embedded server keeps data.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    pool_size: int = Field(5, description="Connections per pool kept open.")
+    max_overflow: int = Field(10, description="Extra connections a pool may open under load.")
+    lock_timeout: int = Field(5, description="Seconds a writer waits for the event-table lock.")
+    snapshot_interval: int = Field(50, description="Take an encounter snapshot every N events.")
+    cache_size: int = Field(1000, description="Encounters cached per process (0 = off).")
+    appeal_window_days: int = Field(120, description="Days from a denial to its appeal deadline.")
+    embedded: bool = Field(False, description="Set by `ledger serve` when it started the "
+                           "embedded server (informational).")
+    demo: bool = Field(False, description="Load sample encounters at start (make run --demo).")
+    log_level: str = "INFO"
+    projections_in_process: bool = Field(
+        True, description="Run the projection runner inside the API process (single process).")
+    wait_timeout: float = Field(5.0, description="Max seconds a read waits for ?min_position.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,40 @@
+"""Where the database is, as a psycopg URL and as the event-sourcing library's settings."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, unquote, urlparse
+
+from ledger import embedded
+from ledger.config import Settings
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded server's (started on demand)."""
+    if settings.database_url:
+        return settings.database_url
+    return embedded.start(settings.data_dir)
+
+
+def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
+    """Settings for ``eventsourcing.postgres`` from a postgresql:// URL.
+
+    Tables are created by migrations (``ledger migrate``), never at start-up: CREATE_TABLE=n.
+    """
+    parts = urlparse(url)
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or "localhost"])[0]
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": (parts.path or "/postgres").lstrip("/") or "postgres",
+        "POSTGRES_HOST": unquote(host),
+        "POSTGRES_PORT": str(parts.port or query.get("port", ["5432"])[0]),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_POOL_SIZE": str(settings.pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.max_overflow),
+        "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout),
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+        "CREATE_TABLE": "n",
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.cache_size) if settings.cache_size else "",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }

@@ -1,0 +1,268 @@
+"""Value objects: money and the format rules of billing codes.
+
+Format checks only: whether an ICD-10-CM code is a billable leaf valid on the date of
+service is a code-set question (see ``ledger.domain.codeset``), not a regex question.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from ledger.domain.errors import InvalidCode, InvalidValue
+
+CENT = Decimal("0.01")
+_MONEY_RE = re.compile(r"^-?\d{1,12}(\.\d{1,2})?$")
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Money:
+    """An amount of US dollars, exact to the cent. Never built from a float."""
+
+    amount: Decimal
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            raise InvalidValue("amount", "money.type", "money must be a Decimal")
+        if not self.amount.is_finite():
+            raise InvalidValue("amount", "money.finite", "money must be a finite number")
+        if self.amount != self.amount.quantize(CENT):
+            raise InvalidValue("amount", "money.cents", "money has at most 2 decimal places")
+        object.__setattr__(self, "amount", self.amount.quantize(CENT))
+
+    @classmethod
+    def parse(cls, value: Any, field: str = "amount") -> Money:
+        """Money from a string like ``"12.34"``, an int (whole dollars), a Decimal or Money.
+
+        Floats, booleans, more than two decimal places and anything else are refused with
+        an ``InvalidValue`` naming ``field``.
+        """
+        if isinstance(value, Money):
+            return value
+        if isinstance(value, bool) or isinstance(value, float):
+            raise InvalidValue(field, "money.no_float", f"{field}: money must be a string or "
+                               "Decimal, never a float")
+        if isinstance(value, int):
+            return cls(Decimal(value).quantize(CENT))
+        if isinstance(value, Decimal):
+            if not value.is_finite() or value != value.quantize(CENT, ROUND_HALF_EVEN):
+                raise InvalidValue(field, "money.cents",
+                                   f"{field}: money has at most 2 decimal places")
+            return cls(value.quantize(CENT))
+        if isinstance(value, str):
+            text = value.strip()
+            if not _MONEY_RE.match(text):
+                raise InvalidValue(field, "money.format",
+                                   f"{field}: '{value[:20]}' is not an amount like 123.45")
+            try:
+                return cls(Decimal(text).quantize(CENT))
+            except InvalidOperation:  # pragma: no cover - regex already guards
+                raise InvalidValue(field, "money.format", f"{field}: not an amount") from None
+        raise InvalidValue(field, "money.type", f"{field}: money must be a string or Decimal")
+
+    @classmethod
+    def zero(cls) -> Money:
+        return cls(Decimal("0.00"))
+
+    def __add__(self, other: Money) -> Money:
+        if not isinstance(other, Money):
+            return NotImplemented
+        return Money(self.amount + other.amount)
+
+    def __radd__(self, other: Any) -> Money:
+        if other == 0:  # lets sum() start from 0
+            return self
+        return NotImplemented
+
+    def __sub__(self, other: Money) -> Money:
+        if not isinstance(other, Money):
+            return NotImplemented
+        return Money(self.amount - other.amount)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount)
+
+    def __mul__(self, units: int) -> Money:
+        if isinstance(units, bool) or not isinstance(units, int):
+            return NotImplemented
+        return Money(self.amount * units)
+
+    def is_zero(self) -> bool:
+        return self.amount == 0
+
+    def is_negative(self) -> bool:
+        return self.amount < 0
+
+    def is_positive(self) -> bool:
+        return self.amount > 0
+
+    def __str__(self) -> str:
+        return f"{self.amount:.2f}"
+
+    def __repr__(self) -> str:
+        return f"Money('{self}')"
+
+
+def money_sum(values: Any) -> Money:
+    total = Money.zero()
+    for v in values:
+        total = total + v
+    return total
+
+
+# --- codes -------------------------------------------------------------------------------
+
+ICD10CM_RE = re.compile(r"^[A-Z]\d[0-9A-Z](\.?[0-9A-Z]{1,4})?$")
+CPT_CAT1_RE = re.compile(r"^\d{5}$")
+CPT_CAT2_RE = re.compile(r"^\d{4}F$")
+CPT_CAT3_RE = re.compile(r"^\d{4}T$")
+CPT_PLA_RE = re.compile(r"^\d{4}U$")
+HCPCS_RE = re.compile(r"^[A-V]\d{4}$")
+MODIFIER_RE = re.compile(r"^[0-9A-Z]{2}$")
+REVENUE_RE = re.compile(r"^\d{4}$")
+NDC_RE = re.compile(r"^\d{11}$")
+NPI_RE = re.compile(r"^\d{10}$")
+
+PLACES_OF_SERVICE = {
+    "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15",
+    "16", "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "31", "32", "33",
+    "34", "41", "42", "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61",
+    "62", "65", "66", "71", "72", "81", "99",
+}
+
+
+def icd10cm_format(code: Any, field: str = "code") -> str:
+    """Normalise an ICD-10-CM code (upper case, no dot) after its format prefilter."""
+    if not isinstance(code, str):
+        raise InvalidCode(field, "icd10cm.format", f"{field}: ICD-10-CM code must be text")
+    text = code.strip().upper()
+    if not ICD10CM_RE.match(text):
+        raise InvalidCode(field, "icd10cm.format",
+                          f"{field}: '{text[:12]}' is not in ICD-10-CM format (e.g. E11.9)")
+    return text.replace(".", "")
+
+
+def icd10cm_dotted(code: str) -> str:
+    code = code.replace(".", "")
+    return code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
+
+
+def procedure_code_system(code: str) -> str | None:
+    if CPT_CAT1_RE.match(code):
+        return "CPT-I"
+    if CPT_CAT2_RE.match(code):
+        return "CPT-II"
+    if CPT_CAT3_RE.match(code):
+        return "CPT-III"
+    if CPT_PLA_RE.match(code):
+        return "CPT-PLA"
+    if HCPCS_RE.match(code):
+        return "HCPCS"
+    return None
+
+
+def procedure_code_format(code: Any, field: str = "procedure_code") -> str:
+    """A CPT (Cat I/II/III/PLA) or HCPCS Level II code, upper case."""
+    if not isinstance(code, str):
+        raise InvalidCode(field, "procedure.format", f"{field}: procedure code must be text")
+    text = code.strip().upper()
+    if procedure_code_system(text) is None:
+        raise InvalidCode(field, "procedure.format",
+                          f"{field}: '{text[:12]}' is not a CPT (5 digits, or 4 digits + F/T/U) "
+                          "or HCPCS Level II (letter A-V + 4 digits) code")
+    return text
+
+
+def hcpcs_level2_format(code: Any, field: str = "procedure_code") -> str:
+    text = procedure_code_format(code, field)
+    if not HCPCS_RE.match(text):
+        raise InvalidCode(field, "hcpcs.format",
+                          f"{field}: '{text}' is not a HCPCS Level II supply code (A-V + 4 digits)")
+    return text
+
+
+def modifiers_format(mods: Any, field: str = "modifiers") -> tuple[str, ...]:
+    if mods is None:
+        return ()
+    if isinstance(mods, str) or not isinstance(mods, list | tuple):
+        raise InvalidValue(field, "modifier.list", f"{field}: modifiers must be a list")
+    if len(mods) > 4:
+        raise InvalidValue(field, "modifier.max4", f"{field}: at most 4 modifiers per line")
+    out = []
+    for i, m in enumerate(mods):
+        if not isinstance(m, str) or not MODIFIER_RE.match(m.strip().upper()):
+            raise InvalidCode(f"{field}[{i}]", "modifier.format",
+                              f"{field}[{i}]: a modifier is 2 letters or digits")
+        out.append(m.strip().upper())
+    return tuple(out)
+
+
+def place_of_service_format(pos: Any, field: str = "place_of_service") -> str:
+    if not isinstance(pos, str) or pos not in PLACES_OF_SERVICE:
+        raise InvalidCode(field, "pos.code", f"{field}: not a CMS place-of-service code")
+    return pos
+
+
+def npi_is_valid(npi: str) -> bool:
+    """NPI check digit: Luhn over the 9 digits prefixed with 80840 (CMS rule)."""
+    if not NPI_RE.match(npi):
+        return False
+    digits = [int(c) for c in "80840" + npi[:9]]
+    total = 0
+    # double every second digit from the right of the 14-digit body
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    check = (10 - total % 10) % 10
+    return check == int(npi[9])
+
+
+def npi_format(npi: Any, field: str = "npi") -> str:
+    if not isinstance(npi, str) or not NPI_RE.match(npi):
+        raise InvalidCode(field, "npi.format", f"{field}: an NPI is 10 digits")
+    if not npi_is_valid(npi):
+        raise InvalidCode(field, "npi.luhn", f"{field}: NPI check digit is wrong (Luhn, 80840)")
+    return npi
+
+
+def revenue_code_format(code: Any, field: str = "revenue_code") -> str:
+    if not isinstance(code, str) or not REVENUE_RE.match(code):
+        raise InvalidCode(field, "revenue.format", f"{field}: a revenue code is 4 digits")
+    return code
+
+
+def ndc_format(code: Any, field: str = "ndc") -> str:
+    """NDC in the 11-digit 5-4-2 billing form; hyphens allowed only in 5-4-2 positions."""
+    if not isinstance(code, str):
+        raise InvalidCode(field, "ndc.format", f"{field}: NDC must be text")
+    text = code.strip()
+    if "-" in text:
+        parts = text.split("-")
+        if [len(p) for p in parts] != [5, 4, 2]:
+            raise InvalidCode(field, "ndc.format", f"{field}: NDC must be 11 digits in 5-4-2 form")
+        text = "".join(parts)
+    if not NDC_RE.match(text):
+        raise InvalidCode(field, "ndc.format", f"{field}: NDC must be 11 digits in 5-4-2 form")
+    return text
+
+
+def positive_units(units: Any, field: str = "units") -> Decimal:
+    if isinstance(units, bool) or isinstance(units, float):
+        raise InvalidValue(field, "units.type", f"{field}: units must be an integer or decimal "
+                           "string, never a float")
+    try:
+        value = Decimal(str(units)) if isinstance(units, int | str) else units
+    except InvalidOperation:
+        raise InvalidValue(field, "units.format", f"{field}: units must be a number") from None
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise InvalidValue(field, "units.format", f"{field}: units must be a number")
+    if value <= 0:
+        raise InvalidValue(field, "units.positive", f"{field}: units must be greater than 0")
+    if value != value.quantize(Decimal("0.001")):
+        raise InvalidValue(field, "units.precision", f"{field}: at most 3 decimal places")
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value

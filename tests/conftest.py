@@ -1,0 +1,83 @@
+"""Test fixtures. PostgreSQL tests run against the embedded server (a private PostgreSQL
+from a pip package) unless LEDGER_TEST_DATABASE_URL names another server. Each test session
+gets its own fresh database on that server, migrated with ``ledger migrate``'s runner.
+Nothing is skipped: when no database can be had, the PostgreSQL tests error.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+def _server_url() -> str:
+    url = os.environ.get("LEDGER_TEST_DATABASE_URL")
+    if url:
+        return url
+    from ledger import embedded
+
+    return embedded.start(ROOT / ".ledger" / "test")
+
+
+def _with_db(url: str, dbname: str) -> str:
+    parts = urlparse(url)
+    return urlunparse(parts._replace(path="/" + dbname))
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh, migrated database for this test session; dropped afterwards."""
+    server = _server_url()
+    name = f"ledger_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_db(server, name)
+    from ledger.migrate import migrate
+
+    migrate(url)
+    yield url
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+LEDGER_TABLES_SQL = """
+SELECT tablename FROM pg_tables
+WHERE schemaname = 'public' AND tablename <> 'ledger_migrations'
+"""
+
+
+@pytest.fixture
+def clean_db(database_url: str) -> str:
+    """Empty every table (but the migrations record) before the test."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(LEDGER_TABLES_SQL)]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) +
+                         " RESTART IDENTITY CASCADE")
+    return database_url
+
+
+@pytest.fixture
+def app_env(clean_db: str) -> dict[str, str]:
+    from ledger.config import Settings
+    from ledger.database import eventsourcing_env
+
+    return eventsourcing_env(clean_db, Settings(database_url=clean_db, cache_size=0))
+
+
+@pytest.fixture
+def app(app_env: dict[str, str]) -> Iterator[object]:
+    from ledger.application import LedgerApplication
+
+    application = LedgerApplication(env=app_env)
+    yield application
+    application.close()
