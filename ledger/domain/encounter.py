@@ -447,6 +447,7 @@ class Encounter(Aggregate):
 
         def apply(self, enc: Encounter) -> None:
             enc._book(self.bucket, -self.amount)
+            enc.written_off = enc.written_off + self.amount
 
     class DisputeOpened(Event):
         dispute_id: str
@@ -504,6 +505,7 @@ class Encounter(Aggregate):
         self.patient_share: dict[str, Money] = {}
         self.patient_paid = Money.zero()
         self.refunded = Money.zero()
+        self.written_off = Money.zero()
         self.statements: list[date] = []
         self.remittances: list[str] = []
         self.disputes: dict[str, Dispute] = {}
