@@ -25,6 +25,7 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
     host = query.get("host", [parts.hostname or "localhost"])[0]
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerRecorder",
         "POSTGRES_DBNAME": (parts.path or "/postgres").lstrip("/") or "postgres",
         "POSTGRES_HOST": unquote(host),
         "POSTGRES_PORT": str(parts.port or query.get("port", ["5432"])[0]),

@@ -1,0 +1,31 @@
+"""THE ledger's event recorder: the library's PostgreSQL application recorder plus hooks that
+write other rows in the SAME transaction as the events (after the table lock and insert).
+
+Hooks are passed to ``Application.save(..., side_writes=[...])``: each is a callable
+``hook(cursor, stored_events, notification_ids)``. Used for idempotency records (API);
+the hash chain (tamper evidence) extends ``_insert_stored_events`` here as well.
+
+Selected through the library's ``APPLICATION_RECORDER_TOPIC`` setting (see
+``ledger.database.eventsourcing_env``). One class for every concern, so concerns compose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+SideWrite = Callable[[Any, Sequence[StoredEvent], Sequence[int]], None]
+
+
+class LedgerRecorder(PostgresApplicationRecorder):
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        hooks: Sequence[SideWrite] = kwargs.get("side_writes") or ()
+        for hook in hooks:
+            hook(curs, stored_events, ids or [])
+        return ids
