@@ -5,17 +5,32 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import psycopg
 from fastapi import FastAPI
 
+from api import errors
 from api.responses import OrjsonResponse
-
+from api.routes import commands, replay
 from ledger.application import LedgerApplication
 from ledger.config import Settings, get_settings
 from ledger.database import database_url, eventsourcing_env
+from ledger.idempotency import IdempotencyStore, new_pool
 
 log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Event-sourced claims ledger for medical coding and billing.
+
+* **Commands** (POST) record events on an encounter. Responses carry the new version as
+  `ETag` and the log position as `X-Log-Position`. Send `If-Match: "<version>"` to refuse
+  stale writes (412); send `Idempotency-Key` to make retries safe.
+* **Reads** replay the encounter (`/encounters/...`, always current, with `as_of_version` /
+  `as_of` time travel) or query read models built by projections.
+* Every refusal is `application/problem+json` (RFC 9457) naming the field and the rule.
+* Money is a JSON string with two decimals (`"180.00"`), never a number.
+"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,24 +46,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             snapshot_interval=settings.snapshot_interval,
             appeal_window_days=settings.appeal_window_days,
         )
+        app.state.pool = new_pool(url, max_size=settings.pool_size + settings.max_overflow)
+        app.state.idempotency = IdempotencyStore(
+            app.state.pool, retention=timedelta(hours=settings.idempotency_retention_hours))
         try:
             yield
         finally:
             app.state.ledger.close()
+            app.state.pool.close()
 
     app = FastAPI(
         title="Claims ledger",
         version="0.1.0",
-        description="Event-sourced claims ledger for medical coding and billing.",
+        description=DESCRIPTION,
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
     )
+    errors.install(app)
+    app.include_router(commands.router)
+    app.include_router(replay.router)
 
     @app.get("/health", tags=["service"], summary="Service and database status")
     def health() -> OrjsonResponse:
-        url = app.state.database_url
         try:
-            with psycopg.connect(url, connect_timeout=3) as conn:
+            with app.state.pool.connection() as conn:
                 server_version = conn.execute("SHOW server_version").fetchone()[0]
                 position = conn.execute(
                     "SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events").fetchone()[0]
@@ -59,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return OrjsonResponse({
             "status": "ok",
             "database": {"status": "ok", "server_version": server_version,
-                         "embedded": app.state.settings.embedded or not app.state.settings.database_url,
+                         "embedded": settings.embedded or not settings.database_url,
                          "log_position": position},
         })
 

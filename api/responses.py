@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -18,11 +19,14 @@ def _default(obj: Any) -> Any:
         return str(obj)
     if isinstance(obj, set | frozenset | tuple):
         return list(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
 def dumps(content: Any) -> bytes:
-    return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(content, default=_default,
+                        option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 class OrjsonResponse(JSONResponse):

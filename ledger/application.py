@@ -44,6 +44,7 @@ COMMANDS: dict[str, bool] = {
     "acknowledge_claim": False,
     "post_adjudication": False,
     "post_provider_adjustment": False,
+    "record_denial": False,
     "file_appeal": False,
     "decide_appeal": False,
     "issue_statement": False,
@@ -63,6 +64,25 @@ class CommandResult:
     position: int | None  # log position of the last event written (None: nothing written)
     value: Any = None
     written: int = 0
+
+
+CommitWrite = Callable[[Any, CommandResult], None]
+
+
+def result_hook(enc: Encounter, value: Any, write_with: CommitWrite) -> Callable[..., None]:
+    """A recorder side write that hands ``write_with`` this encounter's CommandResult.
+
+    Works for a save of many encounters too: it picks this encounter's events by id.
+    """
+    enc_id, version = enc.id, enc.version  # already counts the pending events
+
+    def hook(curs: Any, stored_events: Any, ids: Any) -> None:
+        mine = [i for e, i in zip(stored_events, ids, strict=False)
+                if e.originator_id == enc_id]
+        result = CommandResult(enc_id, version, mine[-1] if mine else None, value, len(mine))
+        write_with(curs, result)
+
+    return hook
 
 
 class LedgerApplication(Application[UUID]):
@@ -86,14 +106,16 @@ class LedgerApplication(Application[UUID]):
         return OrjsonTranscoder()
 
     # ------------------------------------------------------------------ write side
-    def open_encounter(self, *, actor: Actor, **details: Any) -> CommandResult:
+    def open_encounter(self, *, actor: Actor, write_with: CommitWrite | None = None,
+                       **details: Any) -> CommandResult:
         enc = Encounter.open(actor=actor, **details)
-        recordings = self._save(enc)
+        recordings = self._save(enc, value=enc.id, write_with=write_with)
         return CommandResult(enc.id, enc.version, recordings[-1].notification.id, enc.id,
                              len(recordings))
 
     def execute(self, encounter_id: UUID, command: str, *, actor: Actor,
-                expected_version: int | None = None, **kwargs: Any) -> CommandResult:
+                expected_version: int | None = None, write_with: CommitWrite | None = None,
+                **kwargs: Any) -> CommandResult:
         """Run one domain command on an encounter.
 
         ``expected_version`` (an If-Match) makes a stale caller fail with
@@ -114,10 +136,12 @@ class LedgerApplication(Application[UUID]):
                 extra.setdefault("appeal_window_days", self.appeal_window_days)
             return method(**kwargs, **extra)
 
-        return self.run_on(encounter_id, run, expected_version=expected_version)
+        return self.run_on(encounter_id, run, expected_version=expected_version,
+                           write_with=write_with)
 
     def scrub_claim(self, encounter_id: UUID, claim_number: str, *, actor: Actor,
-                    expected_version: int | None = None) -> CommandResult:
+                    expected_version: int | None = None,
+                    write_with: CommitWrite | None = None) -> CommandResult:
         def run(enc: Encounter) -> Any:
             claim = enc._claim(claim_number)
             findings = scrub(enc, claim, self.code_set, self.edit_tables)
@@ -127,10 +151,12 @@ class LedgerApplication(Application[UUID]):
                             actor=actor)
             return findings
 
-        return self.run_on(encounter_id, run, expected_version=expected_version)
+        return self.run_on(encounter_id, run, expected_version=expected_version,
+                           write_with=write_with)
 
     def run_on(self, encounter_id: UUID, fn: Callable[[Encounter], Any], *,
-               expected_version: int | None = None) -> CommandResult:
+               expected_version: int | None = None,
+               write_with: CommitWrite | None = None) -> CommandResult:
         attempts = 1 if expected_version is not None else self.MAX_RETRIES
         for attempt in range(1, attempts + 1):
             enc = self.get_encounter(encounter_id)
@@ -143,7 +169,7 @@ class LedgerApplication(Application[UUID]):
             if not enc.pending_events:
                 return CommandResult(enc.id, enc.version, None, value, 0)
             try:
-                recordings = self._save(enc)
+                recordings = self._save(enc, value=value, write_with=write_with)
             except IntegrityError:
                 if attempt == attempts:
                     raise ConcurrencyConflict(
@@ -156,8 +182,13 @@ class LedgerApplication(Application[UUID]):
                                  len(recordings))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _save(self, *aggregates: Encounter) -> list[Any]:
-        return self.save(*aggregates)
+    def _save(self, enc: Encounter, *, value: Any = None,
+              write_with: CommitWrite | None = None) -> list[Any]:
+        """Save one encounter's pending events. ``write_with`` writes more rows in the same
+        transaction, given the command's result (e.g. the idempotency record)."""
+        if write_with is None:
+            return self.save(enc)
+        return self.save(enc, side_writes=[result_hook(enc, value, write_with)])
 
     # ------------------------------------------------------------------ read side (replay)
     def get_encounter(self, encounter_id: UUID, version: int | None = None) -> Encounter:

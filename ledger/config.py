@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     projections_in_process: bool = Field(
         True, description="Run the projection runner inside the API process (single process).")
+    idempotency_retention_hours: int = Field(24, description="How long Idempotency-Keys are "
+                                             "remembered.")
     wait_timeout: float = Field(5.0, description="Max seconds a read waits for ?min_position.")
 
 

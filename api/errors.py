@@ -1,0 +1,97 @@
+"""Every refusal as RFC 9457 problem+json, mapped in one place.
+
+Domain errors name the field and the rule; request-validation errors list each field with the
+rule pydantic applied. Messages carry no PHI (domain messages never include patient data, and
+validation errors echo no input values).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.responses import ProblemResponse
+from ledger.domain.errors import (
+    ConcurrencyConflict,
+    IllegalTransition,
+    LedgerError,
+    NotFound,
+    PreconditionFailed,
+)
+
+log = logging.getLogger(__name__)
+PROBLEM_BASE = "https://claims-ledger.dev/problems/"
+
+
+def status_for(exc: LedgerError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, PreconditionFailed):
+        return 412
+    if isinstance(exc, ConcurrencyConflict | IllegalTransition):
+        return 409
+    return 422
+
+
+def problem(status: int, title: str, detail: str, *, type_: str = "about:blank",
+            instance: str = "", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return body
+
+
+def ledger_problem(exc: LedgerError, instance: str = "") -> tuple[int, dict[str, Any]]:
+    status = status_for(exc)
+    return status, problem(status, _title(exc), exc.message, type_=PROBLEM_BASE + exc.rule,
+                           instance=instance, field=exc.field, rule=exc.rule)
+
+
+def _title(exc: LedgerError) -> str:
+    return {404: "Not found", 409: "Conflict", 412: "Precondition failed"}.get(
+        status_for(exc), "Refused by a ledger rule")
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (("." if out else "") + p)
+    return out or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LedgerError)
+    async def ledger_error(request: Request, exc: LedgerError) -> ProblemResponse:
+        status, body = ledger_problem(exc, request.url.path)
+        return ProblemResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> ProblemResponse:
+        errors = [{"field": _field(tuple(e.get("loc", ()))), "rule": e.get("type", "invalid"),
+                   "message": e.get("msg", "invalid")} for e in exc.errors()]
+        first = errors[0] if errors else {"field": "body", "rule": "invalid", "message": ""}
+        body = problem(422, "Invalid request", f"{first['field']}: {first['message']}",
+                       type_=PROBLEM_BASE + "validation", instance=request.url.path,
+                       field=first["field"], rule=first["rule"], errors=errors)
+        return ProblemResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        body = problem(exc.status_code, str(exc.detail), str(exc.detail),
+                       instance=request.url.path)
+        return ProblemResponse(body, status_code=exc.status_code,
+                               headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> ProblemResponse:
+        log.error("unexpected error on %s %s: %s", request.method, request.url.path,
+                  type(exc).__name__, exc_info=exc)
+        body = problem(500, "Internal error", "the ledger could not complete the request",
+                       instance=request.url.path)
+        return ProblemResponse(body, status_code=500)
