@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Transcoder
 
+from ledger.codes.edits import edit_tables_from_settings
 from ledger.codes.icd10cm import default_code_set
 from ledger.domain.codeset import DiagnosisCodeSet
 from ledger.domain.encounter import Encounter
@@ -99,7 +100,8 @@ class LedgerApplication(Application[UUID]):
             self.snapshotting_intervals = {Encounter: snapshot_interval}
         super().__init__(env)
         self.code_set: DiagnosisCodeSet = code_set or default_code_set()
-        self.edit_tables = edit_tables or EditTables()
+        self.edit_tables = edit_tables if edit_tables is not None else \
+            edit_tables_from_settings()
         self.appeal_window_days = appeal_window_days
 
     def construct_transcoder(self) -> Transcoder:

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = Field(24, description="How long Idempotency-Keys are "
                                              "remembered.")
     wait_timeout: float = Field(5.0, description="Max seconds a read waits for ?min_position.")
+    # code sets and scrubber edit tables (ledger/codes; formats in README "Code sets")
+    ncci_ptp_file: str = Field("", description="CMS NCCI PTP .txt file(s), os.pathsep-separated.")
+    mue_file: str = Field("", description="CMS MUE .csv file(s), os.pathsep-separated.")
+    hcpcs_file: str = Field("", description="CMS quarterly HCPCS fixed-width .txt file.")
+    cpt_descriptor_file: str = Field("", description="Licensed CPT descriptors (CSV).")
+    icd10cm_order_files: str = Field("", description="Extra ICD-10-CM editions: CMS order files, "
+                                     "'path' or 'FY2027=path', os.pathsep-separated.")
 
 
 @lru_cache

@@ -114,7 +114,9 @@ def money_sum(values: Any) -> Money:
 
 # --- codes -------------------------------------------------------------------------------
 
-ICD10CM_RE = re.compile(r"^[A-Z]\d[0-9A-Z](\.?[0-9A-Z]{1,4})?$")
+# The 2nd character is a digit, except in category QA0 (genetic disorders, added in the
+# April 2026 update: QA0.0101 ...); validity comes from the code set, not this prefilter.
+ICD10CM_RE = re.compile(r"^(?:[A-Z]\d|QA)[0-9A-Z](\.?[0-9A-Z]{1,4})?$")
 CPT_CAT1_RE = re.compile(r"^\d{5}$")
 CPT_CAT2_RE = re.compile(r"^\d{4}F$")
 CPT_CAT3_RE = re.compile(r"^\d{4}T$")
