@@ -10,7 +10,7 @@ from datetime import timedelta
 import psycopg
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, openapi
 from api.responses import OrjsonResponse
 from api.routes import commands, replay
 from ledger.application import LedgerApplication
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     app.include_router(commands.router)
     app.include_router(replay.router)
 
