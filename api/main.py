@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             env=eventsourcing_env(url, settings),
             snapshot_interval=settings.snapshot_interval,
             appeal_window_days=settings.appeal_window_days,
+            group_commit=settings.group_commit,
+            group_commit_window=settings.group_commit_window_ms / 1000,
+            group_commit_max_batch=settings.group_commit_max_batch,
         )
         app.state.pool = new_pool(url, max_size=settings.pool_size + settings.max_overflow)
         app.state.idempotency = IdempotencyStore(

@@ -26,6 +26,7 @@ from ledger.domain.errors import ConcurrencyConflict, NotFound, PreconditionFail
 from ledger.domain.model import Actor
 from ledger.domain.scrubber import RULESET_VERSION, EditTables, scrub
 from ledger.transcoding import OrjsonTranscoder
+from ledger.writer import GroupCommitWriter, Job
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,10 @@ class LedgerApplication(Application[UUID]):
                  code_set: DiagnosisCodeSet | None = None,
                  edit_tables: EditTables | None = None,
                  snapshot_interval: int | None = None,
-                 appeal_window_days: int = 120) -> None:
+                 appeal_window_days: int = 120,
+                 group_commit: bool = False,
+                 group_commit_window: float = 0.0,
+                 group_commit_max_batch: int = 256) -> None:
         if snapshot_interval:
             self.snapshotting_intervals = {Encounter: snapshot_interval}
         super().__init__(env)
@@ -103,6 +107,15 @@ class LedgerApplication(Application[UUID]):
         self.edit_tables = edit_tables if edit_tables is not None else \
             edit_tables_from_settings()
         self.appeal_window_days = appeal_window_days
+        self.writer: GroupCommitWriter | None = None
+        if group_commit:
+            self.writer = GroupCommitWriter(self, window=group_commit_window,
+                                            max_batch=group_commit_max_batch)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        super().close()
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
@@ -110,6 +123,12 @@ class LedgerApplication(Application[UUID]):
     # ------------------------------------------------------------------ write side
     def open_encounter(self, *, actor: Actor, write_with: CommitWrite | None = None,
                        **details: Any) -> CommandResult:
+        if self.writer is not None:
+            def create(_: None) -> tuple[Encounter, UUID]:
+                enc = Encounter.open(actor=actor, **details)
+                return enc, enc.id
+
+            return self.writer.submit(Job(None, create, None, write_with))
         enc = Encounter.open(actor=actor, **details)
         recordings = self._save(enc, value=enc.id, write_with=write_with)
         return CommandResult(enc.id, enc.version, recordings[-1].notification.id, enc.id,
@@ -159,6 +178,8 @@ class LedgerApplication(Application[UUID]):
     def run_on(self, encounter_id: UUID, fn: Callable[[Encounter], Any], *,
                expected_version: int | None = None,
                write_with: CommitWrite | None = None) -> CommandResult:
+        if self.writer is not None:
+            return self.writer.submit(Job(encounter_id, fn, expected_version, write_with))
         attempts = 1 if expected_version is not None else self.MAX_RETRIES
         for attempt in range(1, attempts + 1):
             enc = self.get_encounter(encounter_id)

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     projections_in_process: bool = Field(
         True, description="Run the projection runner inside the API process (single process).")
+    group_commit: bool = Field(True, description="Save concurrent commands on different "
+                               "encounters in one transaction (see ledger/writer.py).")
+    group_commit_window_ms: float = Field(0.0, description="When others are already queued, "
+                                          "wait up to this long for more (0: never wait).")
+    group_commit_max_batch: int = Field(256, description="Most commands in one transaction.")
     idempotency_retention_hours: int = Field(24, description="How long Idempotency-Keys are "
                                              "remembered.")
     wait_timeout: float = Field(5.0, description="Max seconds a read waits for ?min_position.")

@@ -1,0 +1,228 @@
+"""Group commit: concurrent commands on different encounters saved in one transaction.
+
+The event store serialises writers with a table lock, so one transaction per command caps a
+store at roughly a thousand commands a second; many encounters per transaction lift that
+by an order of magnitude. One writer thread per process takes commands from a queue:
+
+* it starts a batch as soon as a command arrives: a lone command is saved at once (it never
+  waits for company); commands that arrive while a batch is being saved form the next batch,
+  optionally waiting up to ``window`` seconds for more when others are already queued;
+* every command of the batch runs against the encounter as the writer holds it (commands on
+  the same encounter in one batch apply in arrival order); a command refused by a domain rule
+  fails alone and records nothing;
+* the batch's events, and each command's side writes (idempotency records), are saved in ONE
+  transaction; each caller gets its result only after that commit;
+* if the transaction fails (a version conflict: another process wrote one of the encounters),
+  nothing of it was committed: every command of the batch is re-run on its own, against a
+  fresh load, so one conflicting command fails alone and its batch-mates still commit.
+
+The writer keeps the encounters it saved in memory (per process). A copy made stale by
+another process is detected by the store's (encounter, version) uniqueness at save time and
+reloaded, so the cache can never make a wrong write, only a retried one.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
+
+if TYPE_CHECKING:
+    from ledger.application import CommandResult, CommitWrite, LedgerApplication
+    from ledger.domain.encounter import Encounter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    encounter_id: UUID | None  # None: the job creates the encounter
+    fn: Callable[[Encounter | None], Any]  # returns (encounter, value) for creations
+    expected_version: int | None
+    write_with: CommitWrite | None
+    future: Future = field(default_factory=Future)
+
+
+class GroupCommitWriter:
+    def __init__(self, app: LedgerApplication, *, max_batch: int = 256, window: float = 0.0,
+                 cache_size: int = 10_000) -> None:
+        self.app = app
+        self.max_batch = max_batch
+        self.window = window
+        self.cache_size = cache_size
+        self._cache: OrderedDict[UUID, Encounter] = OrderedDict()
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._stopped = False
+        self.batches = 0
+        self.commands = 0
+        self._thread.start()
+
+    # ------------------------------------------------------------------ public
+    def submit(self, job: Job) -> CommandResult:
+        if self._stopped:
+            raise RuntimeError("the writer is stopped")
+        self._queue.put(job)
+        return job.future.result()
+
+    def close(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def forget(self, encounter_id: UUID) -> None:
+        self._cache.pop(encounter_id, None)
+
+    # ------------------------------------------------------------------ the loop
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            self._drain(batch)
+            if self.window and len(batch) > 1:
+                deadline = time.monotonic() + self.window
+                while len(batch) < self.max_batch and time.monotonic() < deadline:
+                    time.sleep(self.window / 4)
+                    self._drain(batch)
+            stop = any(j is None for j in batch)
+            batch = [j for j in batch if j is not None]
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # noqa: BLE001 - never let the writer die
+                log.exception("writer batch failed unexpectedly")
+                for j in batch:
+                    if not j.future.done():
+                        j.future.set_exception(exc)
+            if stop:
+                return
+
+    def _drain(self, batch: list[Job | None]) -> None:
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                return
+
+    def _load(self, encounter_id: UUID, fresh: bool) -> Encounter:
+        if not fresh:
+            enc = self._cache.get(encounter_id)
+            if enc is not None:
+                self._cache.move_to_end(encounter_id)
+                return enc
+        return self.app.get_encounter(encounter_id)
+
+    def _remember(self, enc: Encounter) -> None:
+        self._cache[enc.id] = enc
+        self._cache.move_to_end(enc.id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    # ------------------------------------------------------------------ one batch
+    def _commit(self, batch: list[Job], fresh: bool = False) -> None:
+        from ledger.application import CommandResult
+
+        touched: dict[UUID, Encounter] = {}
+        # job, encounter, value, version after it, events it produced
+        done: list[tuple[Job, Encounter, Any, int, int]] = []
+        for job in batch:
+            try:
+                if job.encounter_id is None:
+                    enc, value = job.fn(None)
+                    produced = len(enc.pending_events)
+                else:
+                    enc = touched.get(job.encounter_id) or self._load(job.encounter_id, fresh)
+                    if job.expected_version is not None and enc.version != job.expected_version:
+                        raise PreconditionFailed(
+                            "If-Match", "version.matches",
+                            f"If-Match: the encounter is at version {enc.version}, not "
+                            f"{job.expected_version}; reload it and retry")
+                    pending_before = len(enc.pending_events)
+                    try:
+                        value = job.fn(enc)
+                    except BaseException:
+                        if len(enc.pending_events) != pending_before:
+                            # a command failed half-way: this copy is unusable; its other
+                            # commands in this batch are re-run on their own afterwards
+                            touched.pop(enc.id, None)
+                            self._cache.pop(enc.id, None)
+                        raise
+                    produced = len(enc.pending_events) - pending_before
+                touched[enc.id] = enc
+                done.append((job, enc, value, enc.version, produced))
+            except BaseException as exc:  # noqa: BLE001 - the caller gets its own error
+                job.future.set_exception(exc)
+        # drop jobs whose encounter was discarded after they ran
+        done = [d for d in done if touched.get(d[1].id) is d[1]]
+        if not done:
+            return
+        hooks = [_versioned_hook(enc.id, version, produced, value, job.write_with)
+                 for job, enc, value, version, produced in done
+                 if job.write_with is not None and produced]
+        try:
+            recordings = self.app.save(*touched.values(), side_writes=hooks) if hooks \
+                else self.app.save(*touched.values())
+        except IntegrityError:
+            for enc_id in touched:
+                self._cache.pop(enc_id, None)
+            if len(done) == 1 and fresh:
+                job = done[0][0]
+                job.future.set_exception(ConcurrencyConflict(
+                    "version", "version.conflict",
+                    "version: another change was saved to this encounter first; reload it "
+                    "and retry"))
+                return
+            # isolate: nothing was committed; re-run each command alone on a fresh load
+            for job, *_ in done:
+                self._retry_alone(job)
+            return
+        positions: dict[tuple[UUID, int], int] = {
+            (r.domain_event.originator_id, r.domain_event.originator_version):
+                r.notification.id for r in recordings}
+        for enc in touched.values():
+            self._remember(enc)
+        self.batches += 1
+        self.commands += len(done)
+        for job, enc, value, version, produced in done:
+            position = positions.get((enc.id, version)) if produced else None
+            job.future.set_result(CommandResult(enc.id, version, position, value, produced))
+
+    def _retry_alone(self, job: Job) -> None:
+        attempts = 1 if job.expected_version is not None else 3
+        for attempt in range(attempts):
+            single = Job(job.encounter_id, job.fn, job.expected_version, job.write_with)
+            self._commit([single], fresh=True)
+            exc = single.future.exception()
+            if exc is None:
+                job.future.set_result(single.future.result())
+                return
+            if not isinstance(exc, ConcurrencyConflict) or attempt == attempts - 1:
+                job.future.set_exception(exc)
+                return
+
+
+def _versioned_hook(enc_id: UUID, version: int, produced: int, value: Any,
+                    write_with: CommitWrite) -> Callable[..., None]:
+    """A side write for one command of a batch: its result is its own last event."""
+    from ledger.application import CommandResult
+
+    def hook(curs: Any, stored_events: Any, ids: Any) -> None:
+        position = next((i for e, i in zip(stored_events, ids, strict=False)
+                         if e.originator_id == enc_id and e.originator_version == version),
+                        None)
+        write_with(curs, CommandResult(enc_id, version, position, value, produced))
+
+    return hook

@@ -1,0 +1,152 @@
+"""Group commit keeps every guarantee: batch-mates commit when one command conflicts or is
+refused; commands on one encounter in one batch apply in order; a lone command does not wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from ledger import samples as s
+from ledger.application import LedgerApplication
+from ledger.domain.errors import ConcurrencyConflict, InvalidCode, PreconditionFailed
+from ledger.writer import Job
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def batching_app(app_env):
+    app = LedgerApplication(env=app_env, group_commit=True)
+    yield app
+    app.close()
+
+
+def _events(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM ledger_events").fetchone()[0]
+
+
+def test_a_batch_with_a_conflicting_and_a_refused_command_commits_the_others(batching_app,
+                                                                             clean_db):
+    app = batching_app
+    ids = [s.open_encounter(app, patient_ref=f"PT-{i}") for i in range(6)]
+    for eid in ids:
+        s.code(app, eid, "E11.9")
+    # another process writes encounter 0 behind the writer's back: its cached copy is stale
+    other = LedgerApplication(env=dict(app.env.items()) if hasattr(app.env, "items") else None)
+    try:
+        s.line(other, ids[0], "99213", "130.00", [1])
+    finally:
+        other.close()
+    writer = app.writer
+    writer_batches = writer.batches
+    jobs = []
+
+    def add_line(charge: str):
+        return lambda enc: enc.add_service_line(procedure_code="99214", charge=charge,
+                                                pointers=[1], actor=s.CODER_A)
+
+    # hold the writer so that all jobs land in one batch
+    gate = threading.Event()
+    blocker = Job(ids[5], lambda enc: gate.wait(5) and None, None, None)
+    threading.Thread(target=writer.submit, args=(blocker,), daemon=True).start()
+    time.sleep(0.1)
+    jobs.append(Job(ids[0], add_line("10.00"), 2, None))  # stale If-Match: 412
+    jobs.append(Job(ids[1], lambda enc: enc.code_diagnosis("R10.3", code_set=app.code_set,
+                                                           actor=s.CODER_A), None, None))
+    jobs.append(Job(ids[2], add_line("20.00"), None, None))
+    jobs.append(Job(ids[3], add_line("30.00"), None, None))
+    jobs.append(Job(ids[0], add_line("40.00"), None, None))  # stale cache: conflict -> retried
+    results: list = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = writer.submit(jobs[i])
+        except Exception as exc:  # noqa: BLE001
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert isinstance(results[0], PreconditionFailed)
+    assert isinstance(results[1], InvalidCode)
+    for i in (2, 3, 4):
+        assert not isinstance(results[i], Exception), results[i]
+    assert writer.batches > writer_batches
+    fresh = LedgerApplication(env=dict(app.env.items()) if hasattr(app.env, "items") else None)
+    try:
+        assert [str(ln.charge) for ln in fresh.get_encounter(ids[0]).active_lines()] == [
+            "130.00", "40.00"]
+        assert len(fresh.get_encounter(ids[2]).active_lines()) == 1
+        assert len(fresh.get_encounter(ids[3]).active_lines()) == 1
+        assert fresh.get_encounter(ids[1]).diagnoses[0].code == "E119"
+        assert len(fresh.get_encounter(ids[1]).diagnoses) == 1
+    finally:
+        fresh.close()
+
+
+def test_concurrent_commands_share_transactions_and_nothing_is_lost(batching_app, clean_db):
+    app = batching_app
+    ids = [s.open_encounter(app, patient_ref=f"PT-{i}") for i in range(16)]
+    for eid in ids:
+        s.code(app, eid, "E11.9")
+    before_events, before_batches = _events(clean_db), app.writer.batches
+    per_thread = 10
+
+    def worker(eid) -> None:
+        for i in range(per_thread):
+            app.execute(eid, "add_service_line", actor=s.CODER_A, procedure_code="99213",
+                        charge=f"{i + 1}.00", pointers=[1])
+
+    threads = [threading.Thread(target=worker, args=(eid,)) for eid in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    commands = len(ids) * per_thread
+    assert _events(clean_db) - before_events == commands
+    assert app.writer.batches - before_batches < commands, "commands were grouped"
+    for eid in ids:
+        assert len(app.get_encounter(eid).active_lines()) == per_thread
+
+
+def test_a_lone_command_is_saved_at_once(batching_app):
+    app = batching_app
+    app.writer.window = 0.5  # would only apply when others are already queued
+    eid = s.open_encounter(app)
+    started = time.perf_counter()
+    s.code(app, eid, "E11.9")
+    assert time.perf_counter() - started < 0.4
+
+
+def test_if_match_race_through_the_writer_one_winner(batching_app):
+    app = batching_app
+    eid = s.open_encounter(app)
+    s.code(app, eid, "E11.9")
+    version = app.get_encounter(eid).version
+    outcomes: list[str] = []
+    barrier = threading.Barrier(10)
+
+    def racer(i: int) -> None:
+        barrier.wait()
+        try:
+            app.execute(eid, "add_service_line", actor=s.CODER_A, procedure_code="99213",
+                        charge=f"{i + 1}.00", pointers=[1], expected_version=version)
+            outcomes.append("ok")
+        except (PreconditionFailed, ConcurrencyConflict) as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("ok") == 1, outcomes
+    assert app.get_encounter(eid).version == version + 1
