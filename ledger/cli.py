@@ -11,12 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ledger.codes.cli import app as codes_app
 from ledger.config import get_settings
 
 app = typer.Typer(help="Event-sourced claims ledger for medical coding and billing.",
                   no_args_is_help=True)
 db_app = typer.Typer(help="The database: migrations and the embedded server.")
 app.add_typer(db_app, name="db")
+app.add_typer(codes_app, name="codes")
 console = Console()
 
 
@@ -90,6 +92,9 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level=settings.log_level.lower())
+
+
+import ledger.audit.cli  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)
 
 
 if __name__ == "__main__":  # pragma: no cover

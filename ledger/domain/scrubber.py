@@ -233,10 +233,10 @@ def line_rules(enc: Encounter, claim: Claim, cs: DiagnosisCodeSet,
         if ln.ndc and ln.ndc_quantity is None:
             yield _warning("LN010", f"line {n} ({code}): NDC {ln.ndc} has no NDC quantity", n)
         key = (ln.procedure_code, tuple(ln.modifiers), ln.line_date, ln.revenue_code,
-               ln.rendering_npi)
+               ln.rendering_npi, ln.ndc)
         if key in seen:
             yield _error("LN009", f"line {n} ({code}) duplicates line {seen[key]} (same code, "
-                         "modifiers, date and provider)", n)
+                         "modifiers, date, provider and NDC)", n)
         else:
             seen[key] = n
 
