@@ -1,0 +1,571 @@
+"""Import X12 files into the ledger: 835 remittances (balanced, then posted), 837P/837I claims
+(encounters brought in), 999/277CA acknowledgements.
+
+835, in order, nothing posted until every step has passed:
+1. read (``remit835.read_835``) and balance (``remit835.balance``): any error quarantines
+   the whole file, with a report naming transaction, claim, line and rule;
+2. idempotency: a remittance whose (payer id, trace, content hash) is already recorded is a
+   duplicate and posts nothing; the same (payer id, trace) with other content is quarantined
+   (``835.trace_conflict``);
+3. matching: CLP01 -> encounter through the claim-number index (``ledger.x12.index``),
+   narrowed by payer ids when several encounters carry the number; claims that match no
+   submitted claim are recorded as unmatched (``x12_unmatched``), never dropped;
+4. posting: every matched claim is posted on its in-memory encounter through the domain
+   (``Encounter.post_adjudication`` / ``post_provider_adjustment``), which re-checks its own
+   rules; a refusal quarantines the whole file;
+5. one ``Application.save(*encounters)`` writes every event of the file and, in the same
+   transaction (recorder side write), the ``x12_remittances`` and ``x12_unmatched`` rows.
+   A lost race (another writer saved one of the encounters) re-runs from step 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+import psycopg
+from eventsourcing.persistence import IntegrityError
+
+from ledger.domain.encounter import POSTABLE_STATUSES, Encounter
+from ledger.domain.errors import LedgerError
+from ledger.domain.model import (
+    Actor,
+    Adjustment,
+    Claim,
+    LineResult,
+    RemittanceRef,
+    ResponsibleParty,
+)
+from ledger.domain.scrubber import RULESET_VERSION, scrub
+from ledger.domain.values import Money
+from ledger.x12 import index
+from ledger.x12.acks import ParsedAcks, read_277ca, read_999
+from ledger.x12.claims837 import FACILITY_TO_POS, ClaimDraft, read_837
+from ledger.x12.model import ClaimPayment, Issue, ParsedFile, Remittance, ServicePayment
+from ledger.x12.remit835 import balance, read_835
+from ledger.x12.tokenizer import X12Error, file_hash, sniff, tokenize
+
+log = logging.getLogger(__name__)
+
+IMPORTER = Actor("x12-import", "system")
+NAMESPACE = uuid.UUID("6f1d6c1e-3c1b-4a8e-9d6e-0a7c2b9e5f17")
+_PATIENT_KEY = os.environ.get("LEDGER_PATIENT_REF_KEY", "ledger-x12-patient-ref").encode()
+
+
+@dataclass
+class FileResult:
+    """What importing one file did. ``outcome``: posted, quarantined, duplicate, imported,
+    acknowledged, nothing (no claim could be applied) or error (not X12 at all)."""
+
+    name: str
+    kind: str
+    outcome: str
+    file_hash: str = ""
+    posted: int = 0  # claims posted (835) / claims imported (837) / acks applied
+    unmatched: int = 0
+    duplicates: int = 0
+    quarantined: int = 0  # 1 for a quarantined file; claims refused on an 837
+    issues: list[Issue] = field(default_factory=list)
+    unmatched_claims: list[dict[str, Any]] = field(default_factory=list)
+    encounters: list[UUID] = field(default_factory=list)
+
+    @property
+    def rules(self) -> list[str]:
+        return sorted({i.rule for i in self.issues if i.severity == "error"})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "outcome": self.outcome,
+                "file_hash": self.file_hash, "posted": self.posted,
+                "unmatched": self.unmatched, "duplicates": self.duplicates,
+                "quarantined": self.quarantined, "rules": self.rules,
+                "issues": [i.as_dict() for i in self.issues],
+                "unmatched_claims": self.unmatched_claims,
+                "encounters": [str(e) for e in self.encounters]}
+
+
+class _Retry(Exception):
+    pass
+
+
+class X12Importer:
+    """Imports X12 files through a ``LedgerApplication`` and its database."""
+
+    def __init__(self, app: Any, database_url: str, *, actor: Actor = IMPORTER,
+                 max_attempts: int = 3) -> None:
+        self.app = app
+        self.url = database_url
+        self.actor = actor
+        self.max_attempts = max_attempts
+
+    # ------------------------------------------------------------------ entry points
+    def import_path(self, path: str | Path) -> FileResult:
+        p = Path(path)
+        return self.import_bytes(p.read_bytes(), p.name)
+
+    def import_bytes(self, data: bytes, name: str = "", *, expect: str | None = None) -> FileResult:
+        fhash = file_hash(data) if data else ""
+        try:
+            tokens = tokenize(data)
+        except X12Error as err:
+            return FileResult(name, "unknown", "error", fhash,
+                              issues=[Issue(err.rule, err.message)])
+        kind = sniff(tokens).kind
+        if expect and kind not in expect.split("|"):
+            return FileResult(name, kind, "error", fhash, issues=[Issue(
+                "x12.transaction_type", f"file: a {kind} file, expected {expect}")])
+        if kind == "835":
+            return self._import_835(data, name)
+        if kind in ("837P", "837I"):
+            return self._import_837(data, name)
+        if kind in ("999", "277CA"):
+            parsed = read_999(tokens) if kind == "999" else read_277ca(tokens)
+            return self._import_acks(parsed, fhash, name)
+        return FileResult(name, kind, "error", fhash, issues=[Issue(
+            "x12.transaction_type", "file: not an 835, 837P, 837I, 999 or 277CA")])
+
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=True)
+
+    # ------------------------------------------------------------------ 835
+    def _import_835(self, data: bytes, name: str) -> FileResult:
+        parsed = read_835(data)
+        issues = parsed.issues + balance(parsed.remittances)
+        result = FileResult(name, "835", "posted", parsed.file_hash, issues=issues)
+        if any(i.severity == "error" for i in issues):
+            return self._quarantine(result)
+        with self._connect() as conn:
+            for attempt in range(1, self.max_attempts + 1):
+                result = FileResult(name, "835", "posted", parsed.file_hash, issues=list(issues))
+                try:
+                    return self._post_835(conn, parsed, result)
+                except _Retry:
+                    log.info("835 import: lost a race with another writer (attempt %d)", attempt)
+        raise LedgerError("file", "835.concurrency", "file: other writers kept changing the "
+                          "encounters of this remittance; import it again")
+
+    def _post_835(self, conn: Any, parsed: ParsedFile, result: FileResult) -> FileResult:
+        todo: list[Remittance] = []
+        for r in parsed.remittances:
+            rows = conn.execute("SELECT content_hash FROM x12_remittances WHERE payer_id = %s"
+                                " AND trace_number = %s", (r.payer_id, r.trace_number)).fetchall()
+            hashes = {row[0] for row in rows}
+            if r.content_hash in hashes:
+                result.duplicates += len(r.claims)
+            elif hashes:
+                result.issues.append(Issue(
+                    "835.trace_conflict", f"TRN02: payer {r.payer_id[:15]} trace "
+                    f"{r.trace_number[:30]} was already posted with other content; a "
+                    "corrected payment carries a new trace number", transaction=r.index))
+            else:
+                todo.append(r)
+        if any(i.severity == "error" for i in result.issues):
+            return self._quarantine(result)
+        if not todo:
+            result.outcome = "duplicate"
+            return result
+        index.catch_up(self.app, conn)
+        numbers = [c.claim_number for r in todo for c in r.claims]
+        numbers += [p.reference for r in todo for p in r.provider_adjustments if p.reference]
+        found = index.lookup(conn, numbers)
+        encounters: dict[UUID, Encounter] = {}
+        rows_remit: list[tuple] = []
+        rows_unmatched: list[tuple] = []
+        refusals: list[Issue] = []
+        for r in todo:
+            posted = unmatched = dup = 0
+            ref_date = r.payment_date or r.production_date or date.today()
+            seen_claims: dict[str, int] = {}
+            plb_report: list[dict[str, Any]] = []
+            for c in r.claims:
+                target = self._match(c, r, found, encounters)
+                if isinstance(target, str):
+                    unmatched += 1
+                    rows_unmatched.append((r.payer_id, r.trace_number, r.content_hash,
+                                           c.claim_number, c.status, c.charge.amount,
+                                           c.paid.amount, c.payer_icn, target))
+                    result.unmatched_claims.append({
+                        "transaction": r.index, "claim": c.claim_number, "status": c.status,
+                        "charge": str(c.charge), "paid": str(c.paid), "reason": target})
+                    continue
+                enc, claim = target
+                # the same claim twice in one remittance (reversal + re-adjudication): each
+                # occurrence gets its own key, deterministically
+                n = seen_claims.get(claim.number, 0) + 1
+                seen_claims[claim.number] = n
+                ref = RemittanceRef(r.payer_id, r.trace_number,
+                                    r.content_hash + (f"#{n}" if n > 1 else ""), ref_date)
+                try:
+                    lines = _line_results(enc, claim, c)
+                    done = enc.post_adjudication(
+                        claim.number, status_code=c.status, charge=c.charge, paid=c.paid,
+                        patient_responsibility=c.patient_responsibility,
+                        payer_icn=c.payer_icn, adjudication_date=r.production_date or ref_date,
+                        remittance=ref,
+                        claim_adjustments=[Adjustment(a.group, a.reason, a.amount, a.quantity)
+                                           for a in c.adjustments],
+                        lines=lines, remarks=list(c.remarks), actor=self.actor,
+                        appeal_window_days=getattr(self.app, "appeal_window_days", 120))
+                except LedgerError as err:
+                    refusals.append(Issue(err.rule, f"claim {c.claim_number[:38]}: "
+                                          f"{err.message}", transaction=r.index,
+                                          claim=c.claim_number, segment=c.segment))
+                    continue
+                if done:
+                    posted += 1
+                else:
+                    dup += 1
+            for p in r.provider_adjustments:
+                entry = {"reason": p.reason, "reference": p.reference, "amount": str(p.amount),
+                         "applied_to": ""}
+                owner = self._plb_owner(p.reference, r, found, encounters)
+                if owner is not None and not p.amount.is_zero():
+                    enc, claim = owner
+                    try:
+                        enc.post_provider_adjustment(claim.number, reason_code=p.reason,
+                                                     reference=p.reference, amount=p.amount,
+                                                     remittance_key=RemittanceRef(
+                                                         r.payer_id, r.trace_number,
+                                                         r.content_hash, ref_date).key,
+                                                     actor=self.actor)
+                        entry["applied_to"] = claim.number
+                    except LedgerError as err:
+                        refusals.append(Issue(err.rule, f"PLB {p.reason}: {err.message}",
+                                              transaction=r.index, segment=p.segment))
+                plb_report.append(entry)
+            result.posted += posted
+            result.unmatched += unmatched
+            result.duplicates += dup
+            rows_remit.append((r.payer_id, r.trace_number, r.content_hash, parsed.file_hash,
+                               result.name[:200], r.total_paid.amount, r.payment_date, posted,
+                               unmatched, dup, orjson.dumps({
+                                   "transaction": r.index, "payer": r.payer_name,
+                                   "claims": len(r.claims), "provider_adjustments": plb_report,
+                                   "warnings": [i.as_dict() for i in result.issues
+                                                if i.severity == "warning"][:50]}).decode()))
+        if refusals:
+            result.issues.extend(refusals)
+            return self._quarantine(result)
+        changed = [e for e in encounters.values() if e.pending_events]
+
+        def side_write(curs: Any, *_: Any) -> None:
+            _write_remittance_rows(curs, rows_remit, rows_unmatched)
+
+        try:
+            if changed:
+                self.app.save(*changed, side_writes=[side_write])
+            else:
+                with conn.transaction(), conn.cursor() as cur:
+                    _write_remittance_rows(cur, rows_remit, rows_unmatched)
+        except (IntegrityError, psycopg.errors.UniqueViolation):
+            raise _Retry() from None
+        result.encounters = [e.id for e in changed]
+        if not result.posted:
+            result.outcome = "duplicate" if result.duplicates and not result.unmatched \
+                else "nothing"
+        return result
+
+    def _load(self, eid: UUID, encounters: dict[UUID, Encounter]) -> Encounter:
+        enc = encounters.get(eid)
+        if enc is None:
+            enc = self.app.get_encounter(eid)
+            encounters[eid] = enc
+        return enc
+
+    def _match(self, c: ClaimPayment, r: Remittance, found: dict[str, list[tuple[UUID, str]]],
+               encounters: dict[UUID, Encounter]) -> tuple[Encounter, Claim] | str:
+        candidates = found.get(c.claim_number, [])
+        if len(candidates) > 1:
+            by_payer = [x for x in candidates if x[1] in r.payer_ids]
+            candidates = by_payer or candidates
+        if not candidates:
+            return "no claim with this number"
+        if len(candidates) > 1:
+            return f"ambiguous: {len(candidates)} encounters carry this claim number"
+        enc = self._load(candidates[0][0], encounters)
+        claim = enc.claims.get(c.claim_number)
+        if claim is None:
+            return "no claim with this number"
+        if c.status == "22":
+            # a reversal pairs with the posted original: this claim, or the claim of this
+            # encounter whose payer ICN the reversal carries (when CLP01 names the replacement)
+            if not _has_reversible(claim, c) and c.payer_icn:
+                for other in enc.claims.values():
+                    if other.payer_icn == c.payer_icn and _has_reversible(other, c):
+                        return enc, other
+            return enc, claim
+        if claim.status not in POSTABLE_STATUSES:
+            return f"claim not submitted (status {claim.status})"
+        return enc, claim
+
+    def _plb_owner(self, reference: str, r: Remittance, found: dict[str, list[tuple[UUID, str]]],
+                   encounters: dict[UUID, Encounter]) -> tuple[Encounter, Claim] | None:
+        if not reference:
+            return None
+        candidates = found.get(reference, [])
+        if len(candidates) == 1:
+            enc = self._load(candidates[0][0], encounters)
+            claim = enc.claims.get(reference)
+            if claim is not None:
+                return enc, claim
+        for enc in encounters.values():  # a payer ICN of a claim of this remittance
+            for claim in enc.claims.values():
+                if claim.payer_icn and claim.payer_icn == reference:
+                    return enc, claim
+        return None
+
+    def _quarantine(self, result: FileResult) -> FileResult:
+        result.outcome = "quarantined"
+        result.quarantined = 1
+        result.posted = 0
+        report = {"issues": [i.as_dict() for i in result.issues], "file": result.name[:200]}
+        with self._connect() as conn:
+            conn.execute("INSERT INTO x12_quarantine (file_hash, file_name, kind, rules, report)"
+                         " VALUES (%s, %s, %s, %s, %s)",
+                         (result.file_hash, result.name[:200], result.kind, result.rules,
+                          orjson.dumps(report).decode()))
+        log.warning("x12 import: %s file quarantined (%d error(s), rules %s)", result.kind,
+                    len([i for i in result.issues if i.severity == "error"]),
+                    ",".join(result.rules))
+        return result
+
+    # ------------------------------------------------------------------ 837
+    def _import_837(self, data: bytes, name: str) -> FileResult:
+        parsed = read_837(data)
+        result = FileResult(name, parsed.kind, "imported", parsed.file_hash,
+                            issues=list(parsed.issues))
+        if any(i.severity == "error" for i in parsed.issues):
+            return self._quarantine(result)
+        with self._connect() as conn:
+            index.catch_up(self.app, conn)
+            found = index.lookup(conn, [c.claim_number for c in parsed.claims])
+        new: list[Encounter] = []
+        for draft in parsed.claims:
+            result.issues.extend(draft.issues)
+            if not draft.valid:
+                result.quarantined += 1
+                continue
+            own_payer = next(p.payer_id for p in draft.payers if p.bucket == draft.bucket)
+            if any(payer == own_payer for _, payer in found.get(draft.claim_number, [])):
+                result.duplicates += 1  # this payer's claim is already in the ledger
+                continue
+            try:
+                enc = self._encounter_from(draft, parsed.interchange_control,
+                                           parsed.group_control, parsed.file_hash)
+            except LedgerError as err:
+                result.quarantined += 1
+                result.issues.append(Issue(err.rule, f"claim {draft.claim_number[:38]}: "
+                                           f"{err.message}", claim=draft.claim_number))
+                continue
+            new.append(enc)
+        if new:
+            try:
+                self.app.save(*new)
+            except IntegrityError:
+                # a concurrent import of the same claims: report them as duplicates
+                result.duplicates += len(new)
+                new = []
+        result.posted = len(new)
+        result.encounters = [e.id for e in new]
+        if not new:
+            result.outcome = "duplicate" if result.duplicates and not result.quarantined \
+                else "nothing"
+        if result.quarantined:
+            self._record_refused_claims(result)
+        return result
+
+    def _record_refused_claims(self, result: FileResult) -> None:
+        report = {"issues": [i.as_dict() for i in result.issues if i.claim],
+                  "file": result.name[:200], "imported": result.posted}
+        with self._connect() as conn:
+            conn.execute("INSERT INTO x12_quarantine (file_hash, file_name, kind, rules, report)"
+                         " VALUES (%s, %s, %s, %s, %s)",
+                         (result.file_hash, result.name[:200], result.kind, result.rules,
+                          orjson.dumps(report).decode()))
+
+    def _encounter_from(self, d: ClaimDraft, isa13: str, gs06: str, fhash: str) -> Encounter:
+        institutional = d.kind == "837I"
+        pos = FACILITY_TO_POS.get(d.facility_code, "99") if institutional else d.facility_code
+        parties = [ResponsibleParty(p.bucket, "insurer", p.payer_id, p.name[:60], p.member_id)
+                   for p in d.payers]
+        parties.append(ResponsibleParty("patient", "patient", "", "", ""))
+        eid = uuid.uuid5(NAMESPACE, f"837|{d.payers[0].payer_id}|{d.claim_number}")
+        enc = Encounter.open(facility_id=d.billing_npi or "X12", patient_ref=_patient_ref(
+            d.subscriber_key), service_from=d.service_from, service_to=d.service_to,
+            place_of_service=pos, responsible_parties=parties, actor=self.actor,
+            claim_type="institutional" if institutional else "professional",
+            encounter_id=eid)
+        for code in d.diagnoses:
+            enc.code_diagnosis(code, code_set=self.app.code_set, actor=self.actor,
+                               reason="837 import")
+        line_nos = []
+        for ln in d.lines:
+            line_nos.append(enc.add_service_line(
+                procedure_code=ln.procedure_code or None, charge=ln.charge, actor=self.actor,
+                units=ln.units, pointers=ln.pointers[:4] if not institutional else
+                ([1] if enc.diagnoses else []), modifiers=ln.modifiers,
+                unit_type=ln.unit_type, line_date=ln.line_date,
+                rendering_npi=ln.rendering_npi, revenue_code=ln.revenue_code,
+                ndc=ln.ndc, ndc_quantity=ln.ndc_quantity, reason="837 import"))
+        enc.create_claim(d.claim_number, actor=self.actor, bucket=d.bucket,
+                         frequency=d.frequency, original_icn=d.original_icn,
+                         line_nos=line_nos, reason="837 import")
+        claim = enc.claims[d.claim_number]
+        findings = scrub(enc, claim, self.app.code_set, self.app.edit_tables)
+        tables = self.app.edit_tables
+        ruleset = RULESET_VERSION + (f"+{tables.version}" if tables.version else "")
+        if not enc.scrub_claim(d.claim_number, ruleset_version=ruleset, findings=findings,
+                               actor=self.actor):
+            first = next(f for f in findings if f.severity == "error")
+            raise LedgerError("claim", f"scrub.{first.rule_id}",
+                              f"the scrubber refuses it: {first.rule_id} {first.message}")
+        enc.submit_claim(d.claim_number, actor=self.actor, interchange_control=isa13,
+                         group_control=gs06, transaction_control=d.transaction_control,
+                         batch_hash=fhash)
+        return enc
+
+    # ------------------------------------------------------------------ 999 / 277CA
+    def _import_acks(self, parsed: ParsedAcks, fhash: str, name: str) -> FileResult:
+        result = FileResult(name, parsed.kind, "acknowledged", fhash, issues=list(parsed.issues))
+        if any(i.severity == "error" for i in parsed.issues):
+            return self._quarantine(result)
+        with self._connect() as conn:
+            if conn.execute("SELECT 1 FROM x12_acknowledgements WHERE file_hash = %s",
+                            (fhash,)).fetchone():
+                result.outcome = "duplicate"
+                result.duplicates = len(parsed.acks)
+                return result
+            index.catch_up(self.app, conn)
+            encounters: dict[UUID, Encounter] = {}
+            for ack in parsed.acks:
+                if ack.source == "999":
+                    targets = index.lookup_submission(conn, ack.group_control,
+                                                      ack.transaction_control)
+                else:
+                    targets = [(ack.claim_number, eid) for eid, _ in
+                               index.lookup(conn, [ack.claim_number]).get(ack.claim_number, [])]
+                applied = False
+                for number, eid in targets:
+                    enc = self._load(eid, encounters)
+                    claim = enc.claims.get(number)
+                    if claim is None or claim.status not in ("submitted", "accepted"):
+                        continue
+                    try:
+                        enc.acknowledge_claim(number, source=ack.source, accepted=ack.accepted,
+                                              category=ack.category, message=ack.message,
+                                              actor=self.actor)
+                        applied = True
+                        result.posted += 1
+                    except LedgerError as err:
+                        result.issues.append(Issue(err.rule, err.message, "warning",
+                                                   claim=number))
+                if not applied:
+                    result.unmatched += 1
+                    result.unmatched_claims.append({
+                        "claim": ack.claim_number, "group_control": ack.group_control,
+                        "transaction_control": ack.transaction_control,
+                        "reason": "no submitted claim awaiting this acknowledgement"})
+            changed = [e for e in encounters.values() if e.pending_events]
+            row = (fhash, parsed.kind, name[:200], result.posted, result.unmatched,
+                   orjson.dumps({"unmatched": result.unmatched_claims}).decode())
+
+            def side_write(curs: Any, *_: Any) -> None:
+                curs.execute("INSERT INTO x12_acknowledgements (file_hash, kind, file_name,"
+                             " applied, unmatched, report) VALUES (%s, %s, %s, %s, %s, %s)", row)
+
+            try:
+                if changed:
+                    self.app.save(*changed, side_writes=[side_write])
+                else:
+                    with conn.transaction(), conn.cursor() as cur:
+                        side_write(cur)
+            except (IntegrityError, psycopg.errors.UniqueViolation):
+                result.outcome = "duplicate"
+                result.duplicates, result.posted = result.posted, 0
+                return result
+        result.encounters = [e.id for e in changed]
+        if not result.posted:
+            result.outcome = "nothing"
+        return result
+
+
+# ---------------------------------------------------------------------- helpers
+def _write_remittance_rows(curs: Any, remits: list[tuple], unmatched: list[tuple]) -> None:
+    for row in remits:
+        curs.execute(
+            "INSERT INTO x12_remittances (payer_id, trace_number, content_hash, file_hash,"
+            " file_name, total_paid, payment_date, claims_posted, claims_unmatched,"
+            " claims_duplicate, report) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            row)
+    for row in unmatched:
+        curs.execute(
+            "INSERT INTO x12_unmatched (payer_id, trace_number, content_hash, claim_number,"
+            " status_code, charge, paid, payer_icn, reason) VALUES (%s, %s, %s, %s, %s, %s,"
+            " %s, %s, %s) ON CONFLICT DO NOTHING", row)
+
+
+def _patient_ref(key: str) -> str:
+    """A stable surrogate patient reference: a keyed hash, never the member id or name."""
+    digest = hmac.new(_PATIENT_KEY, key.upper().encode("utf-8"), hashlib.sha256).hexdigest()
+    return "x12-" + digest[:20]
+
+
+def _has_reversible(claim: Claim, c: ClaimPayment) -> bool:
+    return any(not a.reversed and a.status_code != "22" and a.paid == -c.paid and
+               a.charge == -c.charge for a in claim.adjudications)
+
+
+def _line_results(enc: Encounter, claim: Claim, c: ClaimPayment) -> list[LineResult]:
+    """Map SVC loops to the claim's lines: REF*6R naming a line number, then procedure code
+    and modifiers, then the code as submitted (SVC06), then the remaining lines in order."""
+    lines = [enc.lines[str(n)] for n in claim.line_nos]
+    free = [ln.line_no for ln in lines]
+    by_no = {ln.line_no: ln for ln in lines}
+    chosen: dict[int, int] = {}
+
+    def take(pred: Callable[[Any], bool], s: ServicePayment) -> bool:
+        for no in free:
+            if pred(by_no[no]):
+                chosen[s.position] = no
+                free.remove(no)
+                return True
+        return False
+
+    for s in c.services:
+        ctl = s.control_number.rsplit("-", 1)[-1]
+        if ctl.isdigit() and int(ctl) in free and \
+                by_no[int(ctl)].procedure_code in (s.procedure_code, s.original_code):
+            chosen[s.position] = int(ctl)
+            free.remove(int(ctl))
+    for rule in (lambda ln, s: ln.procedure_code == s.procedure_code and
+                 list(ln.modifiers) == s.modifiers,
+                 lambda ln, s: ln.procedure_code == s.procedure_code,
+                 lambda ln, s: bool(s.original_code) and ln.procedure_code == s.original_code,
+                 lambda ln, s: bool(ln.revenue_code) and ln.revenue_code == s.revenue_code):
+        for s in c.services:
+            if s.position not in chosen:
+                take(lambda ln, s=s, rule=rule: rule(ln, s), s)
+    for s in c.services:
+        if s.position not in chosen and not take(lambda ln: True, s):
+            raise LedgerError("SVC", "835.line_unmatched",
+                              f"SVC {s.position}: more service lines than the claim has")
+    out = []
+    for s in c.services:
+        out.append(LineResult(chosen[s.position], s.procedure_code or
+                              by_no[chosen[s.position]].procedure_code, s.charge, s.paid,
+                              s.allowed, s.units,
+                              tuple(Adjustment(a.group, a.reason, a.amount, a.quantity)
+                                    for a in s.adjustments), tuple(s.remarks)))
+    return out
+
+
+__all__ = ["X12Importer", "FileResult", "Money"]

@@ -1,0 +1,80 @@
+"""The claim-number index: CLM01 -> encounter, and (GS06, ST02) -> claims for 999s.
+
+Caught up from the event store (``ClaimCreated`` and ``ClaimSubmitted`` notifications, read
+through the application's recorder and mapper), so it knows every claim whoever created it:
+the API, the samples, an 837 import. The position of the last event read is kept beside it;
+catching up is idempotent and safe to run from several processes at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from ledger.domain.encounter import Encounter
+
+CREATED = get_topic(Encounter.ClaimCreated)
+SUBMITTED = get_topic(Encounter.ClaimSubmitted)
+BATCH = 5000
+
+
+def catch_up(app: Any, conn: Any) -> int:
+    """Index claims created/submitted since the last catch-up; returns how many events."""
+    row = conn.execute("SELECT position FROM x12_claim_index_position WHERE id = 1").fetchone()
+    position = row[0] if row else 0
+    seen = 0
+    while True:
+        notes = app.recorder.select_notifications(position + 1, BATCH,
+                                                  topics=[CREATED, SUBMITTED])
+        if not notes:
+            break
+        created, submitted = [], []
+        for n in notes:
+            event = app.mapper.to_domain_event(n)
+            if n.topic == CREATED:
+                created.append((event.claim_number, event.originator_id, event.payer_id, n.id))
+            else:
+                submitted.append((event.group_control or "", event.transaction_control or "",
+                                  event.claim_number, event.originator_id, n.id))
+        with conn.transaction():
+            with conn.cursor() as cur:
+                if created:
+                    cur.executemany(
+                        "INSERT INTO x12_claim_index (claim_number, encounter_id, payer_id,"
+                        " position) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", created)
+                if submitted:
+                    cur.executemany(
+                        "INSERT INTO x12_submission_index (group_control, transaction_control,"
+                        " claim_number, encounter_id, position) VALUES (%s, %s, %s, %s, %s)"
+                        " ON CONFLICT DO NOTHING", submitted)
+                position = notes[-1].id
+                cur.execute(
+                    "INSERT INTO x12_claim_index_position (id, position) VALUES (1, %s)"
+                    " ON CONFLICT (id) DO UPDATE SET position = GREATEST("
+                    "x12_claim_index_position.position, EXCLUDED.position)", (position,))
+        seen += len(notes)
+        if len(notes) < BATCH:
+            break
+    return seen
+
+
+def lookup(conn: Any, claim_numbers: list[str]) -> dict[str, list[tuple[UUID, str]]]:
+    out: dict[str, list[tuple[UUID, str]]] = {}
+    if not claim_numbers:
+        return out
+    rows = conn.execute("SELECT claim_number, encounter_id, payer_id FROM x12_claim_index"
+                        " WHERE claim_number = ANY(%s)", (list(set(claim_numbers)),)).fetchall()
+    for number, eid, payer in rows:
+        out.setdefault(number, []).append((eid, payer))
+    return out
+
+
+def lookup_submission(conn: Any, group_control: str,
+                      transaction_control: str) -> list[tuple[str, UUID]]:
+    rows = conn.execute(
+        "SELECT claim_number, encounter_id FROM x12_submission_index WHERE transaction_control"
+        " = %s AND (group_control = %s OR %s = '')",
+        (transaction_control, group_control, group_control)).fetchall()
+    return [(r[0], r[1]) for r in rows]
