@@ -80,6 +80,13 @@ def _to_json(o: Any) -> Any:
     raise TranscodingNotRegisteredError(f"Object of type {t.__name__} is not serializable")
 
 
+def _money(text: str) -> Money:
+    # Stored amounts were validated when written: skip re-validation on the hot replay path.
+    m = object.__new__(Money)
+    object.__setattr__(m, "amount", Decimal(text))
+    return m
+
+
 def _from_json(o: Any) -> Any:
     t = type(o)
     if t is list:
@@ -89,7 +96,7 @@ def _from_json(o: Any) -> Any:
     if len(o) == 2 and "_type_" in o and "_data_" in o:
         name, data = o["_type_"], o["_data_"]
         if name == "money":
-            return Money(Decimal(data))
+            return _money(data)
         if name == "decimal_str":
             return Decimal(data)
         if name == "date_iso":

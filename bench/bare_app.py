@@ -1,0 +1,45 @@
+"""The baseline of the http benchmark: a competently written bare FastAPI endpoint — async,
+psycopg async pool, orjson — doing one raw INSERT + COMMIT per request. Not part of the ledger."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from psycopg_pool import AsyncConnectionPool
+
+STATE = os.urandom(337)
+
+
+def create_app() -> FastAPI:
+    url = os.environ["BENCH_DATABASE_URL"]
+    pool = AsyncConnectionPool(url, min_size=8, max_size=64, open=False,
+                               kwargs={"autocommit": True})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await pool.open()
+        async with pool.connection() as conn:
+            await conn.execute("CREATE TABLE IF NOT EXISTS bench_http (stream uuid NOT NULL,"
+                               " version bigint NOT NULL, topic text, state bytea,"
+                               " id bigserial UNIQUE, PRIMARY KEY (stream, version))")
+        yield
+        await pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/events")
+    async def append(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO bench_http (stream, version, topic, state) VALUES (%s, 1, %s, %s)"
+                " RETURNING id", (uuid.uuid4(), str(body.get("topic", "x")), STATE))
+            row = await cur.fetchone()
+        return Response(orjson.dumps({"position": row[0]}), media_type="application/json")
+
+    return app

@@ -1,0 +1,110 @@
+"""Shared benchmark plumbing: a fresh migrated database per benchmark (embedded PostgreSQL by
+default, or LEDGER_DATABASE_URL), medians, and output as a table plus one JSON line per figure.
+
+Honest-benchmark rules (shared/docs/performance.md): the project and its baseline are measured
+in the same run, alternating, and medians of >=3 runs are reported with the ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def server_url() -> str:
+    url = os.environ.get("LEDGER_DATABASE_URL")
+    if url:
+        return url
+    from ledger import embedded
+
+    return embedded.start(ROOT / ".ledger" / "bench")
+
+
+@contextmanager
+def fresh_database(label: str, keep: bool = False) -> Iterator[str]:
+    server = server_url()
+    name = f"ledger_bench_{label}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunparse(urlparse(server)._replace(path="/" + name))
+    from ledger.migrate import migrate
+
+    migrate(url)
+    try:
+        yield url
+    finally:
+        if not keep:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"cores": os.cpu_count(), "python": platform.python_version()}
+    try:
+        with psycopg.connect(server_url()) as conn:
+            info["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
+            info["fsync"] = conn.execute("SHOW fsync").fetchone()[0]
+            info["synchronous_commit"] = conn.execute("SHOW synchronous_commit").fetchone()[0]
+    except psycopg.Error:
+        pass
+    return info
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def alternate(runs: int, variants: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Run each variant once per round, alternating, for ``runs`` rounds."""
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, fn in variants.items():
+            results[name].append(fn())
+    return results
+
+
+class Report:
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, **row: Any) -> None:
+        self.rows.append(row)
+        print(json.dumps({"bench": self.title, **row}, default=str), flush=True)
+
+    def table(self) -> str:
+        if not self.rows:
+            return ""
+        cols = list(dict.fromkeys(k for r in self.rows for k in r))
+        fmt = [max(len(c), *(len(_cell(r.get(c))) for r in self.rows)) for c in cols]
+        lines = [f"## {self.title}", "  ".join(c.ljust(w) for c, w in zip(cols, fmt)),
+                 "  ".join("-" * w for w in fmt)]
+        for r in self.rows:
+            lines.append("  ".join(_cell(r.get(c)).ljust(w) for c, w in zip(cols, fmt)))
+        return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    return "" if v is None else str(v)

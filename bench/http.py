@@ -1,0 +1,108 @@
+"""http: commands/s and p50/p99 latency at 64 concurrent clients through the real server
+(uvicorn, one worker), beside a bare FastAPI endpoint (async, psycopg async pool, orjson, one
+uvicorn worker) doing one raw INSERT + COMMIT per request — same run, alternating. The load
+comes from bench/loadgen.py in another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import httpx
+
+from bench.common import ROOT, Report, fresh_database, machine, median
+from bench.append import seed
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_HTTP_CONNECTIONS", "64"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(app: str, env: dict[str, str]):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port",
+         str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"{app} did not start") from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def load(port: int, requests: list[str], seconds: float) -> dict:
+    spec = {"host": "127.0.0.1", "port": port, "requests": requests, "seconds": seconds,
+            "connections": CONNECTIONS}
+    out = subprocess.run([sys.executable, "-m", "bench.loadgen"], input=json.dumps(spec),
+                         capture_output=True, text=True, cwd=ROOT, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return json.loads(out.stdout)
+
+
+def post(path: str, body: dict, headers: dict[str, str]) -> str:
+    data = json.dumps(body)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n{head}\r\n{data}")
+
+
+def main() -> Report:
+    report = Report(f"http ({CONNECTIONS} concurrent clients)")
+    print(f"# machine: {machine()}")
+    with fresh_database("http") as url:
+        ids = seed(url, 512)
+        actor = {"X-Actor-Id": "bench-1", "X-Actor-Role": "biller"}
+        actor.update(json.loads(os.environ.get("BENCH_HTTP_HEADERS", "{}")))
+        ledger_requests = [post(f"/encounters/{eid}/lines/1/charge-adjustments",
+                                {"amount": "1.00", "reason": "bench"}, actor) for eid in ids]
+        bare_requests = [post("/events", {"topic": "bench"}, {})]
+        env = {"LEDGER_DATABASE_URL": url, "LEDGER_LOG_LEVEL": "WARNING",
+               "BENCH_DATABASE_URL": url}
+        with server("api.main:create_app", env) as lport, \
+                server("bench.bare_app:create_app", env) as bport:
+            load(lport, ledger_requests, 1.0)  # warm-up
+            load(bport, bare_requests, 1.0)
+            runs: dict[str, list[dict]] = {"ledger": [], "bare": []}
+            for _ in range(ROUNDS):
+                runs["ledger"].append(load(lport, ledger_requests, SECONDS))
+                runs["bare"].append(load(bport, bare_requests, SECONDS))
+        for name, rs in runs.items():
+            if any(r["errors"] for r in rs):
+                print(f"# {name}: errors {[r['error_codes'] for r in rs]}")
+        rate = {k: median([r["requests"] / r["seconds"] for r in v]) for k, v in runs.items()}
+        p50 = {k: median([r["p50"] for r in v]) for k, v in runs.items()}
+        p99 = {k: median([r["p99"] for r in v]) for k, v in runs.items()}
+        report.add(figure="http", clients=CONNECTIONS, ledger_per_s=rate["ledger"],
+                   bare_per_s=rate["bare"], ratio=rate["ledger"] / rate["bare"],
+                   ledger_p50_ms=p50["ledger"], ledger_p99_ms=p99["ledger"],
+                   bare_p50_ms=p50["bare"], bare_p99_ms=p99["bare"],
+                   p99_ratio=p99["ledger"] / p99["bare"],
+                   errors=sum(r["errors"] for v in runs.values() for r in v), runs=ROUNDS)
+    print(report.table())
+    return report
+
+
+if __name__ == "__main__":
+    main()
