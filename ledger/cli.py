@@ -94,5 +94,8 @@ def serve(
                 log_level=settings.log_level.lower())
 
 
+import ledger.audit.cli  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = Field(24, description="How long Idempotency-Keys are "
                                              "remembered.")
     wait_timeout: float = Field(5.0, description="Max seconds a read waits for ?min_position.")
+    app_role: str | None = Field(None, description="Role the event store connects as (e.g. "
+                                 "ledger_app: no UPDATE/DELETE on events); unset: the URL's user.")
+    app_password: str | None = Field(None, description="Password of app_role, if it needs one.")
     # code sets and scrubber edit tables (ledger/codes; formats in README "Code sets")
     ncci_ptp_file: str = Field("", description="CMS NCCI PTP .txt file(s), os.pathsep-separated.")
     mue_file: str = Field("", description="CMS MUE .csv file(s), os.pathsep-separated.")

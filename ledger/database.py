@@ -29,8 +29,11 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
         "POSTGRES_DBNAME": (parts.path or "/postgres").lstrip("/") or "postgres",
         "POSTGRES_HOST": unquote(host),
         "POSTGRES_PORT": str(parts.port or query.get("port", ["5432"])[0]),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        # LEDGER_APP_ROLE: events are written as the append-only app role (migration 0030);
+        # the URL's user (the owner) runs migrations.
+        "POSTGRES_USER": settings.app_role or unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": (settings.app_password or "") if settings.app_role
+        else unquote(parts.password or ""),
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.max_overflow),
         "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout),

@@ -17,10 +17,13 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from ledger.audit.chain import ChainedRecorderMixin
+
 SideWrite = Callable[[Any, Sequence[StoredEvent], Sequence[int]], None]
 
 
-class LedgerRecorder(PostgresApplicationRecorder):
+class LedgerRecorder(ChainedRecorderMixin, PostgresApplicationRecorder):
+    # ChainedRecorderMixin: each event's chain_hash, in the insert's transaction (issue 8).
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

@@ -1,0 +1,136 @@
+"""Auditors' routes (``GET /audit/verify``, ``GET /audit/access``) and the read-access log
+middleware. Mount with ``app.include_router(routes_audit.router)`` and record every read with
+``routes_audit.install_access_log(app)`` (or ``routes_audit.install(app)`` for both).
+
+The routes are thin: the work is in ``ledger.audit.verify`` and ``ledger.audit.access``. Only
+the ``auditor`` and ``admin`` roles may call them; a refusal is itself recorded (``denied``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from api.deps import ActorDep
+from api.errors import problem
+from api.responses import OrjsonResponse, ProblemResponse
+from ledger.audit.access import outcome_for, query_access, record_access
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+AUDIT_ROLES = ("auditor", "admin")
+# Reads that are not claim/encounter data and need no access record.
+UNAUDITED = ("/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+
+
+def _forbidden(request: Request) -> Response:
+    return ProblemResponse(problem(
+        403, "Forbidden", "X-Actor-Role: the audit routes need the auditor or admin role",
+        type_="https://claims-ledger.dev/problems/role.auditor", instance=request.url.path,
+        field="X-Actor-Role", rule="role.auditor"), status_code=403)
+
+
+def _url(request: Request) -> str:
+    return request.app.state.database_url
+
+
+def _target(request: Request) -> Any:
+    return getattr(request.app.state, "pool", None) or _url(request)
+
+
+@router.get("/verify", summary="Verify the hash chains and signed checkpoints")
+def audit_verify(request: Request, actor: ActorDep,
+                 encounter_id: Annotated[UUID | None, Query(
+                     description="verify one encounter only (fast)")] = None) -> Response:
+    """The ``ledger verify`` report as JSON (``ok`` false names the first bad place)."""
+    if actor.role not in AUDIT_ROLES:
+        return _forbidden(request)
+    from ledger.audit.cli import trusted_key
+    from ledger.audit.settings import get_audit_settings
+    from ledger.audit.verify import verify
+
+    report = verify(_url(request), encounter=encounter_id, public_key=trusted_key(),
+                    export_dir=get_audit_settings().export_dir)
+    return OrjsonResponse(report.as_dict())
+
+
+@router.get("/access", summary="The read-access log (newest first)")
+def audit_access(
+    request: Request, actor: ActorDep,
+    actor_id: Annotated[str | None, Query(alias="actor", description="who read")] = None,
+    resource_type: Annotated[str | None, Query(description="encounter, claim, ...")] = None,
+    resource_id: Annotated[str | None, Query()] = None,
+    encounter_id: Annotated[UUID | None, Query(description="reads of this encounter")] = None,
+    outcome: Annotated[str | None, Query(description="allowed, denied, not_found, ...")] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    before_id: Annotated[int | None, Query(description="page: ids below this one")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    if actor.role not in AUDIT_ROLES:
+        return _forbidden(request)
+    records = query_access(_target(request), actor=actor_id, resource_type=resource_type,
+                           resource_id=resource_id, encounter_id=encounter_id, outcome=outcome,
+                           since=since, until=until, before_id=before_id, limit=limit)
+    items = [r.as_dict() for r in records]
+    return OrjsonResponse({"items": items,
+                           "next_before_id": items[-1]["id"] if len(items) == limit else None})
+
+
+# ---------------------------------------------------------------------- access log middleware
+def _resource(scope: dict[str, Any]) -> tuple[str, str | None, str | None, str | None]:
+    """(resource type, resource id, encounter id, route template) of the matched route."""
+    route = scope.get("route")
+    template = getattr(route, "path", None) or scope.get("path", "")
+    params: dict[str, Any] = scope.get("path_params") or {}
+    statics = [p for p in template.strip("/").split("/") if p and not p.startswith("{")]
+    kind = statics[-1] if statics else "root"
+    kind = kind[:-1] if kind.endswith("s") and kind != "access" else kind
+    values = [str(v) for v in params.values()]
+    encounter = params.get("encounter_id")
+    return kind, (values[-1] if values else None), (str(encounter) if encounter else None), \
+        (template if route is not None else None)
+
+
+def install_access_log(app: FastAPI, *, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
+    """Record every read (GET/HEAD except health and docs) in the access log, with the caller
+    (X-Actor-Id/Role or ``request.state.actor``), the resource, the client address and the
+    outcome. Fails closed: a read whose record cannot be written answers 503, not the data."""
+
+    @app.middleware("http")
+    async def access_log(request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.method not in methods or request.url.path.startswith(UNAUDITED):
+            return await call_next(request)
+        response = await call_next(request)
+        actor = getattr(request.state, "actor", None)
+        actor_id = getattr(actor, "id", None) or request.headers.get("x-actor-id") or "anonymous"
+        role = getattr(actor, "role", None) or request.headers.get("x-actor-role")
+        kind, resource_id, encounter_id, route = _resource(request.scope)
+        try:
+            await run_in_threadpool(
+                record_access, _target(request), actor=actor_id[:200], actor_role=role,
+                resource_type=kind, resource_id=resource_id, encounter_id=encounter_id,
+                route=route, client=request.client.host if request.client else None,
+                outcome=outcome_for(response.status_code), status=response.status_code,
+                request_id=request.headers.get("x-request-id"))
+        except Exception as exc:  # noqa: BLE001 - any failure to record refuses the read
+            log.error("access log write failed (%s); refusing the read", type(exc).__name__)
+            return ProblemResponse(problem(
+                503, "Service unavailable", "the access could not be recorded; try again",
+                instance=request.url.path), status_code=503)
+        return response
+
+
+def install(app: FastAPI) -> None:
+    """Mount the audit routes and the access-log middleware."""
+    app.include_router(router)
+    install_access_log(app)

@@ -1,0 +1,42 @@
+"""Settings of the tamper-evidence and audit features (``LEDGER_*`` environment variables)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AuditSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    data_dir: Path = Field(Path(".ledger"), description="Same as the service's data_dir.")
+    checkpoint_key_file: Path | None = Field(
+        None, description="Ed25519 private key (PEM) that signs checkpoints. Default: "
+        "<data_dir>/keys/checkpoint-ed25519.pem; created by `ledger checkpoints keygen` (or "
+        "on first use). Keep it outside the database and its backups.")
+    checkpoint_public_key_file: Path | None = Field(
+        None, description="The public key `ledger verify` trusts (PEM). Default: derived from "
+        "the private key file when readable.")
+    checkpoint_dir: Path | None = Field(
+        None, description="Where checkpoints are exported as JSON files (outside the database; "
+        "e.g. another disk or a write-once mount). Default: <data_dir>/checkpoints.")
+    checkpoint_interval: float = Field(10.0, description="Seconds between checkpoint runs.")
+    checkpoint_origin: str = Field("claims-ledger", description="First line of every signed "
+                                   "checkpoint: names this log.")
+    checkpoint_max_leaves: int = Field(100_000, description="Most events one checkpoint adds.")
+
+    @property
+    def key_file(self) -> Path:
+        return self.checkpoint_key_file or self.data_dir / "keys" / "checkpoint-ed25519.pem"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
+
+
+@lru_cache
+def get_audit_settings() -> AuditSettings:
+    return AuditSettings()

@@ -1,0 +1,483 @@
+"""``ledger verify``: is the stored history the history that was written?
+
+Full verification reads, in ONE repeatable-read snapshot:
+
+1. the checkpoints (database rows and the exported files, read first): each signature against
+   the trusted public key, each RFC 6962 consistency proof from its predecessor, and the
+   database rows against their exported copies;
+2. every event in log order: each encounter's hash chain is recomputed (versions contiguous
+   from 1, stored in version order, every hash reproduced); the log's Merkle tree is rebuilt
+   and must reproduce every checkpoint's root; and the events are compared one by one with the
+   audit leaf record (itself checked against the signed roots), which names the exact event
+   that went missing, was inserted, moved or changed.
+
+What is wrong is one of: ``modified``, ``missing``, ``inserted``, ``reordered``, ``truncated``
+(events) or ``checkpoint`` (a checkpoint record or file). Problems are ordered by log position;
+the first one is "the first bad place". Events newer than the latest checkpoint are protected
+by their chains only: deleting the newest events of an encounter, or appending a well-formed
+forged event, is detectable only once a checkpoint covers them.
+
+``verify(url, encounter=ID)`` checks one encounter (its chain and its leaf record, plus the
+latest checkpoint's signature) through the primary-key index: milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger.audit.chain import GENESIS
+from ledger.audit.checkpoints import (
+    Checkpoint,
+    key_id,
+    load_checkpoints,
+    load_exported,
+    raw_public,
+)
+from ledger.audit.merkle import Frontier
+
+KINDS = ("modified", "missing", "inserted", "reordered", "truncated", "checkpoint")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_ID_LEN = _U32.pack(16)
+_NO_POSITION = 1 << 62
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    detail: str
+    encounter_id: UUID | None = None
+    version: int | None = None
+    position: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "encounter_id": str(self.encounter_id)
+                if self.encounter_id else None, "version": self.version,
+                "position": self.position, "detail": self.detail}
+
+    def where(self) -> str:
+        parts = []
+        if self.encounter_id:
+            parts.append(f"encounter {self.encounter_id}")
+        if self.version is not None:
+            parts.append(f"version {self.version}")
+        if self.position is not None:
+            parts.append(f"position {self.position}")
+        return ", ".join(parts) or "-"
+
+
+@dataclass
+class Report:
+    scope: str  # "all" or "encounter"
+    encounter_id: UUID | None = None
+    events: int = 0
+    encounters: int = 0
+    checkpoints: int = 0
+    exported_checkpoints: int = 0
+    covered: int = 0  # events under the latest checkpoint
+    latest_position: int | None = None  # log position the latest checkpoint covers
+    key: str = "none"  # trusted key id, or "untrusted" (each checkpoint's own key)
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "scope": self.scope,
+            "encounter_id": str(self.encounter_id) if self.encounter_id else None,
+            "events": self.events, "encounters": self.encounters,
+            "checkpoints": self.checkpoints, "exported_checkpoints": self.exported_checkpoints,
+            "covered_events": self.covered, "covered_position": self.latest_position,
+            "trusted_key": self.key, "problem_count": self.problem_count,
+            "counts": self.counts, "first_problem": self.first.as_dict() if self.first else None,
+            "problems": [p.as_dict() for p in self.problems], "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class _Sink:
+    def __init__(self, report: Report, cap: int) -> None:
+        self.report = report
+        self.cap = cap
+
+    def add(self, kind: str, detail: str, oid: bytes | UUID | None = None,
+            version: int | None = None, position: int | None = None) -> None:
+        r = self.report
+        r.problem_count += 1
+        r.counts[kind] = r.counts.get(kind, 0) + 1
+        if len(r.problems) < self.cap:
+            if isinstance(oid, bytes | bytearray | memoryview):
+                oid = UUID(bytes=bytes(oid))
+            r.problems.append(Problem(kind, detail, oid, version, position))
+
+    def finish(self) -> None:
+        self.report.problems.sort(
+            key=lambda p: (p.position if p.position is not None else _NO_POSITION,
+                           KINDS.index(p.kind)))
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _check_checkpoints(db: list[Checkpoint], files: list[Checkpoint],
+                       trusted: Ed25519PublicKey | None, sink: _Sink,
+                       report: Report) -> list[Checkpoint]:
+    """Validate the records; return the checkpoints the log is checked against."""
+    trusted_raw = raw_public(trusted) if trusted else None
+
+    def signed_ok(c: Checkpoint, where: str) -> bool:
+        if trusted_raw is not None and c.public_key != trusted_raw:
+            sink.add("checkpoint", f"{where} checkpoint {c.tree_size} is signed by key "
+                     f"{c.key_id}, not the trusted key {key_id(trusted_raw)}",
+                     position=c.last_position)
+            return False
+        if not c.signature_valid(trusted):
+            sink.add("checkpoint", f"{where} checkpoint {c.tree_size}: the signature does not "
+                     "verify (the record was altered)", position=c.last_position)
+            return False
+        return True
+
+    def chain_ok(items: list[Checkpoint], where: str) -> None:
+        for prev, cur in zip(items, items[1:], strict=False):
+            if cur.previous_size != prev.tree_size:
+                sink.add("checkpoint", f"{where} checkpoint {cur.tree_size} follows checkpoint "
+                         f"{cur.previous_size}, but the one before it is {prev.tree_size} "
+                         "(a checkpoint is missing)", position=cur.last_position)
+            elif not cur.extends(prev):
+                sink.add("checkpoint", f"{where} checkpoint {cur.tree_size} is not consistent "
+                         f"with checkpoint {prev.tree_size} (RFC 6962 proof fails)",
+                         position=cur.last_position)
+        if items and items[0].previous_size not in (None, 0):
+            sink.add("checkpoint", f"{where} checkpoint {items[0].tree_size} follows "
+                     f"checkpoint {items[0].previous_size}, which is missing",
+                     position=items[0].last_position)
+
+    good_db = [c for c in db if signed_ok(c, "database")]
+    good_files = [c for c in files if signed_ok(c, "exported")]
+    chain_ok(good_db, "database")
+    chain_ok(good_files, "exported")
+
+    by_size = {c.tree_size: c for c in good_db}
+    reference = dict(by_size)
+    for f in good_files:
+        mine = by_size.get(f.tree_size)
+        if mine is None:
+            if not any(c.tree_size == f.tree_size for c in db):
+                sink.add("checkpoint", f"checkpoint {f.tree_size} (exported) is missing from "
+                         "the database", position=f.last_position)
+        elif (mine.root_hash, mine.last_position, mine.signature) != (
+                f.root_hash, f.last_position, f.signature):
+            sink.add("checkpoint", f"database checkpoint {f.tree_size} differs from its "
+                     "exported copy", position=f.last_position)
+        reference[f.tree_size] = f  # the copy outside the database wins
+    exported = {f.tree_size for f in files}
+    unexported = [c.tree_size for c in db if c.tree_size not in exported]
+    if files and unexported:
+        report.warnings.append(f"{len(unexported)} database checkpoint(s) not exported yet "
+                               f"(e.g. {unexported[-1]}); run `ledger checkpoints export`")
+    return [reference[k] for k in sorted(reference)]
+
+
+# ------------------------------------------------------------------------------ the scan
+
+def _suspect(suspects: dict[bytes, list[int]], ib: bytes, nid: int, sealed_version: int,
+             delta: int) -> None:
+    """Note a sealed event of this encounter that now differs (same position)."""
+    st = suspects.get(ib)
+    if st is None:
+        suspects[ib] = [nid, sealed_version, delta, delta]
+    else:
+        st[2] = min(st[2], delta)
+        st[3] = max(st[3], delta)
+
+
+def _report_suspects(conn: psycopg.Connection[Any], suspects: dict[bytes, list[int]],
+                     sink: _Sink) -> None:
+    """One problem per encounter whose sealed events changed, classified by how the versions
+    at the sealed positions moved: all up = events inserted before them (and the later ones
+    renumbered), all down = events removed, both = reordered, none = rewritten in place."""
+    for ib, (nid, version, low, high) in suspects.items():
+        if high > 0 and low >= 0:
+            forged = conn.execute(
+                "SELECT notification_id FROM ledger_events WHERE originator_id = %s "
+                "AND originator_version = %s", (UUID(bytes=ib), version)).fetchone()
+            where = f" (now at position {forged[0]})" if forged else ""
+            sink.add("inserted", f"{high} event(s) inserted as version {version}{where}: the "
+                     f"event sealed here as version {version} is now version {version + high}",
+                     ib, version, nid)
+        elif low < 0 and high <= 0:
+            sink.add("missing", f"event(s) removed before version {version}: the event sealed "
+                     f"here as version {version} is now version {version + low}", ib,
+                     version + low, nid)
+        elif low < 0 < high:
+            sink.add("reordered", f"sealed as version {version}, now stored as a different "
+                     "version (versions were swapped)", ib, version, nid)
+        else:
+            sink.add("modified", "the chain hash differs from the one sealed by the checkpoint "
+                     "(the event was rewritten and the chain recomputed)", ib, version, nid)
+
+def _rows(conn: psycopg.Connection[Any], name: str, sql: str,
+          params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    with conn.cursor(name=name, binary=True) as cur:
+        cur.itersize = 5000
+        cur.execute(sql, params)
+        while batch := cur.fetchmany(5000):
+            yield from batch
+
+
+def _scan_log(conn: psycopg.Connection[Any], reference: list[Checkpoint], leaf_limit: int,
+              db_checkpoints: list[Checkpoint], sink: _Sink, report: Report) -> None:
+    sha = hashlib.sha256
+    pack_q = _U64.pack
+    pack_i = _U32.pack
+    id_len = _ID_LEN
+    topics: dict[str, bytes] = {}
+    # encounter id bytes -> [next version, previous hash, {version: position} seen early, bad]
+    enc: dict[bytes, list[Any]] = {}
+
+    targets = [(c.tree_size, c.root_hash, c.last_position) for c in reference]
+    ti = 0
+    log_tree = Frontier()
+    db_targets = [(c.tree_size, c.root_hash) for c in db_checkpoints]
+    di = 0
+    leaf_tree = Frontier()
+    leaf_record_ok = True
+    log_matches = True
+
+    def leaf_target_check() -> None:
+        nonlocal di, leaf_record_ok
+        while di < len(db_targets) and db_targets[di][0] == leaf_tree.size:
+            if leaf_tree.root() != db_targets[di][1] and leaf_record_ok:
+                leaf_record_ok = False
+                report.warnings.append(
+                    f"the audit leaf record does not reproduce checkpoint {db_targets[di][0]}: "
+                    "it was altered too, so positions named below may be approximate")
+            di += 1
+
+    suspects: dict[bytes, list[int]] = {}
+    leaves = _rows(conn, "verify_leaves",
+                   "SELECT notification_id, uuid_send(originator_id), originator_version, "
+                   "chain_hash FROM ledger_audit_leaves ORDER BY notification_id")
+    lf = next(leaves, None)
+    last_nid = 0
+    count = 0
+    for nid, ib, ver, topic, state, h in _rows(
+            conn, "verify_events",
+            "SELECT notification_id, uuid_send(originator_id), originator_version, topic, "
+            "state, chain_hash FROM ledger_events ORDER BY notification_id"):
+        count += 1
+        last_nid = nid
+        if h is None:
+            h = b""
+        leaf = sha(b"\x00" + pack_q(nid) + h).digest()
+        log_tree.append(leaf)
+        if ti < len(targets) and log_tree.size == targets[ti][0]:
+            size, root, position = targets[ti]
+            if log_matches and log_tree.root() != root:
+                log_matches = False
+                sink.add("checkpoint", f"the first {size} events do not reproduce the root of "
+                         f"checkpoint {size} (covering up to position {position})",
+                         position=nid)
+            ti += 1
+
+        # The audit leaf record, merged by position.
+        while lf is not None and lf[0] < nid:
+            sink.add("missing", "sealed by a checkpoint but no longer in the log (deleted)",
+                     lf[1], lf[2], lf[0])
+            leaf_tree.append(sha(b"\x00" + pack_q(lf[0]) + lf[3]).digest())
+            leaf_target_check()
+            lf = next(leaves, None)
+        if lf is not None and lf[0] == nid:
+            if lf[1] != ib:
+                sink.add("modified", f"the event at this position belonged to encounter "
+                         f"{UUID(bytes=lf[1])} version {lf[2]} when sealed", ib, ver, nid)
+            elif lf[2] != ver or lf[3] != h:
+                _suspect(suspects, ib, nid, lf[2], ver - lf[2])
+            leaf_tree.append(leaf if lf[3] == h else
+                             sha(b"\x00" + pack_q(lf[0]) + lf[3]).digest())
+            leaf_target_check()
+            lf = next(leaves, None)
+        elif nid <= leaf_limit:
+            sink.add("inserted", "in the log at a position a checkpoint sealed without it",
+                     ib, ver, nid)
+
+        # The encounter's chain.
+        st = enc.get(ib)
+        if st is None:
+            st = enc[ib] = [1, GENESIS, None, False]
+        elif st[3]:
+            continue
+        if ver == st[0]:
+            if st[2]:
+                early = min(st[2])
+                sink.add("reordered", f"version {ver} (position {nid}) is stored after "
+                         f"version {early} (position {st[2][early]})", ib, ver,
+                         min(st[2].values()))
+                st[3] = True
+                continue
+            tp = topics.get(topic)
+            if tp is None:
+                t = (topic or "").encode("utf-8")
+                tp = topics[topic] = pack_i(len(t)) + t
+            expected = sha(st[1] + id_len + ib + pack_q(ver) + tp + pack_i(len(state))
+                           + state).digest()
+            if expected != h:
+                sink.add("modified", "the stored event does not reproduce its chain hash "
+                         "(state, topic, id or version changed, or the hash itself)",
+                         ib, ver, nid)
+                st[3] = True
+                continue
+            st[0] = ver + 1
+            st[1] = h
+        elif ver > st[0]:
+            if st[2] is None:
+                st[2] = {}
+            st[2][ver] = nid
+        else:  # pragma: no cover - the primary key forbids a repeated version
+            sink.add("inserted", "a repeated version", ib, ver, nid)
+            st[3] = True
+
+    # Leaves past the end of the log: the log was cut short.
+    while lf is not None:
+        kind = "truncated" if lf[0] > last_nid else "missing"
+        sink.add(kind, "sealed by a checkpoint but no longer in the log"
+                 + (f" (the log now ends at position {last_nid})" if kind == "truncated" else ""),
+                 lf[1], lf[2], lf[0])
+        leaf_tree.append(sha(b"\x00" + pack_q(lf[0]) + lf[3]).digest())
+        leaf_target_check()
+        lf = next(leaves, None)
+    if ti < len(targets):
+        size, _, position = targets[-1]
+        sink.add("truncated", f"the log has {count} events, but checkpoint {size} sealed "
+                 f"{size} (up to position {position})", position=last_nid + 1)
+    if di < len(db_targets) and leaf_record_ok:
+        report.warnings.append("the audit leaf record is shorter than the checkpoints: it was "
+                               "altered too")
+
+    _report_suspects(conn, suspects, sink)
+    for ib, st in enc.items():
+        if st[2] and not st[3]:
+            early = min(st[2])
+            sink.add("missing", f"version {st[0]} is missing (the encounter continues with "
+                     f"version {early})", ib, st[0], st[2][early])
+    report.events = count
+    report.encounters = len(enc)
+
+
+def _scan_encounter(conn: psycopg.Connection[Any], encounter_id: UUID, leaf_limit: int,
+                    sink: _Sink, report: Report) -> None:
+    rows = conn.execute(
+        "SELECT notification_id, uuid_send(originator_id), originator_version, topic, state, "
+        "chain_hash FROM ledger_events WHERE originator_id = %s ORDER BY originator_version",
+        (encounter_id,), binary=True).fetchall()
+    leaves = conn.execute(
+        "SELECT notification_id, originator_version, chain_hash FROM ledger_audit_leaves "
+        "WHERE originator_id = %s ORDER BY originator_version", (encounter_id,)).fetchall()
+    report.events = len(rows)
+    report.encounters = 1 if rows else 0
+    ib = encounter_id.bytes
+    for prev, cur in zip(rows, rows[1:], strict=False):
+        if cur[0] < prev[0]:
+            sink.add("reordered", f"version {prev[2]} (position {prev[0]}) is stored after "
+                     f"version {cur[2]} (position {cur[0]})", ib, prev[2], cur[0])
+            break
+    else:
+        h = GENESIS
+        expected_version = 1
+        for nid, _, ver, topic, state, stored in rows:
+            if ver != expected_version:
+                missing = (f"version {expected_version}" if ver == expected_version + 1
+                           else f"versions {expected_version}-{ver - 1}")
+                sink.add("missing", f"{missing} missing before this event", ib,
+                         expected_version, nid)
+                break
+            t = (topic or "").encode("utf-8")
+            h = hashlib.sha256(h + _ID_LEN + ib + _U64.pack(ver) + _U32.pack(len(t)) + t
+                               + _U32.pack(len(state)) + state).digest()
+            if h != stored:
+                sink.add("modified", "the stored event does not reproduce its chain hash",
+                         ib, ver, nid)
+                break
+            h = bytes(stored)
+            expected_version += 1
+    in_log = {r[0]: r for r in rows}
+    sealed = set()
+    suspects: dict[bytes, list[int]] = {}
+    for nid, ver, stored in sorted(leaves):
+        sealed.add(nid)
+        row = in_log.get(nid)
+        if row is None:
+            sink.add("missing", "sealed by a checkpoint but no longer in the log (deleted)",
+                     ib, ver, nid)
+        elif row[2] != ver or bytes(row[5]) != bytes(stored):
+            _suspect(suspects, ib, nid, ver, row[2] - ver)
+    _report_suspects(conn, suspects, sink)
+    for nid, _, ver, *_ in rows:
+        if nid <= leaf_limit and nid not in sealed:
+            other = conn.execute("SELECT originator_id, originator_version FROM "
+                                 "ledger_audit_leaves WHERE notification_id = %s",
+                                 (nid,)).fetchone()
+            detail = ("in the log at a position a checkpoint sealed without it" if other is None
+                      else f"at a position sealed for encounter {other[0]} version {other[1]}")
+            sink.add("inserted" if other is None else "modified", detail, ib, ver, nid)
+
+
+# --------------------------------------------------------------------------------- entry
+def verify(url: str, *, encounter: UUID | None = None,
+           public_key: Ed25519PublicKey | None = None, export_dir: Path | None = None,
+           max_problems: int = 200) -> Report:
+    started = time.perf_counter()
+    report = Report(scope="encounter" if encounter else "all", encounter_id=encounter)
+    sink = _Sink(report, max_problems)
+    # Files first: a file written before the snapshot below was committed before it too.
+    files = load_exported(export_dir) if export_dir else []
+    report.exported_checkpoints = len(files)
+    report.key = key_id(raw_public(public_key)) if public_key else "untrusted"
+    if public_key is None:
+        report.warnings.append("no trusted public key configured: each checkpoint's signature "
+                               "is checked against the key stored with it")
+    with psycopg.connect(url) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.transaction():
+            db = load_checkpoints(conn)
+            report.checkpoints = len(db)
+            if encounter is not None:
+                # Fast path: the latest checkpoints' signatures and this encounter only.
+                latest_db = db[-1:] if db else []
+                latest_file = files[-1:] if files else []
+                reference = _check_checkpoints(latest_db, latest_file, public_key, sink, report)
+                leaf_limit = latest_db[0].last_position if latest_db else 0
+                _scan_encounter(conn, encounter, leaf_limit, sink, report)
+            else:
+                reference = _check_checkpoints(db, files, public_key, sink, report)
+                leaf_limit = db[-1].last_position if db else 0
+                _scan_log(conn, reference, leaf_limit, db, sink, report)
+            if reference:
+                report.covered = reference[-1].tree_size
+                report.latest_position = reference[-1].last_position
+    sink.finish()
+    report.seconds = time.perf_counter() - started
+    return report
