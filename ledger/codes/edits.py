@@ -36,11 +36,11 @@ from __future__ import annotations
 import bisect
 import csv
 import hashlib
-import io
 import os
+import re
 import threading
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from ledger.domain.values import procedure_code_system
 _EPOCH = date(1990, 1, 1)
 _NO_DATE = 0xFFFF  # "no deletion date"
 _BASE = 36**5  # a 5-character code read in base 36 is below this
+_PTP_CODE = re.compile(r"\d{4}[0-9FTU]|[A-V]\d{4}")  # CPT (I/II/III/PLA) or HCPCS II
 
 
 def _split_paths(spec: str | Sequence[str | Path] | None) -> list[Path]:
@@ -60,12 +61,15 @@ def _split_paths(spec: str | Sequence[str | Path] | None) -> list[Path]:
     return [Path(str(p).strip()) for p in items if str(p).strip()]
 
 
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
+def _encoding(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
+        head.decode("utf-8-sig")
+        return "utf-8-sig"
+    except UnicodeDecodeError as exc:
+        # a cut multi-byte character at the end of the sample is still UTF-8
+        return "utf-8-sig" if exc.start >= len(head) - 3 else "cp1252"
 
 
 def _date(text: str, path: Path, n: int, what: str, field: str) -> date | None:
@@ -82,11 +86,15 @@ def _date(text: str, path: Path, n: int, what: str, field: str) -> date | None:
                            "YYYYMMDD date") from None
 
 
-def _rows(path: Path) -> list[list[str]]:
-    text = _read_text(path)
-    sample = next((ln for ln in text.splitlines() if ln.count("\t") >= 2), None)
-    delimiter = "\t" if sample is not None else ","
-    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+def _rows(path: Path) -> Iterator[list[str]]:
+    """The file's rows, streamed (PTP files run to millions of rows): tab-delimited when
+    its first lines hold tabs, else CSV."""
+    encoding = _encoding(path)
+    with path.open(encoding=encoding, errors="replace", newline="") as fh:
+        head = fh.read(1 << 14)
+        fh.seek(0)
+        delimiter = "\t" if any(ln.count("\t") >= 2 for ln in head.splitlines()) else ","
+        yield from csv.reader(fh, delimiter=delimiter)
 
 
 def _fingerprint(paths: Sequence[Path]) -> str:
@@ -134,35 +142,50 @@ class PTPTable:
 
 def read_ptp_files(paths: Sequence[Path]) -> PTPTable:
     """Read NCCI PTP files (see the module docstring) into one table."""
-    packed: list[int] = []
+    keys: list[int] = []
+    values: list[int] = []
     rationale_ids: dict[str, int] = {}
+    days: dict[str, int] = {}  # a file holds few distinct dates: convert each once
+
+    def day_number(text: str, path: Path, n: int, what: str) -> int:
+        got = days.get(text)
+        if got is None:
+            d = _date(text, path, n, what, "ncci_ptp_file")
+            got = days[text] = max((d - _EPOCH).days, 0) if d else _NO_DATE
+        return got
+
+    indicators = {"0": 0 << 16, "1": 1 << 16, "9": 9 << 16}
+    match = _PTP_CODE.fullmatch
     for path in paths:
         for n, row in enumerate(_rows(path), start=1):
             if len(row) < 6:
                 continue
-            c1, c2 = row[0].strip().upper(), row[1].strip().upper()
-            if procedure_code_system(c1) is None or procedure_code_system(c2) is None:
-                continue  # banner and heading lines
-            eff = _date(row[3], path, n, "effective date", "ncci_ptp_file")
-            dele = _date(row[4], path, n, "deletion date", "ncci_ptp_file")
-            ind = row[5].strip()[:1]
-            if ind not in ("0", "1", "9"):
+            c1, c2 = row[0], row[1]
+            if not (match(c1) and match(c2)):  # CMS files are clean: try as-is first
+                c1, c2 = c1.strip().upper(), c2.strip().upper()
+                if not (match(c1) and match(c2)):
+                    continue  # banner and heading lines
+            eff = days.get(row[3])
+            if eff is None:
+                eff = day_number(row[3], path, n, "effective date")
+            dele = days.get(row[4])
+            if dele is None:
+                dele = day_number(row[4], path, n, "deletion date")
+            ind = indicators.get(row[5]) if len(row[5]) == 1 else \
+                indicators.get(row[5].strip()[:1])
+            if ind is None:
                 raise InvalidValue("ncci_ptp_file", "edit_file.modifier_indicator",
                                    f"ncci_ptp_file: {path.name} row {n}: modifier indicator "
                                    f"{row[5][:5]!r} is not 0, 1 or 9")
-            rationale = row[6].strip() if len(row) > 6 else ""
-            rat = rationale_ids.get(rationale, 0xFFFF)
-            if rat == 0xFFFF and len(rationale_ids) < 0xFFFF:
-                rat = rationale_ids[rationale] = len(rationale_ids)
-            eff_d = max((eff - _EPOCH).days, 0) if eff else _NO_DATE
-            del_d = max((dele - _EPOCH).days, 0) if dele else _NO_DATE
-            value = (eff_d << 36) | (del_d << 20) | (int(ind) << 16) | (rat & 0xFFFF)
-            packed.append((PTPTable.key(c1, c2) << 52) | value)
-    packed.sort()
-    mask = (1 << 52) - 1
-    keys = array("q", (p >> 52 for p in packed))
-    values = array("q", (p & mask for p in packed))
-    return PTPTable(keys, values, {i: t for t, i in rationale_ids.items()})
+            rationale = row[6] if len(row) > 6 else ""
+            rat = rationale_ids.get(rationale)
+            if rat is None:
+                rat = rationale_ids[rationale] = min(len(rationale_ids), 0xFFFF)
+            keys.append(int(c1, 36) * _BASE + int(c2, 36))
+            values.append((eff << 36) | (dele << 20) | ind | rat)
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return PTPTable(array("q", (keys[i] for i in order)), array("q", (values[i] for i in order)),
+                    {i: t.strip() for t, i in rationale_ids.items() if i < 0xFFFF})
 
 
 # ---------------------------------------------------------------- MUE

@@ -153,6 +153,7 @@ class CodeTable:
     def __init__(self, entries: Entries) -> None:
         self.entries = entries
         self._sorted: list[str] | None = None
+        self.verdicts: dict[str, CodeVerdict] = {}  # answers for known codes, built on demand
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -257,12 +258,16 @@ class ICD10CMCodeSet:
 
     def check(self, code: str, date_of_service: date) -> CodeVerdict:
         undotted = code.replace(".", "").strip().upper()
+        edition = self.edition_for(date_of_service)
+        if edition is not None:
+            known = self.table(edition).verdicts.get(undotted)
+            if known is not None:  # the common case: one dict probe
+                return known
         dotted = icd10cm_dotted(undotted)
         if not ICD10CM_RE.match(undotted):
             return CodeVerdict(undotted, False, "", "icd10cm.format",
                                f"'{code.strip()[:12]}' is not in ICD-10-CM format (a letter, "
                                "a digit, then up to 5 letters or digits, e.g. E11.9)")
-        edition = self.edition_for(date_of_service)
         if edition is None:
             return CodeVerdict(
                 undotted, False, "", "icd10cm.dos",
@@ -281,9 +286,12 @@ class ICD10CMCodeSet:
                                f"'{dotted}' is not an ICD-10-CM code in {edition.version}")
         billable, description = entry
         if not billable:
-            return CodeVerdict(undotted, False, edition.version, "icd10cm.not_billable",
-                               _not_billable_message(undotted, table), description)
-        return CodeVerdict(undotted, True, edition.version, "", "", description)
+            verdict = CodeVerdict(undotted, False, edition.version, "icd10cm.not_billable",
+                                  _not_billable_message(undotted, table), description)
+        else:
+            verdict = CodeVerdict(undotted, True, edition.version, "", "", description)
+        table.verdicts[undotted] = verdict  # bounded by the codes of the edition
+        return verdict
 
 
 def _not_billable_message(code: str, table: CodeTable) -> str:
