@@ -1,16 +1,54 @@
-"""Request dependencies: the ledger application, the caller, the raw body."""
+"""Request dependencies: authentication and authorisation (on every route), the ledger
+application, the caller, the raw body."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.permissions import PERMISSIONS, PUBLIC, allowed
 from ledger.application import LedgerApplication
-from ledger.domain.errors import InvalidValue
+from ledger.auth import AuthStore, FailureLimiter, Identity
+from ledger.domain.encounter import Encounter
+from ledger.domain.errors import NotFound
 from ledger.domain.model import Actor
 
-ROLES = ("coder", "biller", "auditor", "advocate", "admin", "system")
+bearer = HTTPBearer(auto_error=False, description="an API token: `lgr_<id>.<secret>`")
+
+
+def authorize(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Identity | None:
+    """Authenticate the bearer token and check the permission table for this route.
+
+    401: no token, or an invalid/revoked one. 403: a valid token whose role may not call the
+    route (or a route with no declared permission: default deny). 429: too many failed
+    authentications from this address.
+    """
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    roles = PERMISSIONS.get((request.method, template))
+    if roles is PUBLIC:
+        return None
+    store: AuthStore = request.app.state.auth
+    limiter: FailureLimiter = request.app.state.auth_failures
+    client = request.client.host if request.client else "unknown"
+    if limiter.blocked(client):
+        raise HTTPException(429, "too many failed authentications; retry later",
+                            headers={"Retry-After": str(int(limiter.window))})
+    identity = store.authenticate(credentials.credentials) if credentials else None
+    if identity is None:
+        if credentials:  # a wrong token counts toward the limit; a missing one does not
+            limiter.failed(client)
+        raise HTTPException(401, "a valid bearer token is required",
+                            headers={"WWW-Authenticate": 'Bearer realm="ledger"'})
+    request.state.identity = identity
+    if not allowed(request.method, template, identity.role):
+        raise HTTPException(403, f"role {identity.role} may not {request.method} {template}")
+    return identity
 
 
 def get_ledger(request: Request) -> LedgerApplication:
@@ -21,21 +59,27 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-def current_actor(
-    x_actor_id: Annotated[str | None, Header(description="caller id (staff id, never PHI)")]
-    = None,
-    x_actor_role: Annotated[str | None, Header(description="caller role")] = None,
-) -> Actor:
-    """Who is calling. Until token authentication is configured, the caller names itself in
-    X-Actor-Id / X-Actor-Role; the actor on every event comes from here, never the body."""
-    if not x_actor_id or not x_actor_role:
-        raise InvalidValue("X-Actor-Id", "actor.required",
-                           "X-Actor-Id and X-Actor-Role headers are required")
-    if x_actor_role not in ROLES or len(x_actor_id) > 80:
-        raise InvalidValue("X-Actor-Role", "actor.role", f"X-Actor-Role: one of {ROLES}")
-    return Actor(x_actor_id, x_actor_role)
+def current_identity(request: Request) -> Identity:
+    identity = getattr(request.state, "identity", None)
+    if identity is None:  # pragma: no cover - authorize runs first on every route
+        raise HTTPException(401, "a valid bearer token is required")
+    return identity
+
+
+def current_actor(identity: Annotated[Identity, Depends(current_identity)]) -> Actor:
+    """The actor recorded on events: always the authenticated identity, never the body."""
+    return identity.actor
+
+
+def check_advocate_scope(identity: Identity, enc: Encounter) -> None:
+    """Minimum necessary: an advocate reads only encounters with a dispute assigned to them.
+    Anything else is answered 404, as if it did not exist (no confirmation it does)."""
+    if identity.role == "advocate" and not any(
+            d.advocate_id == identity.user_id for d in enc.disputes.values()):
+        raise NotFound("encounter_id", "encounter.exists", "encounter_id: no such encounter")
 
 
 LedgerDep = Annotated[LedgerApplication, Depends(get_ledger)]
 ActorDep = Annotated[Actor, Depends(current_actor)]
+IdentityDep = Annotated[Identity, Depends(current_identity)]
 RawBody = Annotated[bytes, Depends(raw_body)]

@@ -10,12 +10,16 @@ from datetime import timedelta
 import psycopg
 from fastapi import FastAPI
 
-from api import errors, openapi
+from fastapi import Depends
+
+from api import access_log, errors, openapi, routes_audit, routes_codes
+from api.deps import authorize
 from api.responses import OrjsonResponse
-from api.routes import commands, replay
+from api.routes import admin, commands, replay
 from ledger.application import LedgerApplication
 from ledger.config import Settings, get_settings
 from ledger.database import database_url, eventsourcing_env
+from ledger.auth import AuthStore, FailureLimiter
 from ledger.idempotency import IdempotencyStore, new_pool
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             group_commit_max_batch=settings.group_commit_max_batch,
         )
         app.state.pool = new_pool(url, max_size=settings.pool_size + settings.max_overflow)
+        app.state.auth = AuthStore(app.state.pool, cache_seconds=settings.token_cache_seconds)
+        app.state.auth_failures = FailureLimiter(settings.auth_failure_limit, 60.0)
         app.state.idempotency = IdempotencyStore(
             app.state.pool, retention=timedelta(hours=settings.idempotency_retention_hours))
         try:
@@ -64,11 +70,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],
     )
     errors.install(app)
+    access_log.install(app)
     openapi.install(app)
     app.include_router(commands.router)
     app.include_router(replay.router)
+    app.include_router(admin.router)
+    routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
+    app.include_router(routes_codes.router)
 
     @app.get("/health", tags=["service"], summary="Service and database status")
     def health() -> OrjsonResponse:

@@ -102,7 +102,7 @@ def _resource(scope: dict[str, Any]) -> tuple[str, str | None, str | None, str |
 
 def install_access_log(app: FastAPI, *, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
     """Record every read (GET/HEAD except health and docs) in the access log, with the caller
-    (X-Actor-Id/Role or ``request.state.actor``), the resource, the client address and the
+    (the authenticated identity, ``request.state.identity``), the resource, the client address and the
     outcome. Fails closed: a read whose record cannot be written answers 503, not the data."""
 
     @app.middleware("http")
@@ -111,9 +111,9 @@ def install_access_log(app: FastAPI, *, methods: tuple[str, ...] = ("GET", "HEAD
         if request.method not in methods or request.url.path.startswith(UNAUDITED):
             return await call_next(request)
         response = await call_next(request)
-        actor = getattr(request.state, "actor", None)
-        actor_id = getattr(actor, "id", None) or request.headers.get("x-actor-id") or "anonymous"
-        role = getattr(actor, "role", None) or request.headers.get("x-actor-role")
+        identity = getattr(request.state, "identity", None)  # set by api.deps.authorize
+        actor_id = getattr(identity, "user_id", None) or "anonymous"
+        role = getattr(identity, "role", None)
         kind, resource_id, encounter_id, route = _resource(request.scope)
         try:
             await run_in_threadpool(

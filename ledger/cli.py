@@ -19,6 +19,9 @@ app = typer.Typer(help="Event-sourced claims ledger for medical coding and billi
 db_app = typer.Typer(help="The database: migrations and the embedded server.")
 app.add_typer(db_app, name="db")
 app.add_typer(codes_app, name="codes")
+app.add_typer(__import__("ledger.auth_cli").auth_cli.users_app, name="users")
+app.add_typer(__import__("ledger.auth_cli").auth_cli.tokens_app, name="tokens")
+app.add_typer(__import__("ledger.auth_cli").auth_cli.keys_app, name="keys")
 console = Console()
 
 
@@ -91,7 +94,7 @@ def serve(
     # embedded server's exit hook stops PostgreSQL instead of leaving it running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower())
+                log_level=settings.log_level.lower(), access_log=False)
 
 
 import ledger.audit.cli  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)

@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     group_commit_window_ms: float = Field(0.0, description="When others are already queued, "
                                           "wait up to this long for more (0: never wait).")
     group_commit_max_batch: int = Field(256, description="Most commands in one transaction.")
+    token_cache_seconds: float = Field(30.0, description="How long a process trusts a token it "
+                                       "verified (revocations take effect within this).")
+    auth_failure_limit: int = Field(20, description="Failed authentications per client "
+                                    "address per minute before 429.")
+    cipher_key: str | None = Field(None, description="base64 of 32 bytes: encrypt event state "
+                                   "at rest (AES-GCM). Create one with `ledger keys new`.")
+    cipher_old_keys: str = Field("", description="Comma-separated previous cipher keys, for "
+                                 "reading events written before a rotation.")
     idempotency_retention_hours: int = Field(24, description="How long Idempotency-Keys are "
                                              "remembered.")
     wait_timeout: float = Field(5.0, description="Max seconds a read waits for ?min_position.")

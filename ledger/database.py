@@ -23,7 +23,7 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
     parts = urlparse(url)
     query = parse_qs(parts.query)
     host = query.get("host", [parts.hostname or "localhost"])[0]
-    return {
+    env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerRecorder",
         "POSTGRES_DBNAME": (parts.path or "/postgres").lstrip("/") or "postgres",
@@ -42,3 +42,8 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
         "AGGREGATE_CACHE_MAXSIZE": str(settings.cache_size) if settings.cache_size else "",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
+    if settings.cipher_key:
+        env["CIPHER_TOPIC"] = "ledger.crypto:RotatingAESCipher"
+        env["CIPHER_KEY"] = settings.cipher_key
+        env["CIPHER_OLD_KEYS"] = settings.cipher_old_keys
+    return env

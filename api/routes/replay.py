@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.commands import etag
-from api.deps import LedgerDep
+from api.deps import IdentityDep, LedgerDep, check_advocate_scope
 from api.responses import OrjsonResponse
 from ledger.domain.errors import InvalidValue, NotFound
 from ledger.views import claim_view, diff_claims, encounter_view, event_view
@@ -23,7 +23,9 @@ AsOfVersion = Annotated[int | None, Query(ge=1, description="the encounter at th
 AsOf = Annotated[datetime | None, Query(description="as recorded at this moment (ISO 8601)")]
 
 
-def _load(ledger: Any, encounter_id: UUID, as_of_version: int | None, as_of: datetime | None):
+def _load(ledger: Any, identity: Any, encounter_id: UUID, as_of_version: int | None,
+          as_of: datetime | None):
+    check_advocate_scope(identity, ledger.get_encounter(encounter_id))
     if as_of_version is not None and as_of is not None:
         raise InvalidValue("as_of", "as_of.one", "as_of: give as_of_version or as_of, not both")
     if as_of is not None:
@@ -41,23 +43,24 @@ def _load(ledger: Any, encounter_id: UUID, as_of_version: int | None, as_of: dat
 
 
 @router.get("/{encounter_id}", summary="An encounter (now, or as of a version or moment)")
-def get_encounter(encounter_id: UUID, ledger: LedgerDep, as_of_version: AsOfVersion = None,
-                  as_of: AsOf = None) -> Response:
-    enc = _load(ledger, encounter_id, as_of_version, as_of)
+def get_encounter(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep,
+                  as_of_version: AsOfVersion = None, as_of: AsOf = None) -> Response:
+    enc = _load(ledger, identity, encounter_id, as_of_version, as_of)
     return OrjsonResponse(encounter_view(enc), headers={"ETag": etag(enc.version)})
 
 
 @router.get("/{encounter_id}/claims/{claim_number}",
             summary="A claim as it stands, or as it stood at a version or moment")
-def get_claim(encounter_id: UUID, claim_number: str, ledger: LedgerDep,
+def get_claim(encounter_id: UUID, claim_number: str, ledger: LedgerDep, identity: IdentityDep,
               as_of_version: AsOfVersion = None, as_of: AsOf = None) -> Response:
-    enc = _load(ledger, encounter_id, as_of_version, as_of)
+    enc = _load(ledger, identity, encounter_id, as_of_version, as_of)
     claim = enc._claim(claim_number)
     return OrjsonResponse(claim_view(enc, claim), headers={"ETag": etag(enc.version)})
 
 
 @router.get("/{encounter_id}/history", summary="Every event of the encounter, in order")
-def history(encounter_id: UUID, ledger: LedgerDep) -> Response:
+def history(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep) -> Response:
+    check_advocate_scope(identity, ledger.get_encounter(encounter_id))
     events = ledger.history(encounter_id)
     return OrjsonResponse({"encounter_id": str(encounter_id),
                            "events": [event_view(e) for e in events]},
@@ -66,11 +69,12 @@ def history(encounter_id: UUID, ledger: LedgerDep) -> Response:
 
 @router.get("/{encounter_id}/diff",
             summary="What changed between two versions: codes, lines, amounts, who and why")
-def diff(encounter_id: UUID, ledger: LedgerDep,
+def diff(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep,
          from_version: Annotated[int, Query(ge=1)],
          to_version: Annotated[int | None, Query(ge=1)] = None,
          claim_number: Annotated[str | None, Query(max_length=38)] = None) -> Response:
     current = ledger.get_encounter(encounter_id)
+    check_advocate_scope(identity, current)
     to_version = to_version or current.version
     if to_version > current.version or from_version > to_version:
         raise InvalidValue("to_version", "diff.range",

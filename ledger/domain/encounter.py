@@ -1263,13 +1263,17 @@ class Encounter(Aggregate):
         if category not in ("charge", "coding", "coverage", "balance", "other"):
             raise InvalidValue("category", "dispute.category",
                                "category: charge, coding, coverage, balance or other")
+        if actor.role == "advocate" and advocate_id != actor.id:
+            raise RuleViolation("advocate_id", "dispute.advocate_self",
+                                "advocate_id: an advocate opens disputes assigned to themself")
         self.trigger_event(self.DisputeOpened, dispute_id=dispute_id, line_nos=list(line_nos),
                            category=category, advocate_id=advocate_id,
                            description=str(description)[:2000], reason="", **who)
 
-    def _open_dispute(self, dispute_id: str) -> Dispute:
+    def _open_dispute(self, dispute_id: str, actor: Actor) -> Dispute:
         d = self.disputes.get(dispute_id)
-        if d is None:
+        if d is None or (actor.role == "advocate" and d.advocate_id != actor.id):
+            # an advocate works only the disputes assigned to them
             raise NotFound("dispute_id", "dispute.exists", "dispute_id: no such dispute")
         if d.status != "open":
             raise IllegalTransition("dispute_id", "dispute.open", "dispute_id: already resolved")
@@ -1277,7 +1281,7 @@ class Encounter(Aggregate):
 
     def add_dispute_note(self, dispute_id: str, *, note: str, actor: Actor) -> None:
         who = self._actor(actor)
-        self._open_dispute(dispute_id)
+        self._open_dispute(dispute_id, actor)
         if not note or not note.strip():
             raise InvalidValue("note", "required", "note: required")
         self.trigger_event(self.DisputeNoteAdded, dispute_id=dispute_id,
@@ -1287,10 +1291,14 @@ class Encounter(Aggregate):
                         reason: str) -> None:
         who = self._actor(actor)
         reason = _require_reason(reason, "resolve a dispute")
-        self._open_dispute(dispute_id)
+        self._open_dispute(dispute_id, actor)
         if outcome not in ("upheld", "adjusted", "rejected", "withdrawn"):
             raise InvalidValue("outcome", "dispute.outcome",
                                "outcome: upheld, adjusted, rejected or withdrawn")
+        if actor.role == "advocate" and outcome != "withdrawn":
+            raise RuleViolation("outcome", "dispute.advocate_outcome",
+                                "outcome: an advocate may only withdraw a dispute; billing "
+                                "staff decide the others")
         self.trigger_event(self.DisputeResolved, dispute_id=dispute_id, outcome=outcome,
                            reason=reason, **who)
 

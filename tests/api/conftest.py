@@ -9,8 +9,35 @@ from api.main import create_app
 from ledger.config import Settings
 
 
+# Every actor the API tests use, with a deterministic token (created by ``provision``).
+TEST_ACTORS = {"coder-a": "coder", "coder-b": "coder", "biller-1": "biller",
+               "auditor-1": "auditor", "advocate-1": "advocate", "advocate-2": "advocate",
+               "admin-1": "admin", "fuzz-1": "biller"}
+SECRET = "test-secret-0123456789abcdef"
+
+
+def token_for(actor: str) -> str:
+    return f"lgr_t-{actor}.{SECRET}"
+
+
+def provision(url: str) -> None:
+    """Create the test users and their tokens in the test database."""
+    from ledger.auth import AuthStore
+    from ledger.idempotency import new_pool
+
+    pool = new_pool(url, max_size=2)
+    try:
+        store = AuthStore(pool)
+        for actor, role in TEST_ACTORS.items():
+            store.create_user(actor, role, created_by="tests")
+            store.create_token(actor, "tests", token_id=f"t-{actor}", secret=SECRET)
+    finally:
+        pool.close()
+
+
 @pytest.fixture
 def settings(clean_db: str) -> Settings:
+    provision(clean_db)
     return Settings(database_url=clean_db, cache_size=0)
 
 
@@ -21,7 +48,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def headers(actor: str = "biller-1", role: str = "biller", **extra: str) -> dict[str, str]:
-    return {"X-Actor-Id": actor, "X-Actor-Role": role, **extra}
+    """Authorization for a test actor (its role is the one it was provisioned with)."""
+    assert TEST_ACTORS[actor] == role, f"{actor} is provisioned as {TEST_ACTORS[actor]}"
+    return {"Authorization": f"Bearer {token_for(actor)}", **extra}
 
 
 class LiveServer:

@@ -13,7 +13,7 @@ OPEN = {"facility_id": "FAC-01", "patient_ref": "PT-9001", "service_from": "2026
 
 
 def test_health_reports_database(client):
-    r = client.get("/health")
+    r = client.get("/health", headers=headers())
     assert r.status_code == 200
     assert r.json()["database"]["status"] == "ok"
 
@@ -35,7 +35,7 @@ def test_open_code_and_refusals(client):
                     headers=headers("coder-a", "coder"))
     assert r.status_code == 422
     assert r.json()["field"] == "charge"
-    r = client.get(f"/encounters/{eid}")
+    r = client.get(f"/encounters/{eid}", headers=headers())
     assert r.json()["version"] == 1, "refusals wrote nothing"
 
 
@@ -47,6 +47,6 @@ def test_malformed_json_is_a_422_problem(client):
 
 
 def test_unknown_encounter_is_404(client):
-    r = client.get("/encounters/00000000-0000-0000-0000-000000000000")
+    r = client.get("/encounters/00000000-0000-0000-0000-000000000000", headers=headers())
     assert r.status_code == 404
     assert r.json()["rule"] == "encounter.exists"

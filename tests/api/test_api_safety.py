@@ -42,7 +42,7 @@ def test_twenty_clients_race_with_if_match_exactly_one_success_per_version(live_
     assert statuses.count(200) == 1, statuses
     assert all(s in (409, 412) for s in statuses if s != 200), statuses
     with httpx.Client(base_url=base) as c:
-        enc = c.get(f"/encounters/{eid}").json()
+        enc = c.get(f"/encounters/{eid}", headers=BILLER).json()
     assert enc["version"] == version + 1
     assert len(enc["lines"]) == 1, "nothing lost, nothing doubled"
 

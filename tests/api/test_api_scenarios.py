@@ -81,9 +81,9 @@ def scenario_1(client):
 
 def test_scenario_1_over_http(client):
     eid = scenario_1(client)
-    enc = ok(client.get(f"/encounters/{eid}"))
+    enc = ok(client.get(f"/encounters/{eid}", headers=BILLER))
     assert enc["balances"] == {"patient": "30.00", "primary": "0.00"}
-    claim = ok(client.get(f"/encounters/{eid}/claims/S1-0001"))
+    claim = ok(client.get(f"/encounters/{eid}/claims/S1-0001", headers=BILLER))
     assert claim["status"] == "paid" and claim["paid"] == "114.82"
     assert claim["adjustments"] == {"CO-45": "95.18", "PR-3": "30.00"}
 
@@ -108,7 +108,7 @@ def scenario_2(client):
 
 def test_scenarios_2_and_4_over_http(client):
     eid = scenario_2(client)
-    enc = ok(client.get(f"/encounters/{eid}"))
+    enc = ok(client.get(f"/encounters/{eid}", headers=BILLER))
     assert enc["patient_share"]["deductible"] == "100.00"
     assert enc["patient_share"]["coinsurance"] == "20.00"
     assert enc["balances"]["patient"] == "120.00"
@@ -136,12 +136,12 @@ def test_scenario_3_denial_appeal_paid_over_http(client):
                    {"line_no": 1, "procedure_code": "97110", "submitted": "180.00",
                     "paid": "0.00", "units": "4", "adjustments": [cas("CO", "50", "180.00")],
                     "remarks": ["N115"]}])
-    claim = ok(client.get(f"/encounters/{eid}/claims/S3-0001"))
+    claim = ok(client.get(f"/encounters/{eid}/claims/S3-0001", headers=BILLER))
     assert claim["status"] == "denied" and claim["denial_deadline"] == "2026-08-18"
-    assert ok(client.get(f"/encounters/{eid}"))["balances"].get("patient", "0.00") == "0.00"
+    assert ok(client.get(f"/encounters/{eid}", headers=BILLER))["balances"].get("patient", "0.00") == "0.00"
     ok(client.post(f"/encounters/{eid}/claims/S3-0001/appeals", headers=BILLER, json={
         "filed_on": "2026-05-01", "reason": "medical necessity"}))
-    assert ok(client.get(f"/encounters/{eid}/claims/S3-0001"))["status"] == "in_appeal"
+    assert ok(client.get(f"/encounters/{eid}/claims/S3-0001", headers=BILLER))["status"] == "in_appeal"
     ok(client.post(f"/encounters/{eid}/claims/S3-0001/appeals/decision", headers=BILLER,
                    json={"outcome": "overturned", "decided_on": "2026-06-01"}))
     adjudicate(client, eid, "S3-0001", status="1", charge="180.00", paid="112.64", pr="28.16",
@@ -149,9 +149,9 @@ def test_scenario_3_denial_appeal_paid_over_http(client):
                    {"line_no": 1, "procedure_code": "97110", "submitted": "180.00",
                     "paid": "112.64", "allowed": "140.80", "units": "4",
                     "adjustments": [cas("CO", "45", "39.20"), cas("PR", "2", "28.16")]}])
-    claim = ok(client.get(f"/encounters/{eid}/claims/S3-0001"))
+    claim = ok(client.get(f"/encounters/{eid}/claims/S3-0001", headers=BILLER))
     assert claim["status"] == "paid" and claim["payer_icn"] == "ICN-S3B"
-    enc = ok(client.get(f"/encounters/{eid}"))
+    enc = ok(client.get(f"/encounters/{eid}", headers=BILLER))
     assert enc["balances"] == {"patient": "28.16", "primary": "0.00"}
 
 
@@ -160,7 +160,7 @@ def test_scenario_5_as_of_and_diff_over_http(client):
     ok(client.post(f"/encounters/{eid}/diagnoses", json={"code": "R10.9"}, headers=CODER))
     add_line(client, eid, "99213", "130.00", [1])
     t1 = datetime.now(UTC).isoformat()
-    v1 = ok(client.get(f"/encounters/{eid}"))["version"]
+    v1 = ok(client.get(f"/encounters/{eid}", headers=BILLER))["version"]
     time.sleep(0.01)
     for bad in ("R10.3", "S52.521"):
         r = client.post(f"/encounters/{eid}/diagnoses/1/revise", headers=CODER_B,
@@ -171,20 +171,20 @@ def test_scenario_5_as_of_and_diff_over_http(client):
     t2 = datetime.now(UTC).isoformat()
     ok(client.post(f"/encounters/{eid}/claims", json={"claim_number": "S5-0001"},
                    headers=BILLER))
-    at_t1 = ok(client.get(f"/encounters/{eid}", params={"as_of": t1}))
-    at_t2 = ok(client.get(f"/encounters/{eid}", params={"as_of": t2}))
+    at_t1 = ok(client.get(f"/encounters/{eid}", params={"as_of": t1}, headers=BILLER))
+    at_t2 = ok(client.get(f"/encounters/{eid}", params={"as_of": t2}, headers=BILLER))
     assert [d["code"] for d in at_t1["diagnoses"]] == ["R10.9"]
     assert [d["code"] for d in at_t2["diagnoses"]] == ["R10.31"]
-    by_version = ok(client.get(f"/encounters/{eid}", params={"as_of_version": v1}))
+    by_version = ok(client.get(f"/encounters/{eid}", params={"as_of_version": v1}, headers=BILLER))
     assert by_version["diagnoses"][0]["code"] == "R10.9"
     diff = ok(client.get(f"/encounters/{eid}/diff", params={"from_version": v1,
-                                                             "to_version": v1 + 1}))
+                                                             "to_version": v1 + 1}, headers=BILLER))
     assert diff["changes"]["diagnoses"] == {"removed": ["R10.9"], "added": ["R10.31"]}
     (event,) = diff["events"]
     assert event["type"] == "DiagnosisRevised" and event["actor_id"] == "coder-b"
     assert event["reason"] == "specificity"
     assert (event["data"]["old_code"], event["data"]["new_code"]) == ("R109", "R1031")
-    history = ok(client.get(f"/encounters/{eid}/history"))["events"]
+    history = ok(client.get(f"/encounters/{eid}/history", headers=BILLER))["events"]
     assert [e["type"] for e in history][:2] == ["Opened", "DiagnosisCoded"]
-    r = client.get(f"/encounters/{eid}", params={"as_of": "2020-01-01T00:00:00Z"})
+    r = client.get(f"/encounters/{eid}", params={"as_of": "2020-01-01T00:00:00Z"}, headers=BILLER)
     assert r.status_code == 404

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def api_schema(clean_db):
+    provision(clean_db)
     app = create_app(Settings(database_url=clean_db, cache_size=0))
     from fastapi.testclient import TestClient
 
@@ -35,7 +36,9 @@ def api_schema(clean_db):
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
           checks.content_type_conformance, checks.response_schema_conformance]
 
-ACTOR = {"X-Actor-Id": "fuzz-1", "X-Actor-Role": "biller"}
+from tests.api.conftest import headers, provision  # noqa: E402
+
+ACTOR = headers("fuzz-1", "biller")
 
 
 def test_no_server_errors_and_responses_match_the_schema(api_schema):

@@ -21,13 +21,18 @@ pytestmark = pytest.mark.postgres
 
 
 def hdr(actor: str, role: str) -> dict[str, str]:
-    return {"X-Actor-Id": actor, "X-Actor-Role": role, "X-Request-Id": f"req-{actor}"}
+    # bearer tokens (issue 9): the test actors are provisioned by tests.api.conftest.provision
+    from tests.api.conftest import headers
+
+    return {**headers(actor, role), "X-Request-Id": f"req-{actor}"}
 
 
 @pytest.fixture
 def client(clean_db) -> Iterator[TestClient]:
-    app = create_app(Settings(database_url=clean_db, cache_size=0))
-    routes_audit.install(app)
+    from tests.api.conftest import provision
+
+    provision(clean_db)
+    app = create_app(Settings(database_url=clean_db, cache_size=0))  # mounts routes_audit
     with TestClient(app) as c:
         yield c
 

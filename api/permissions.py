@@ -1,0 +1,84 @@
+"""Who may call what: ONE table, enforced on every route by ``authorize`` (default deny).
+
+Keys are (HTTP method, route template). A route missing here is refused to everyone (and
+fails the permission-matrix test). ``PUBLIC`` routes need no token. Advocates additionally
+see only encounters with a dispute assigned to them (checked where the encounter is loaded).
+"""
+
+from __future__ import annotations
+
+CODER, BILLER, AUDITOR, ADVOCATE, ADMIN = "coder", "biller", "auditor", "advocate", "admin"
+READERS = frozenset({CODER, BILLER, AUDITOR, ADVOCATE})
+STAFF_READERS = frozenset({CODER, BILLER, AUDITOR})
+PUBLIC = frozenset({"*"})
+
+E = "/encounters/{encounter_id}"
+C = E + "/claims/{claim_number}"
+
+PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/health"): PUBLIC,
+    # coding: coders (an encounter may also be opened by registration/billing staff)
+    ("POST", "/encounters"): frozenset({CODER, BILLER}),
+    ("POST", E + "/diagnoses"): frozenset({CODER}),
+    ("POST", E + "/diagnoses/{position}/revise"): frozenset({CODER}),
+    ("POST", E + "/diagnoses/{position}/remove"): frozenset({CODER}),
+    ("POST", E + "/lines"): frozenset({CODER}),
+    ("POST", E + "/lines/{line_no}/revise"): frozenset({CODER}),
+    ("POST", E + "/lines/{line_no}/remove"): frozenset({CODER}),
+    ("POST", E + "/supplies"): frozenset({CODER}),
+    # billing: claims, remittances, money
+    ("POST", E + "/lines/{line_no}/charge-adjustments"): frozenset({BILLER}),
+    ("POST", E + "/claims"): frozenset({BILLER}),
+    ("POST", C + "/scrub"): frozenset({BILLER}),
+    ("POST", C + "/submit"): frozenset({BILLER}),
+    ("POST", C + "/acknowledgements"): frozenset({BILLER}),
+    ("POST", C + "/adjudications"): frozenset({BILLER}),
+    ("POST", C + "/provider-adjustments"): frozenset({BILLER}),
+    ("POST", C + "/denials"): frozenset({BILLER}),
+    ("POST", C + "/appeals"): frozenset({BILLER}),
+    ("POST", C + "/appeals/decision"): frozenset({BILLER}),
+    ("POST", E + "/statements"): frozenset({BILLER}),
+    ("POST", E + "/patient-payments"): frozenset({BILLER}),
+    ("POST", E + "/refunds"): frozenset({BILLER}),
+    ("POST", E + "/write-offs"): frozenset({BILLER}),
+    ("POST", "/remittances"): frozenset({BILLER}),
+    ("POST", "/claims/x12"): frozenset({BILLER}),
+    # disputes: advocates open and work them; billing staff answer them
+    ("POST", E + "/disputes"): frozenset({ADVOCATE, BILLER}),
+    ("POST", E + "/disputes/{dispute_id}/notes"): frozenset({ADVOCATE, BILLER}),
+    ("POST", E + "/disputes/{dispute_id}/resolve"): frozenset({ADVOCATE, BILLER}),
+    # reads of claim data (advocates: only encounters with a dispute assigned to them)
+    ("GET", E): READERS,
+    ("GET", C): READERS,
+    ("GET", E + "/history"): READERS,
+    ("GET", E + "/diff"): READERS,
+    ("GET", "/claims"): READERS,
+    ("GET", "/payers/balances"): STAFF_READERS,
+    ("GET", "/patients/{patient_ref}/balance"): READERS,
+    ("GET", "/queues/disputes-denials"): READERS,
+    ("GET", "/trends/diagnoses"): STAFF_READERS,
+    ("GET", "/trends/diagnoses/{code}"): STAFF_READERS,
+    ("GET", "/trends/code-revisions"): STAFF_READERS,
+    ("GET", "/audit/trail"): frozenset({AUDITOR}),
+    ("GET", "/projections/status"): frozenset({AUDITOR, ADMIN, BILLER}),
+    # reference data
+    ("GET", "/codes/{system}/{code}"): frozenset({CODER, BILLER, AUDITOR, ADVOCATE, ADMIN}),
+    # audit controls
+    ("GET", "/audit/verify"): frozenset({AUDITOR}),
+    ("GET", "/audit/access"): frozenset({AUDITOR}),
+    # administration of users and tokens (no claim data)
+    ("GET", "/admin/users"): frozenset({ADMIN}),
+    ("POST", "/admin/users"): frozenset({ADMIN}),
+    ("POST", "/admin/users/{user_id}/disable"): frozenset({ADMIN}),
+    ("POST", "/admin/users/{user_id}/tokens"): frozenset({ADMIN}),
+    ("POST", "/admin/tokens/{token_id}/revoke"): frozenset({ADMIN}),
+}
+
+
+def allowed(method: str, path: str, role: str | None) -> bool:
+    roles = PERMISSIONS.get((method, path))
+    if roles is None:
+        return False
+    if roles is PUBLIC:
+        return True
+    return role is not None and role in roles
