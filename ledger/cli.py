@@ -19,6 +19,7 @@ app = typer.Typer(help="Event-sourced claims ledger for medical coding and billi
 db_app = typer.Typer(help="The database: migrations and the embedded server.")
 app.add_typer(db_app, name="db")
 app.add_typer(codes_app, name="codes")
+app.add_typer(__import__("ledger.projections.cli").projections.cli.app, name="projections")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.users_app, name="users")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.tokens_app, name="tokens")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.keys_app, name="keys")

@@ -1,0 +1,373 @@
+"""Read queries over the projections' tables: plain SQL, one function per question.
+
+Every function takes an open psycopg connection (any row factory: rows are returned as
+dicts) and returns plain Python values (Decimal money, dates, UUIDs). Lists are paged with an
+opaque cursor: pass ``next_cursor`` of one page as ``cursor`` to get the next.
+
+Read-your-writes: a caller that wrote at log position P calls ``wait_for_position(conn, P)``
+(or the runner's / ``ProjectionWaiter``'s ``wait``) before querying.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.sql import SQL, Composable, Identifier, Literal
+
+from ledger.domain.errors import InvalidValue
+from ledger.projections import PROJECTION_NAMES
+from ledger.projections.base import APPLICATION_NAME
+
+MAX_LIMIT = 500
+CLAIM_STATUSES = ("draft", "scrubbed", "submitted", "accepted", "rejected", "adjudicated",
+                  "denied", "in_appeal", "paid", "closed", "voided")
+AGING_BUCKETS = (("0_30", 0, 30), ("31_60", 31, 60), ("61_90", 61, 90), ("91_120", 91, 120),
+                 ("over_120", 121, None))
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def normalise_code(code: str) -> str:
+    """Codes are stored upper case, ICD-10-CM without the dot."""
+    return code.strip().upper().replace(".", "")
+
+
+def _limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidValue("limit", "limit.range", f"limit: between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _cursor(cursor: str | None) -> int | None:
+    if cursor is None or cursor == "":
+        return None
+    try:
+        value = int(cursor)
+    except ValueError:
+        raise InvalidValue("cursor", "cursor.format", "cursor: not a cursor from this list") \
+            from None
+    if value < 0:
+        raise InvalidValue("cursor", "cursor.format", "cursor: not a cursor from this list")
+    return value
+
+
+def _rows(conn: Connection[Any], query: Composable | str, params: Sequence[Any] = ()
+          ) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+# ---------------------------------------------------------------- read-your-writes
+def _positions_sql(names: Iterable[str]) -> Composable:
+    parts = [SQL("SELECT {0}::text AS name, (SELECT notification_id FROM {1} WHERE "
+                 "application_name = {2}) AS position").format(
+        Literal(n), Identifier(f"{n}_tracking"), Literal(APPLICATION_NAME)) for n in names]
+    return SQL(" UNION ALL ").join(parts)
+
+
+def projection_positions(conn: Connection[Any],
+                         names: Iterable[str] = PROJECTION_NAMES) -> dict[str, int]:
+    """Each projection's tracked log position (0: nothing applied yet)."""
+    return {r["name"]: int(r["position"] or 0) for r in _rows(conn, _positions_sql(names))}
+
+
+def wait_for_position(conn: Connection[Any], position: int, *,
+                      names: Iterable[str] = PROJECTION_NAMES, timeout: float = 5.0) -> bool:
+    """Block until the projections (default: all) reflect every event up to ``position``
+    (a ``CommandResult.position``); False when ``timeout`` passes first.
+
+    Polls the tracking rows from 2 ms, doubling up to 50 ms (the library's ``wait`` starts
+    at 100 ms). A process that runs the runner should use ``ProjectionRunner.wait`` (no
+    polling); the API can share one ``ledger.projections.waiting.ProjectionWaiter``.
+    """
+    names = list(names)
+    query = _positions_sql(names)
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        rows = _rows(conn, query)  # READ COMMITTED: each poll sees the latest commits
+        if all(int(r["position"] or 0) >= position for r in rows):
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.05)
+
+
+# ---------------------------------------------------------------- claims
+CLAIM_LIST_COLUMNS = SQL(
+    "c.encounter_id, c.claim_number, c.created_position, c.patient_ref, c.payer_id, "
+    "c.party_kind, c.bucket, c.frequency, c.status, c.service_from, c.service_to, "
+    "c.diagnoses, c.total_charge, c.allowed, c.paid, c.patient_responsibility, c.contractual, "
+    "c.other_adjustments, c.outstanding, c.payer_icn, c.submitted_on, c.denial_deadline, "
+    "c.balance_primary, c.balance_secondary, c.balance_tertiary, c.balance_patient, "
+    "c.version, c.last_event, c.updated_at")
+
+
+def list_claims(conn: Connection[Any], *, status: str | None = None,
+                payer_id: str | None = None, patient_ref: str | None = None,
+                dos_from: date | None = None, dos_to: date | None = None,
+                code: str | None = None, actor_id: str | None = None,
+                limit: int = 50, cursor: str | None = None) -> ResultPage:
+    """Current claims, newest first, filtered by status, payer, patient reference, dates of
+    service (overlapping ``dos_from``..``dos_to``), a code (diagnosis on the claim, or a
+    procedure/revenue code on one of its lines) or an actor (anyone who recorded an event on
+    the claim's encounter, from the audit trail)."""
+    limit = _limit(limit)
+    where: list[Composable] = []
+    params: list[Any] = []
+    if status is not None:
+        if status not in CLAIM_STATUSES:
+            raise InvalidValue("status", "status.enum",
+                               f"status: one of {', '.join(CLAIM_STATUSES)}")
+        where.append(SQL("c.status = %s"))
+        params.append(status)
+    if payer_id:
+        where.append(SQL("c.payer_id = %s"))
+        params.append(payer_id)
+    if patient_ref:
+        where.append(SQL("c.patient_ref = %s"))
+        params.append(patient_ref)
+    if dos_from is not None:
+        where.append(SQL("c.service_to >= %s"))
+        params.append(dos_from)
+    if dos_to is not None:
+        where.append(SQL("c.service_from <= %s"))
+        params.append(dos_to)
+    if code:
+        value = normalise_code(code)
+        where.append(SQL(
+            "(c.diagnoses @> ARRAY[%s]::text[] OR EXISTS (SELECT 1 FROM current_claim_lines l "
+            "WHERE l.encounter_id = c.encounter_id AND l.claim_number = c.claim_number "
+            "AND (l.procedure_code = %s OR l.revenue_code = %s)))"))
+        params += [value, value, value]
+    if actor_id:
+        where.append(SQL("EXISTS (SELECT 1 FROM audit_trail a WHERE a.actor_id = %s AND "
+                         "a.encounter_id = c.encounter_id)"))
+        params.append(actor_id)
+    after = _cursor(cursor)
+    if after is not None:
+        where.append(SQL("c.created_position < %s"))
+        params.append(after)
+    query = SQL("SELECT {cols} FROM current_claims c {where} ORDER BY c.created_position DESC "
+                "LIMIT %s").format(
+        cols=CLAIM_LIST_COLUMNS,
+        where=SQL("WHERE ") + SQL(" AND ").join(where) if where else SQL(""))
+    rows = _rows(conn, query, [*params, limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ResultPage(rows, str(rows[-1]["created_position"]) if more else None)
+
+
+def get_claim(conn: Connection[Any], claim_number: str,
+              encounter_id: UUID | None = None) -> dict[str, Any] | None:
+    """One claim with its lines (and the encounter's balances per bucket); None if unknown.
+    Claim numbers are unique per encounter: pass ``encounter_id`` when numbers may repeat."""
+    query = "SELECT * FROM current_claims WHERE claim_number = %s"
+    params: list[Any] = [claim_number]
+    if encounter_id is not None:
+        query += " AND encounter_id = %s"
+        params.append(encounter_id)
+    rows = _rows(conn, query + " ORDER BY created_position DESC LIMIT 1", params)
+    if not rows:
+        return None
+    claim = rows[0]
+    claim["lines"] = _rows(conn, "SELECT * FROM current_claim_lines WHERE encounter_id = %s "
+                                 "AND claim_number = %s ORDER BY line_no",
+                           (claim["encounter_id"], claim["claim_number"]))
+    return claim
+
+
+def encounter_claims(conn: Connection[Any], encounter_id: UUID) -> list[dict[str, Any]]:
+    """Every claim of an encounter (originals, replacements, voids), oldest first."""
+    return _rows(conn, "SELECT * FROM current_claims WHERE encounter_id = %s "
+                       "ORDER BY created_position", (encounter_id,))
+
+
+def encounter_summary(conn: Connection[Any], encounter_id: UUID) -> dict[str, Any] | None:
+    """The encounter's balances per bucket and patient totals, with its current lines."""
+    rows = _rows(conn, "SELECT * FROM claims_encounters WHERE encounter_id = %s",
+                 (encounter_id,))
+    if not rows:
+        return None
+    enc = rows[0]
+    enc["lines"] = _rows(conn, "SELECT * FROM claims_encounter_lines WHERE encounter_id = %s "
+                               "ORDER BY line_no", (encounter_id,))
+    return enc
+
+
+# ---------------------------------------------------------------- balances
+def payer_balances(conn: Connection[Any], payer_id: str | None = None, *,
+                   as_of: date | None = None) -> list[dict[str, Any]]:
+    """Per payer and kind of party: claims, open claims, billed, allowed, paid, contractual
+    (CO) and other adjustments, patient responsibility, write-offs, provider (PLB)
+    adjustments, outstanding, and outstanding by age since submission (``aging_0_30`` …
+    ``aging_over_120``, days counted to ``as_of``, default today)."""
+    as_of = as_of or date.today()
+    buckets = [SQL("COALESCE(SUM(a.outstanding) FILTER (WHERE {cond}), 0) AS {name}").format(
+        cond=SQL("%s - a.submitted_on BETWEEN {0} AND {1}").format(Literal(lo), Literal(hi))
+        if hi is not None else SQL("%s - a.submitted_on >= {0}").format(Literal(lo)),
+        name=Identifier(f"aging_{name}")) for name, lo, hi in AGING_BUCKETS]
+    where = SQL("WHERE p.payer_id = %s") if payer_id else SQL("")
+    query = SQL(
+        "SELECT p.*, {buckets} FROM payer_balances p LEFT JOIN payer_aging a "
+        "ON a.payer_id = p.payer_id AND a.party_kind = p.party_kind {where} "
+        "GROUP BY p.payer_id, p.party_kind ORDER BY p.payer_id, p.party_kind"
+    ).format(buckets=SQL(", ").join(buckets), where=where)
+    params: list[Any] = [as_of] * len(AGING_BUCKETS)
+    if payer_id:
+        params.append(payer_id)
+    return _rows(conn, query, params)
+
+
+def patient_balance(conn: Connection[Any], patient_ref: str) -> dict[str, Any] | None:
+    """What one patient owes across encounters: owed, paid, refunded, credit (refund
+    liability), written off, deductible/coinsurance/copay assigned, last statement."""
+    rows = _rows(conn, "SELECT * FROM patient_balances WHERE patient_ref = %s", (patient_ref,))
+    return rows[0] if rows else None
+
+
+# ---------------------------------------------------------------- disputes and denials
+def work_queue(conn: Connection[Any], *, kind: str | None = None, open_only: bool = True,
+               due_before: date | None = None, payer_id: str | None = None,
+               assignee: str | None = None, limit: int = 50,
+               cursor: str | None = None) -> ResultPage:
+    """Denials, rejections and disputes, earliest deadline first (open ones by default)."""
+    limit = _limit(limit)
+    where: list[Composable] = []
+    params: list[Any] = []
+    if kind is not None:
+        if kind not in ("denial", "rejection", "dispute"):
+            raise InvalidValue("kind", "kind.enum", "kind: denial, rejection or dispute")
+        where.append(SQL("item_kind = %s"))
+        params.append(kind)
+    if open_only:
+        where.append(SQL("status <> 'resolved'"))
+    if due_before is not None:
+        where.append(SQL("deadline < %s"))
+        params.append(due_before)
+    if payer_id:
+        where.append(SQL("payer_id = %s"))
+        params.append(payer_id)
+    if assignee:
+        where.append(SQL("assignee = %s"))
+        params.append(assignee)
+    offset = _cursor(cursor) or 0
+    query = SQL("SELECT * FROM work_queue {where} ORDER BY deadline NULLS LAST, "
+                "opened_position LIMIT %s OFFSET %s").format(
+        where=SQL("WHERE ") + SQL(" AND ").join(where) if where else SQL(""))
+    rows = _rows(conn, query, [*params, limit + 1, offset])
+    more = len(rows) > limit
+    return ResultPage(rows[:limit], str(offset + limit) if more else None)
+
+
+# ---------------------------------------------------------------- trends
+def diagnosis_trend(conn: Connection[Any], diagnosis: str, *, scope: str = "principal",
+                    kind: str | None = None, limit: int = 50) -> dict[str, Any] | None:
+    """For one diagnosis: encounters, charged/allowed/paid in total and per encounter, and the
+    services and supplies used (most frequent first) with counts and money."""
+    if scope not in ("principal", "any"):
+        raise InvalidValue("scope", "scope.enum", "scope: principal or any")
+    dx = normalise_code(diagnosis)
+    rows = _rows(conn, "SELECT *, round(charged / encounters, 2) AS average_charged, "
+                       "round(allowed / encounters, 2) AS average_allowed, "
+                       "round(paid / encounters, 2) AS average_paid FROM trend_diagnoses "
+                       "WHERE diagnosis = %s AND scope = %s", (dx, scope))
+    if not rows:
+        return None
+    out = rows[0]
+    where = "diagnosis = %s AND scope = %s" + (" AND kind = %s" if kind else "")
+    params: list[Any] = [dx, scope] + ([kind] if kind else [])
+    out["services"] = _rows(
+        conn, f"SELECT kind, procedure_code, revenue_code, encounters, lines, units, charged, "
+              f"allowed, paid, round(charged / encounters, 2) AS average_charged_per_encounter "
+              f"FROM trend_diagnosis_services WHERE {where} "
+              f"ORDER BY encounters DESC, lines DESC, charged DESC, procedure_code, "
+              f"revenue_code LIMIT %s", [*params, _limit(limit)])
+    return out
+
+
+def top_diagnoses(conn: Connection[Any], *, scope: str = "principal",
+                  limit: int = 50) -> list[dict[str, Any]]:
+    """Diagnoses by number of encounters, with average charged/allowed/paid per encounter."""
+    return _rows(conn, "SELECT *, round(charged / encounters, 2) AS average_charged, "
+                       "round(allowed / encounters, 2) AS average_allowed, "
+                       "round(paid / encounters, 2) AS average_paid FROM trend_diagnoses "
+                       "WHERE scope = %s ORDER BY encounters DESC, diagnosis LIMIT %s",
+                 (scope, _limit(limit)))
+
+
+def code_revisions_by_coder(conn: Connection[Any], *, limit: int = 50) -> list[dict[str, Any]]:
+    """Per coder: diagnoses coded/revised/removed, lines added/revised/removed, most revisions
+    first."""
+    return _rows(conn, "SELECT *, diagnoses_revised + diagnoses_removed + line_codes_revised + "
+                       "lines_removed AS code_changes FROM code_revisions_by_coder "
+                       "ORDER BY code_changes DESC, actor_id, actor_role LIMIT %s",
+                 (_limit(limit),))
+
+
+def code_revisions_by_code(conn: Connection[Any], *, code_system: str | None = None,
+                           limit: int = 50) -> list[dict[str, Any]]:
+    """Codes that get changed most: times revised away from, revised to, removed, assigned."""
+    where = "WHERE code_system = %s" if code_system else ""
+    params: list[Any] = [code_system] if code_system else []
+    return _rows(conn, f"SELECT *, revised_from + removed AS changed_away FROM "
+                       f"code_revisions_by_code {where} ORDER BY changed_away DESC, "
+                       f"revised_to DESC, code_system, code LIMIT %s", [*params, _limit(limit)])
+
+
+# ---------------------------------------------------------------- audit trail
+def audit_trail(conn: Connection[Any], *, encounter_id: UUID | None = None,
+                claim_number: str | None = None, actor_id: str | None = None,
+                code: str | None = None, event_type: str | None = None,
+                since: datetime | None = None, until: datetime | None = None,
+                limit: int = 100, cursor: str | None = None) -> ResultPage:
+    """Audit rows in log order, filtered by encounter, claim, actor, code (any code the
+    event is about, e.g. before or after a revision), event type and recorded time range
+    (``since`` inclusive, ``until`` exclusive)."""
+    limit = _limit(limit)
+    where: list[Composable] = []
+    params: list[Any] = []
+    for column, value in (("encounter_id", encounter_id), ("claim_number", claim_number),
+                          ("actor_id", actor_id), ("event_type", event_type)):
+        if value is not None:
+            where.append(SQL("{0} = %s").format(Identifier(column)))
+            params.append(value)
+    if code:
+        where.append(SQL("codes @> ARRAY[%s]::text[]"))
+        params.append(normalise_code(code))
+    if since is not None:
+        where.append(SQL("recorded_at >= %s"))
+        params.append(since)
+    if until is not None:
+        where.append(SQL("recorded_at < %s"))
+        params.append(until)
+    after = _cursor(cursor)
+    if after is not None:
+        where.append(SQL("position > %s"))
+        params.append(after)
+    query = SQL("SELECT * FROM audit_trail {where} ORDER BY position LIMIT %s").format(
+        where=SQL("WHERE ") + SQL(" AND ").join(where) if where else SQL(""))
+    rows = _rows(conn, query, [*params, limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ResultPage(rows, str(rows[-1]["position"]) if more else None)
+
+
+def money(value: Decimal | None) -> str | None:
+    """Money for JSON: a string with two decimals (never a float)."""
+    return None if value is None else f"{value:.2f}"

@@ -1,0 +1,303 @@
+"""The projection runner: follows the ledger's event log and keeps every read model current.
+
+One runner runs any set of projections. It reads a page of the log once (from the lowest
+tracked position among them), and hands the page to each projection, which applies what it
+has not applied yet and moves its tracking row in its own transaction
+(``ReadModel.process_page``). Several runners (the API process and a `ledger projections run`
+worker, or a rebuild) may run at once: they take turns per page on each projection's tracking
+row, and nothing is applied twice or skipped.
+
+Waking up: a LISTEN on the event store's channel (the library NOTIFYs in every insert
+transaction) wakes the runner at once; without a notification it polls every
+``poll_interval`` seconds anyway, because a NOTIFY can be lost (library issue #305). A
+watchdog compares the log's head with each projection's tracked position: a projection that
+is behind and has not moved for ``stall_after`` seconds is logged as stalled, counted, and
+the runner is kicked; a projection whose page failed is retried with back-off.
+
+Read-your-writes: ``wait(position, timeout)`` returns as soon as the projections have reached
+``position`` (an in-process condition, no polling).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.utils import Environment
+
+from ledger.projections.audit import AuditTrailView
+from ledger.projections.base import (
+    APPLICATION_NAME,
+    EVENTS_TABLE,
+    PageRefused,
+    ReadModel,
+    refuse_db_functions,
+)
+from ledger.projections.claims import ClaimsView
+from ledger.projections.reader import EventReader
+from ledger.projections.trends import TrendsView
+from ledger.transcoding import OrjsonTranscoder
+
+log = logging.getLogger(__name__)
+
+VIEWS: dict[str, type[ReadModel]] = {
+    ClaimsView.name: ClaimsView,
+    AuditTrailView.name: AuditTrailView,
+    TrendsView.name: TrendsView,
+}
+
+
+@dataclass
+class ProjectionHealth:
+    name: str
+    position: int
+    last_moved: float  # monotonic time the position last changed (or the runner started)
+    failures: int = 0
+    retry_at: float = 0.0
+    stalls: int = 0
+    last_error: str = ""
+
+
+class ProjectionRunner:
+    """Runs projections over the ledger's log. ``start()`` for a background runner (API,
+    worker); ``catch_up()`` to process synchronously up to the current head (rebuilds, tests).
+    """
+
+    def __init__(self, env: Mapping[str, str], names: Iterable[str] | None = None, *,
+                 page_size: int = 500, poll_interval: float = 0.5,
+                 watchdog_interval: float = 5.0, stall_after: float = 30.0,
+                 pool_size: int = 2, reader: EventReader | None = None) -> None:
+        env = dict(env)
+        refuse_db_functions(env)
+        # The runner's own small pool, whatever the application's pool size is.
+        for key in ("LEDGER_POSTGRES_POOL_SIZE", "LEDGER_POSTGRES_MAX_OVERFLOW"):
+            env.pop(key, None)
+        env["POSTGRES_POOL_SIZE"] = str(pool_size)
+        env["POSTGRES_MAX_OVERFLOW"] = "2"
+        env["CREATE_TABLE"] = "n"
+        env.pop("LEDGER_CREATE_TABLE", None)
+        self.factory: Any = InfrastructureFactory.construct(Environment(APPLICATION_NAME, env))
+        self.datastore: PostgresDatastore = self.factory.datastore
+        self.reader = reader or EventReader(
+            self.datastore, self.factory.mapper(transcoder=OrjsonTranscoder()))
+        selected = list(names) if names is not None else list(VIEWS)
+        unknown = [n for n in selected if n not in VIEWS]
+        if unknown:
+            raise KeyError(f"no projection named {', '.join(unknown)} "
+                           f"(known: {', '.join(VIEWS)})")
+        self.views: dict[str, ReadModel] = {n: VIEWS[n](self.datastore) for n in selected}
+        self.page_size = page_size
+        self.poll_interval = poll_interval
+        self.watchdog_interval = watchdog_interval
+        self.stall_after = stall_after
+        now = time.monotonic()
+        self.health = {n: ProjectionHealth(n, v.position(), now) for n, v in self.views.items()}
+        self._changed = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.events_read = 0  # events read from the log (metric)
+        self.pages = 0  # pages read (metric)
+
+    # ------------------------------------------------------------------ positions
+    def positions(self) -> dict[str, int]:
+        return {n: h.position for n, h in self.health.items()}
+
+    def _set_position(self, name: str, position: int) -> None:
+        h = self.health[name]
+        if position != h.position:
+            h.position = position
+            h.last_moved = time.monotonic()
+            with self._changed:
+                self._changed.notify_all()
+
+    def refresh_positions(self) -> dict[str, int]:
+        """Re-read every tracked position from the database (another process may have moved
+        one, or a rebuild reset it)."""
+        for name, view in self.views.items():
+            self._set_position(name, view.position())
+        return self.positions()
+
+    def wait(self, position: int, timeout: float = 5.0,
+             names: Iterable[str] | None = None) -> bool:
+        """Block until the projections (all, or ``names``) reflect every event up to
+        ``position``; False when ``timeout`` passes first."""
+        wanted = list(names) if names is not None else list(self.health)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if all(self.health[n].position >= position for n in wanted):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._wake.set()
+                self._changed.wait(min(remaining, 0.25))
+
+    # ------------------------------------------------------------------ one page
+    def run_page(self, *, raise_errors: bool = False) -> int:
+        """Read one page after the lowest tracked position and apply it to every view that
+        needs it. Returns the number of events read (0: nothing new)."""
+        now = time.monotonic()
+        active = [n for n, h in self.health.items() if h.retry_at <= now]
+        if not active:
+            return 0
+        after = min(self.health[n].position for n in active)
+        page = self.reader.read(after, self.page_size)
+        if not page.events:
+            return 0
+        for name in active:
+            h = self.health[name]
+            if h.position >= page.end:
+                continue
+            view = self.views[name]
+            try:
+                self._set_position(name, view.process_page(page))
+                h.failures, h.retry_at, h.last_error = 0, 0.0, ""
+            except PageRefused:
+                self._set_position(name, view.position())
+            except Exception as exc:
+                if raise_errors:
+                    raise
+                self._failed(name, exc)
+        self.events_read += len(page.events)
+        self.pages += 1
+        return len(page.events)
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        h = self.health[name]
+        h.failures += 1
+        delay = min(60.0, 0.5 * 2 ** min(h.failures, 7))
+        h.retry_at = time.monotonic() + delay
+        h.last_error = type(exc).__name__
+        # Type and position only: a database message can quote row values.
+        log.error("projection %s failed at position %d (%s); retrying in %.1fs",
+                  name, h.position, type(exc).__name__, delay)
+        self.views[name].record_error(exc)
+
+    def catch_up(self, until: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        """Process pages until every view has reached ``until`` (default: the log's head
+        now). Errors are raised. ``progress(position, head)`` is called after each page."""
+        target = self.reader.head() if until is None else until
+        self.refresh_positions()
+        while min(self.health[n].position for n in self.health) < target:
+            if self.run_page(raise_errors=True) == 0:
+                # Nothing after the lowest position: the rest were rolled back (gaps).
+                break
+            if progress is not None:
+                progress(min(self.positions().values()), target)
+        return self.positions()
+
+    # ------------------------------------------------------------------ background
+    def start(self) -> ProjectionRunner:
+        self._stop.clear()
+        for target, name in ((self._loop, "projections"), (self._listen, "projections-listen"),
+                             (self._watchdog, "projections-watchdog")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+
+    def close(self) -> None:
+        self.stop()
+        self.datastore.close()
+
+    def __enter__(self) -> ProjectionRunner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_forever(self) -> None:
+        """Start and block until ``stop()`` (e.g. from a signal handler)."""
+        self.start()
+        self._stop.wait()
+        self.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                read = self.run_page()
+            except Exception as exc:  # the log itself unreadable: wait and retry
+                log.error("projection runner could not read the log (%s)", type(exc).__name__)
+                read = 0
+                self._stop.wait(1.0)
+            if read < self.page_size:
+                self._wake.wait(self.poll_interval)
+
+    def _listen(self) -> None:
+        """Wake the runner on the event store's NOTIFY (best effort: polling covers losses)."""
+        pool = self.datastore.pool
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(pool.conninfo, **{**pool.kwargs, "autocommit": True}) as c:
+                    c.execute(f'LISTEN "{EVENTS_TABLE}"')
+                    while not self._stop.is_set():
+                        for _ in c.notifies(timeout=0.5, stop_after=1):
+                            self._wake.set()
+            except Exception as exc:
+                log.warning("projection runner: LISTEN connection lost (%s); polling meanwhile",
+                            type(exc).__name__)
+                self._stop.wait(2.0)
+
+    def check(self) -> list[str]:
+        """One watchdog round: returns the names of stalled projections (and kicks the
+        runner). A projection is stalled when the log's head is past its position and the
+        position has not moved for ``stall_after`` seconds."""
+        head = self.reader.head()
+        self.refresh_positions()
+        now = time.monotonic()
+        stalled = []
+        for name, h in self.health.items():
+            if h.position >= head:
+                h.last_moved = now
+                continue
+            if now - h.last_moved >= self.stall_after:
+                h.stalls += 1
+                h.last_moved = now  # report again only after another stall_after
+                stalled.append(name)
+                log.warning("projection %s stalled at position %d (log head %d, %d behind%s)",
+                            name, h.position, head, head - h.position,
+                            f", last error {h.last_error}" if h.last_error else "")
+                h.retry_at = 0.0
+        if stalled:
+            self._wake.set()
+        return stalled
+
+    def _watchdog(self) -> None:
+        while not self._stop.wait(self.watchdog_interval):
+            try:
+                self.check()
+            except Exception as exc:
+                log.warning("projection watchdog: check failed (%s)", type(exc).__name__)
+
+
+def runner_env(url: str | None = None) -> dict[str, str]:
+    """The eventsourcing settings for the configured database (embedded by default)."""
+    from ledger.config import get_settings
+    from ledger.database import database_url, eventsourcing_env
+
+    settings = get_settings()
+    return eventsourcing_env(url or database_url(settings), settings)
+
+
+def start_in_process(env: Mapping[str, str]) -> ProjectionRunner:
+    """Start a background runner for all projections (what the API does at start-up when
+    ``LEDGER_PROJECTIONS_IN_PROCESS`` is true). Call ``close()`` at shutdown."""
+    return ProjectionRunner(env).start()
