@@ -86,10 +86,14 @@ def _date(text: str, path: Path, n: int, what: str, field: str) -> date | None:
                            "YYYYMMDD date") from None
 
 
-def _rows(path: Path) -> Iterator[list[str]]:
+def _rows(path: Path, field: str) -> Iterator[list[str]]:
     """The file's rows, streamed (PTP files run to millions of rows): tab-delimited when
     its first lines hold tabs, else CSV."""
-    encoding = _encoding(path)
+    try:
+        encoding = _encoding(path)
+    except OSError as exc:
+        raise InvalidValue(field, "edit_file.unreadable", f"{field}: cannot read {path.name} "
+                           f"({type(exc).__name__})") from None
     with path.open(encoding=encoding, errors="replace", newline="") as fh:
         head = fh.read(1 << 14)
         fh.seek(0)
@@ -157,7 +161,7 @@ def read_ptp_files(paths: Sequence[Path]) -> PTPTable:
     indicators = {"0": 0 << 16, "1": 1 << 16, "9": 9 << 16}
     match = _PTP_CODE.fullmatch
     for path in paths:
-        for n, row in enumerate(_rows(path), start=1):
+        for n, row in enumerate(_rows(path, "ncci_ptp_file"), start=1):
             if len(row) < 6:
                 continue
             c1, c2 = row[0], row[1]
@@ -194,7 +198,7 @@ def read_mue_files(paths: Sequence[Path]) -> dict[str, MUELimit]:
     out: dict[str, MUELimit] = {}
     for path in paths:
         cols = {"code": 0, "value": 1, "mai": 2, "rationale": 3}
-        for n, row in enumerate(_rows(path), start=1):
+        for n, row in enumerate(_rows(path, "mue_file"), start=1):
             cells = [c.strip() for c in row]
             if not cells:
                 continue

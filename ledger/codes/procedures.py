@@ -48,6 +48,9 @@ def read_cpt_descriptors(path: Path | str) -> dict[str, str]:
     """Read a user-supplied CPT descriptor CSV (see the module docstring)."""
     path = Path(path)
     out: dict[str, str] = {}
+    if not path.is_file():
+        raise InvalidValue("cpt_descriptor_file", "cpt_file.unreadable",
+                           f"cpt_descriptor_file: cannot read {path.name}")
     with path.open(encoding="utf-8-sig", newline="") as fh:
         rows = (r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#"))
         header = [c.strip().lower() for c in next(rows, [])]
@@ -126,6 +129,9 @@ def read_hcpcs_file(path: Path | str) -> tuple[dict[str, HcpcsEntry], dict[str, 
     codes: dict[str, HcpcsEntry] = {}
     modifiers: dict[str, HcpcsEntry] = {}
     current: HcpcsEntry | None = None
+    if not path.is_file():
+        raise InvalidValue("hcpcs_file", "hcpcs_file.unreadable",
+                           f"hcpcs_file: cannot read {path.name}")
     with path.open(encoding="cp1252", errors="replace") as fh:
         for n, raw in enumerate(fh, start=1):
             line = raw.rstrip("\r\n")
@@ -145,7 +151,7 @@ def read_hcpcs_file(path: Path | str) -> tuple[dict[str, HcpcsEntry], dict[str, 
                 current = _extend(current, long)
                 (codes if rec == "4" else modifiers)[code] = current
                 continue
-            if rec == "3" and HCPCS_RE.match(code) or rec == "7" and MODIFIER_RE.match(code):
+            if (rec == "3" and HCPCS_RE.match(code)) or (rec == "7" and MODIFIER_RE.match(code)):
                 line = line.ljust(293)
                 current = HcpcsEntry(
                     code=code, long_description=long, short_description=line[91:119].strip(),

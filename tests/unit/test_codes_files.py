@@ -164,3 +164,15 @@ def test_edit_tables_from_settings_are_lazy_and_versioned(tmp_path):
     assert version.startswith("ncci-ptp:ncci_ptp_test.txt#") and ";mue:mue_test.csv#" in version
     assert version.endswith(";HCPCS (hcpcs_test_anweb.txt)")
     assert tables.procedure_codes is not None
+
+
+def test_missing_files_are_refused_naming_the_setting(tmp_path):
+    absent = tmp_path / "absent.txt"
+    for call, field in ((lambda: CMSEditTables(str(absent)).load(), "ncci_ptp_file"),
+                        (lambda: CMSEditTables(None, str(absent)).load(), "mue_file"),
+                        (lambda: read_hcpcs_file(absent), "hcpcs_file"),
+                        (lambda: read_cpt_descriptors(absent), "cpt_descriptor_file")):
+        with pytest.raises(InvalidValue) as err:
+            call()
+        assert err.value.field == field and err.value.rule.endswith(".unreadable")
+        assert "absent.txt" in err.value.message
