@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from api.deps import ActorDep
 from api.errors import problem
 from api.responses import OrjsonResponse, ProblemResponse
-from ledger.audit.access import outcome_for, query_access, record_access
+from ledger.audit.access import is_opaque, outcome_for, pseudonym, query_access, record_access
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,10 @@ def _target(request: Request) -> Any:
 @router.get("/verify", summary="Verify the hash chains and signed checkpoints")
 def audit_verify(request: Request, actor: ActorDep,
                  encounter_id: Annotated[UUID | None, Query(
-                     description="verify one encounter only (fast)")] = None) -> Response:
+                     description="verify one encounter only (fast)")] = None,
+                 snapshots: Annotated[bool | None, Query(
+                     description="compare snapshots with the events (default: only for one "
+                     "encounter)")] = None) -> Response:
     """The ``ledger verify`` report as JSON (``ok`` false names the first bad place)."""
     if actor.role not in AUDIT_ROLES:
         return _forbidden(request)
@@ -58,7 +61,7 @@ def audit_verify(request: Request, actor: ActorDep,
     from ledger.audit.verify import verify
 
     report = verify(_url(request), encounter=encounter_id, public_key=trusted_key(),
-                    export_dir=get_audit_settings().export_dir)
+                    export_dir=get_audit_settings().export_dir, snapshots=snapshots)
     return OrjsonResponse(report.as_dict())
 
 
@@ -67,7 +70,10 @@ def audit_access(
     request: Request, actor: ActorDep,
     actor_id: Annotated[str | None, Query(alias="actor", description="who read")] = None,
     resource_type: Annotated[str | None, Query(description="encounter, claim, ...")] = None,
-    resource_id: Annotated[str | None, Query()] = None,
+    resource_id: Annotated[str | None, Query(description="as recorded (a UUID, a claim number "
+                                             "or a pseudonym)")] = None,
+    resource_value: Annotated[str | None, Query(description="a non-opaque id (e.g. a patient "
+                                                "reference): matched by its pseudonym")] = None,
     encounter_id: Annotated[UUID | None, Query(description="reads of this encounter")] = None,
     outcome: Annotated[str | None, Query(description="allowed, denied, not_found, ...")] = None,
     since: Annotated[datetime | None, Query()] = None,
@@ -77,6 +83,8 @@ def audit_access(
 ) -> Response:
     if actor.role not in AUDIT_ROLES:
         return _forbidden(request)
+    if resource_value is not None:
+        resource_id = pseudonym(resource_value)
     records = query_access(_target(request), actor=actor_id, resource_type=resource_type,
                            resource_id=resource_id, encounter_id=encounter_id, outcome=outcome,
                            since=since, until=until, before_id=before_id, limit=limit)
@@ -94,7 +102,7 @@ def _resource(scope: dict[str, Any]) -> tuple[str, str | None, str | None, str |
     statics = [p for p in template.strip("/").split("/") if p and not p.startswith("{")]
     kind = statics[-1] if statics else "root"
     kind = kind[:-1] if kind.endswith("s") and kind != "access" else kind
-    values = [str(v) for v in params.values()]
+    values = [str(v) if is_opaque(k, str(v)) else pseudonym(str(v)) for k, v in params.items()]
     encounter = params.get("encounter_id")
     return kind, (values[-1] if values else None), (str(encounter) if encounter else None), \
         (template if route is not None else None)

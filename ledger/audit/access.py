@@ -6,11 +6,13 @@ outcome, in the append-only ``ledger_access_log`` table (migration 0033).
 newest first, with keyset pagination (``before_id``).
 
 Nothing here may carry PHI: actors are staff/system ids, resources are opaque ids (UUIDs,
-claim numbers) and route templates; query strings and bodies are never recorded.
+claim numbers) or pseudonyms (``pseudonym``: a SHA-256 prefix of, e.g., a patient reference)
+and route templates; query strings and bodies are never recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +53,23 @@ class AccessRecord:
         d["at"] = self.at.isoformat()
         d["encounter_id"] = str(self.encounter_id) if self.encounter_id else None
         return d
+
+
+def pseudonym(value: str) -> str:
+    """How a non-opaque identifier (a patient reference, say) is recorded: a SHA-256 prefix,
+    so the access log holds no PHI; auditors search with the same function."""
+    return "h:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:24]
+
+
+def is_opaque(name: str, value: str) -> bool:
+    """UUID ids and claim numbers identify records without identifying a patient."""
+    if name == "claim_number":
+        return True
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def outcome_for(status: int) -> str:

@@ -14,7 +14,9 @@ transaction as its INSERT (never in a trigger)::
 the ledger). Its insert takes the event-table lock, then computes each event's hash from the
 previous event of the same encounter: events of one encounter in the same save are chained in
 memory; for the first of them it reads the previous event's hash inside the same transaction,
-after the lock (the lock serialises writers, so that read cannot go stale). It also takes the
+after the lock (the lock serialises writers, so that read cannot go stale) -- unless this
+process committed that event itself and remembers its hash (stored events never change, so
+such a memory cannot go stale either, and it saves a round trip). It also takes the
 lock through ``ledger_events_lock()``, a SECURITY DEFINER function created by migration 0031,
 so that the application role needs no UPDATE/DELETE/TRUNCATE privilege on the events table
 (PostgreSQL requires one of those for ``LOCK TABLE ... IN EXCLUSIVE MODE``).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -32,7 +35,6 @@ from eventsourcing.persistence import DataError, StoredEvent
 from psycopg.sql import SQL, Identifier
 
 GENESIS = bytes(32)
-CHAINED_TYPE = "stored_event_chained"
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _sha256 = hashlib.sha256
@@ -77,6 +79,10 @@ def chain_hashes(events: Sequence[StoredEvent], previous: dict[Any, bytes]) -> l
     """
     last: dict[Any, tuple[int, bytes]] = {}
     out: list[bytes] = []
+    topics: dict[str, bytes] = {}
+    sha = _sha256
+    pack_q = _U64.pack
+    pack_i = _U32.pack
     for e in events:
         oid, v = e.originator_id, e.originator_version
         seen = last.get(oid)
@@ -93,7 +99,14 @@ def chain_hashes(events: Sequence[StoredEvent], previous: dict[Any, bytes]) -> l
             except KeyError:
                 raise ChainError(f"hash chain: version {v - 1} of the aggregate is not "
                                  f"stored; cannot chain version {v}") from None
-        h = chain_hash(prev, oid, v, e.topic, e.state)
+        ident = oid.bytes if type(oid) is UUID else id_bytes(oid)
+        tp = topics.get(e.topic)
+        if tp is None:
+            t = (e.topic or "").encode("utf-8")
+            tp = topics[e.topic] = pack_i(len(t)) + t
+        state = e.state
+        h = sha(prev + pack_i(len(ident)) + ident + pack_q(v) + tp + pack_i(len(state))
+                + state).digest()
         last[oid] = (v, h)
         out.append(h)
     return out
@@ -108,35 +121,36 @@ class ChainedRecorderMixin:
     lock_table_statements: list[Any]
     sql_create_statements: list[Any]
 
+    #: Hashes of recently committed events, (encounter id, version) -> chain hash. A stored
+    #: event never changes, so an entry never goes stale; it saves the in-transaction read of
+    #: the previous hash when this process wrote the encounter's last event.
+    chain_cache_size = 100_000
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         schema = Identifier(self.datastore.schema)
         table = Identifier(self.events_table_name)
-        id_type = self.datastore.originator_id_type
+        id_type = SQL(self.datastore.originator_id_type)
         lock_function = Identifier(f"{self.events_table_name}_lock")
-        self.chained_type_name = CHAINED_TYPE if id_type == "uuid" else f"{CHAINED_TYPE}_text"
+        # Scalar arrays in binary format: cheaper to send than the library's composite rows.
         self.chained_insert_statement = SQL(
             "INSERT INTO {schema}.{table} AS t "
             "(originator_id, originator_version, topic, state, chain_hash) "
-            "SELECT originator_id, originator_version, topic, state, chain_hash "
-            "FROM unnest(%s::{schema}.{type}[]) RETURNING notification_id"
-        ).format(schema=schema, table=table, type=Identifier(self.chained_type_name))
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[], "
+            "%b::bytea[]) RETURNING notification_id"
+        ).format(schema=schema, table=table, id_type=id_type)
         self.previous_hashes_statement = SQL(
-            "SELECT e.originator_id, e.chain_hash FROM {schema}.{table} e "
-            "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS p(id, v) "
+            "SELECT e.originator_id, e.originator_version, e.chain_hash FROM {schema}.{table} e "
+            "JOIN unnest(%b::{id_type}[], %b::bigint[]) AS p(id, v) "
             "ON e.originator_id = p.id AND e.originator_version = p.v"
-        ).format(schema=schema, table=table, id_type=SQL(id_type))
+        ).format(schema=schema, table=table, id_type=id_type)
         # The library's LOCK TABLE needs UPDATE/DELETE/TRUNCATE privilege; the function holds
         # the same EXCLUSIVE lock until commit, with the owner's right to take it.
         self.lock_table_statements = [
             SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout),
             SQL("SELECT {schema}.{fn}()").format(schema=schema, fn=lock_function),
         ]
-        # For CREATE_TABLE=y (tests of the library's path): the same DDL as migration 0031.
-        self.sql_create_statements.append(SQL(
-            "CREATE TYPE {schema}.{type} AS (originator_id {id_type}, originator_version bigint, "
-            "topic text, state bytea, chain_hash bytea)"
-        ).format(schema=schema, type=Identifier(self.chained_type_name), id_type=SQL(id_type)))
+        # For CREATE_TABLE=y (the library's own path): the same DDL as migration 0031.
         self.sql_create_statements.append(SQL(
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS chain_hash bytea"
         ).format(schema=schema, table=table))
@@ -145,8 +159,23 @@ class ChainedRecorderMixin:
             "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS "
             "$$BEGIN LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; END$$"
         ).format(schema=schema, fn=lock_function, table=table))
-        self.datastore.db_type_names.add(self.chained_type_name)
-        self.datastore.register_type_adapters()
+        self._chain_cache: dict[tuple[Any, int], bytes] = {}
+        self._chain_cache_lock = threading.Lock()
+        self._chain_local = threading.local()
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        self._chain_local.written = None
+        ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        written = self._chain_local.written
+        if written and self.chain_cache_size > 0:  # committed: remember the newest hashes
+            self._chain_local.written = None
+            with self._chain_cache_lock:
+                cache = self._chain_cache
+                if len(cache) + len(written) > self.chain_cache_size:
+                    cache.clear()
+                cache.update(written)
+        return ids
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                               **kwargs: Any) -> None:
@@ -154,14 +183,19 @@ class ChainedRecorderMixin:
         self._lock_table(curs)  # type: ignore[attr-defined]
         self._notify_channel(curs)  # type: ignore[attr-defined]
         hashes = chain_hashes(stored_events, self._previous_hashes(curs, stored_events))
-        try:
-            construct = self.datastore.psycopg_python_types[self.chained_type_name]
-        except KeyError:
-            raise ChainError(f"composite type {self.chained_type_name!r} not found: run "
-                             "`ledger migrate`") from None
-        rows = [construct(e.originator_id, e.originator_version, e.topic, e.state, h)
-                for e, h in zip(stored_events, hashes, strict=True)]
-        curs.execute(self.chained_insert_statement, (rows,))
+        curs.execute(self.chained_insert_statement, (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+            hashes))
+        newest: dict[tuple[Any, int], bytes] = {}
+        last: dict[Any, tuple[int, bytes]] = {}
+        for e, h in zip(stored_events, hashes, strict=True):
+            last[e.originator_id] = (e.originator_version, h)
+        for oid, (v, h) in last.items():
+            newest[(oid, v)] = h
+        self._chain_local.written = newest
 
     def _previous_hashes(self, curs: Any, stored_events: Sequence[StoredEvent]
                          ) -> dict[Any, bytes]:
@@ -170,25 +204,36 @@ class ChainedRecorderMixin:
         for e in stored_events:
             if e.originator_id not in first:
                 first[e.originator_id] = e.originator_version
-        wanted = [(oid, v - 1) for oid, v in first.items() if v > 1]
+        out: dict[Any, bytes] = {}
+        wanted: list[tuple[Any, int]] = []
+        cache = self._chain_cache
+        for oid, v in first.items():
+            if v > 1:
+                h = cache.get((oid, v - 1))
+                if h is None:
+                    wanted.append((oid, v - 1))
+                else:
+                    out[oid] = h
         if not wanted:
-            return {}
-        # Runs after the lock statement in the same transaction (the fetch syncs the pipeline).
+            return out
+        # After the lock, in the same transaction (the fetch syncs the pipeline): no writer can
+        # add to these encounters until we commit, so what we read is the chain's end.
         curs.execute(self.previous_hashes_statement,
                      ([oid for oid, _ in wanted], [v for _, v in wanted]))
-        rows = curs.fetchall()
-        out: dict[Any, bytes] = {}
-        for row in rows:
+        found = {}
+        for row in curs.fetchall():
             oid = row["originator_id"] if isinstance(row, dict) else row[0]
-            h = row["chain_hash"] if isinstance(row, dict) else row[1]
-            out[oid] = bytes(h)
-        # Ids come back as UUIDs; callers may have passed strings.
-        for oid in list(first):
-            if not isinstance(oid, UUID) and oid not in out:
-                try:
-                    key = UUID(str(oid))
-                except ValueError:
-                    continue
-                if key in out:
-                    out[oid] = out[key]
+            h = row["chain_hash"] if isinstance(row, dict) else row[2]
+            found[oid] = bytes(h)
+        for oid, _ in wanted:
+            key = oid if isinstance(oid, UUID) else _as_uuid(oid)
+            if key in found:
+                out[oid] = found[key]
         return out
+
+
+def _as_uuid(value: Any) -> Any:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return value

@@ -49,6 +49,8 @@ def print_report(report: Any, show: int = 10) -> None:
     summary.add_row("sealed", f"{report.covered:,} events (to position "
                     f"{report.latest_position or 0})")
     summary.add_row("trusted key", report.key)
+    if report.snapshots is not None:
+        summary.add_row("snapshots", f"{report.snapshots} compared with the events")
     rate = f" ({report.events_per_second:,.0f} events/s)" if report.events else ""
     summary.add_row("time", f"{report.seconds:.3f} s{rate}")
     console.print(summary)
@@ -76,6 +78,9 @@ def verify_command(
     encounter: str = typer.Option(None, "--encounter", "-e",
                                   help="Verify one encounter only (fast)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    snapshots: bool = typer.Option(None, "--snapshots/--no-snapshots",
+                                   help="Compare snapshots with the events (default: only "
+                                   "with --encounter)."),
     show: int = typer.Option(10, help="How many problems to list."),
 ) -> None:
     """Verify the hash chains and signed checkpoints; exit 1 if anything was tampered with."""
@@ -91,7 +96,7 @@ def verify_command(
             raise typer.Exit(2) from None
     settings = get_audit_settings()
     report = verify(_url(), encounter=encounter_id, public_key=trusted_key(),
-                    export_dir=settings.export_dir)
+                    export_dir=settings.export_dir, snapshots=snapshots)
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict()) + "\n")
     else:

@@ -84,6 +84,7 @@ class Report:
     encounters: int = 0
     checkpoints: int = 0
     exported_checkpoints: int = 0
+    snapshots: int | None = None  # snapshots compared with the events (None: not checked)
     covered: int = 0  # events under the latest checkpoint
     latest_position: int | None = None  # log position the latest checkpoint covers
     key: str = "none"  # trusted key id, or "untrusted" (each checkpoint's own key)
@@ -111,6 +112,7 @@ class Report:
             "encounter_id": str(self.encounter_id) if self.encounter_id else None,
             "events": self.events, "encounters": self.encounters,
             "checkpoints": self.checkpoints, "exported_checkpoints": self.exported_checkpoints,
+            "snapshots_checked": self.snapshots,
             "covered_events": self.covered, "covered_position": self.latest_position,
             "trusted_key": self.key, "problem_count": self.problem_count,
             "counts": self.counts, "first_problem": self.first.as_dict() if self.first else None,
@@ -257,24 +259,39 @@ def _scan_log(conn: psycopg.Connection[Any], reference: list[Checkpoint], leaf_l
     # encounter id bytes -> [next version, previous hash, {version: position} seen early, bad]
     enc: dict[bytes, list[Any]] = {}
 
-    targets = [(c.tree_size, c.root_hash, c.last_position) for c in reference]
-    ti = 0
-    log_tree = Frontier()
-    db_targets = [(c.tree_size, c.root_hash) for c in db_checkpoints]
-    di = 0
-    leaf_tree = Frontier()
-    leaf_record_ok = True
+    # The log's Merkle tree, built inline (the hot loop): the frontier's nodes and size.
+    nodes: list[bytes] = []
+    size = 0
+    roots = {c.tree_size: (c.root_hash, c.last_position) for c in reference}
+    db_roots = {c.tree_size: c.root_hash for c in db_checkpoints}
+    checkpoint_sizes = sorted(set(roots) | set(db_roots))
+    next_check = checkpoint_sizes[0] if checkpoint_sizes else -1
+    ci = 0
     log_matches = True
+    # The leaf record's tree: None while it is identical to the log's (the usual case).
+    leaf_tree: Frontier | None = None
+    leaf_record_ok = True
 
-    def leaf_target_check() -> None:
-        nonlocal di, leaf_record_ok
-        while di < len(db_targets) and db_targets[di][0] == leaf_tree.size:
-            if leaf_tree.root() != db_targets[di][1] and leaf_record_ok:
-                leaf_record_ok = False
-                report.warnings.append(
-                    f"the audit leaf record does not reproduce checkpoint {db_targets[di][0]}: "
-                    "it was altered too, so positions named below may be approximate")
-            di += 1
+    def leaf_record_altered(at: int) -> None:
+        nonlocal leaf_record_ok
+        if leaf_record_ok:
+            leaf_record_ok = False
+            report.warnings.append(
+                f"the audit leaf record does not reproduce checkpoint {at}: it was altered "
+                "too, so the positions named may be approximate")
+
+    def leaf_append(leaf: bytes) -> None:
+        assert leaf_tree is not None
+        leaf_tree.append(leaf)
+        expected = db_roots.get(leaf_tree.size)
+        if expected is not None and leaf_tree.root() != expected:
+            leaf_record_altered(leaf_tree.size)
+
+    def diverge() -> Frontier:
+        nonlocal leaf_tree
+        if leaf_tree is None:
+            leaf_tree = Frontier(size, list(nodes))
+        return leaf_tree
 
     suspects: dict[bytes, list[int]] = {}
     leaves = _rows(conn, "verify_leaves",
@@ -282,46 +299,63 @@ def _scan_log(conn: psycopg.Connection[Any], reference: list[Checkpoint], leaf_l
                    "chain_hash FROM ledger_audit_leaves ORDER BY notification_id")
     lf = next(leaves, None)
     last_nid = 0
-    count = 0
     for nid, ib, ver, topic, state, h in _rows(
             conn, "verify_events",
             "SELECT notification_id, uuid_send(originator_id), originator_version, topic, "
             "state, chain_hash FROM ledger_events ORDER BY notification_id"):
-        count += 1
         last_nid = nid
         if h is None:
             h = b""
         leaf = sha(b"\x00" + pack_q(nid) + h).digest()
-        log_tree.append(leaf)
-        if ti < len(targets) and log_tree.size == targets[ti][0]:
-            size, root, position = targets[ti]
-            if log_matches and log_tree.root() != root:
-                log_matches = False
-                sink.add("checkpoint", f"the first {size} events do not reproduce the root of "
-                         f"checkpoint {size} (covering up to position {position})",
-                         position=nid)
-            ti += 1
 
         # The audit leaf record, merged by position.
-        while lf is not None and lf[0] < nid:
-            sink.add("missing", "sealed by a checkpoint but no longer in the log (deleted)",
-                     lf[1], lf[2], lf[0])
-            leaf_tree.append(sha(b"\x00" + pack_q(lf[0]) + lf[3]).digest())
-            leaf_target_check()
+        if lf is not None and lf[0] == nid and lf[3] == h and lf[2] == ver and lf[1] == ib:
+            if leaf_tree is not None:
+                leaf_append(leaf)
             lf = next(leaves, None)
-        if lf is not None and lf[0] == nid:
-            if lf[1] != ib:
-                sink.add("modified", f"the event at this position belonged to encounter "
-                         f"{UUID(bytes=lf[1])} version {lf[2]} when sealed", ib, ver, nid)
-            elif lf[2] != ver or lf[3] != h:
-                _suspect(suspects, ib, nid, lf[2], ver - lf[2])
-            leaf_tree.append(leaf if lf[3] == h else
-                             sha(b"\x00" + pack_q(lf[0]) + lf[3]).digest())
-            leaf_target_check()
-            lf = next(leaves, None)
-        elif nid <= leaf_limit:
-            sink.add("inserted", "in the log at a position a checkpoint sealed without it",
-                     ib, ver, nid)
+        else:
+            while lf is not None and lf[0] < nid:
+                sink.add("missing", "sealed by a checkpoint but no longer in the log (deleted)",
+                         lf[1], lf[2], lf[0])
+                diverge()
+                leaf_append(sha(b"\x00" + pack_q(lf[0]) + lf[3]).digest())
+                lf = next(leaves, None)
+            if lf is not None and lf[0] == nid:
+                if lf[1] != ib:
+                    sink.add("modified", f"the event at this position belonged to encounter "
+                             f"{UUID(bytes=lf[1])} version {lf[2]} when sealed", ib, ver, nid)
+                elif lf[2] != ver or lf[3] != h:
+                    _suspect(suspects, ib, nid, lf[2], ver - lf[2])
+                if lf[3] == h and leaf_tree is None:
+                    pass  # same leaf hash: the trees stay identical
+                else:
+                    diverge()
+                    leaf_append(sha(b"\x00" + pack_q(lf[0]) + lf[3]).digest())
+                lf = next(leaves, None)
+            elif nid <= leaf_limit:
+                sink.add("inserted", "in the log at a position a checkpoint sealed without it",
+                         ib, ver, nid)
+                diverge()
+
+        # The log's tree (RFC 6962 frontier append, inline), checked at checkpoint sizes.
+        nodes.append(leaf)
+        n = size
+        while n & 1:
+            right = nodes.pop()
+            nodes[-1] = sha(b"\x01" + nodes[-1] + right).digest()
+            n >>= 1
+        size += 1
+        if size == next_check:
+            root = Frontier(size, nodes).root()
+            if size in roots and log_matches and root != roots[size][0]:
+                log_matches = False
+                sink.add("checkpoint", f"the first {size} events do not reproduce the root of "
+                         f"checkpoint {size} (covering up to position {roots[size][1]})",
+                         position=nid)
+            if size in db_roots and leaf_tree is None and root != db_roots[size]:
+                leaf_record_altered(size)
+            ci += 1
+            next_check = checkpoint_sizes[ci] if ci < len(checkpoint_sizes) else -1
 
         # The encounter's chain.
         st = enc.get(ib)
@@ -341,9 +375,8 @@ def _scan_log(conn: psycopg.Connection[Any], reference: list[Checkpoint], leaf_l
             if tp is None:
                 t = (topic or "").encode("utf-8")
                 tp = topics[topic] = pack_i(len(t)) + t
-            expected = sha(st[1] + id_len + ib + pack_q(ver) + tp + pack_i(len(state))
-                           + state).digest()
-            if expected != h:
+            if sha(st[1] + id_len + ib + pack_q(ver) + tp + pack_i(len(state))
+                   + state).digest() != h:
                 sink.add("modified", "the stored event does not reproduce its chain hash "
                          "(state, topic, id or version changed, or the hash itself)",
                          ib, ver, nid)
@@ -365,14 +398,15 @@ def _scan_log(conn: psycopg.Connection[Any], reference: list[Checkpoint], leaf_l
         sink.add(kind, "sealed by a checkpoint but no longer in the log"
                  + (f" (the log now ends at position {last_nid})" if kind == "truncated" else ""),
                  lf[1], lf[2], lf[0])
-        leaf_tree.append(sha(b"\x00" + pack_q(lf[0]) + lf[3]).digest())
-        leaf_target_check()
+        diverge()
+        leaf_append(sha(b"\x00" + pack_q(lf[0]) + lf[3]).digest())
         lf = next(leaves, None)
-    if ti < len(targets):
-        size, _, position = targets[-1]
-        sink.add("truncated", f"the log has {count} events, but checkpoint {size} sealed "
-                 f"{size} (up to position {position})", position=last_nid + 1)
-    if di < len(db_targets) and leaf_record_ok:
+    if roots and size < max(roots):
+        top = max(roots)
+        sink.add("truncated", f"the log has {size} events, but checkpoint {top} sealed "
+                 f"{top} (up to position {roots[top][1]})", position=last_nid + 1)
+    sealed = (leaf_tree.size if leaf_tree is not None else size)
+    if db_roots and sealed < max(db_roots) and leaf_record_ok:
         report.warnings.append("the audit leaf record is shorter than the checkpoints: it was "
                                "altered too")
 
@@ -382,7 +416,7 @@ def _scan_log(conn: psycopg.Connection[Any], reference: list[Checkpoint], leaf_l
             early = min(st[2])
             sink.add("missing", f"version {st[0]} is missing (the encounter continues with "
                      f"version {early})", ib, st[0], st[2][early])
-    report.events = count
+    report.events = size
     report.encounters = len(enc)
 
 
@@ -444,10 +478,68 @@ def _scan_encounter(conn: psycopg.Connection[Any], encounter_id: UUID, leaf_limi
             sink.add("inserted" if other is None else "modified", detail, ib, ver, nid)
 
 
+# ---------------------------------------------------------------------------- snapshots
+def _check_snapshots(url: str, encounter: UUID | None, sink: _Sink, report: Report) -> None:
+    """Snapshots are a cache the application trusts: each must equal the encounter replayed
+    from its (verified) events up to the snapshot's version."""
+    from eventsourcing.application import Application, Repository
+
+    from ledger.application import LedgerApplication
+    from ledger.config import get_settings
+    from ledger.database import eventsourcing_env
+
+    settings = get_settings().model_copy(update={"database_url": url, "cache_size": 0,
+                                                 "pool_size": 1, "max_overflow": 1})
+    with psycopg.connect(url) as conn:
+        sql = "SELECT originator_id, originator_version FROM ledger_snapshots"
+        params: tuple[Any, ...] = ()
+        if encounter is not None:
+            sql += " WHERE originator_id = %s"
+            params = (encounter,)
+        snapshots = conn.execute(sql + " ORDER BY originator_id, originator_version",
+                                 params).fetchall()
+    report.snapshots = len(snapshots)
+    if not snapshots:
+        return
+    class _Reader(Application[UUID]):  # the ledger's stores and transcoder, nothing else
+        name = LedgerApplication.name
+        snapshotting_intervals = LedgerApplication.snapshotting_intervals
+        construct_transcoder = LedgerApplication.construct_transcoder
+
+    app = _Reader(eventsourcing_env(url, settings))
+    try:
+        replay = Repository(app.events)
+        assert app.snapshots is not None
+        for oid, version in snapshots:
+            try:
+                snapshot = next(iter(app.snapshots.get(oid, gt=version - 1, lte=version)))
+                from_snapshot = snapshot.mutate(None)
+            except Exception as exc:  # noqa: BLE001 - an unreadable snapshot is a finding
+                sink.add("modified", f"the snapshot at version {version} cannot be read "
+                         f"({type(exc).__name__})", oid, version)
+                continue
+            try:
+                replayed = replay.get(oid, version=version)
+            except Exception as exc:  # noqa: BLE001
+                sink.add("missing", f"the events up to the snapshot's version {version} cannot "
+                         f"be replayed ({type(exc).__name__})", oid, version)
+                continue
+            if vars(from_snapshot) != vars(replayed):
+                differ = sorted(k for k in set(vars(replayed)) | set(vars(from_snapshot))
+                                if vars(replayed).get(k) != vars(from_snapshot).get(k))
+                sink.add("modified", f"the snapshot at version {version} does not match the "
+                         f"events (attributes differ: {', '.join(differ[:5])})", oid, version)
+    finally:
+        app.close()
+
+
 # --------------------------------------------------------------------------------- entry
 def verify(url: str, *, encounter: UUID | None = None,
            public_key: Ed25519PublicKey | None = None, export_dir: Path | None = None,
-           max_problems: int = 200) -> Report:
+           snapshots: bool | None = None, max_problems: int = 200) -> Report:
+    """Verify the whole log, or one encounter. ``snapshots``: also compare every snapshot with
+    the events it stands for (default: only for one encounter; the whole log replays every
+    snapshotted encounter, so it is asked for explicitly)."""
     started = time.perf_counter()
     report = Report(scope="encounter" if encounter else "all", encounter_id=encounter)
     sink = _Sink(report, max_problems)
@@ -478,6 +570,8 @@ def verify(url: str, *, encounter: UUID | None = None,
             if reference:
                 report.covered = reference[-1].tree_size
                 report.latest_position = reference[-1].last_position
+    if snapshots or (snapshots is None and encounter is not None):
+        _check_snapshots(url, encounter, sink, report)
     sink.finish()
     report.seconds = time.perf_counter() - started
     return report

@@ -32,7 +32,9 @@ def client(clean_db) -> Iterator[TestClient]:
     from tests.api.conftest import provision
 
     provision(clean_db)
-    app = create_app(Settings(database_url=clean_db, cache_size=0))  # mounts routes_audit
+    # mounts routes_audit; no projection runners: these tests read encounters by replay
+    app = create_app(Settings(database_url=clean_db, cache_size=0,
+                              projections_in_process=False))
     with TestClient(app) as c:
         yield c
 
@@ -123,3 +125,25 @@ def test_a_read_whose_access_cannot_be_recorded_is_refused(client, app, clean_db
     r = client.get(f"/encounters/{eid}", headers=hdr("coder-a", "coder"))
     assert r.status_code == 503
     assert "patient" not in r.text.lower()
+
+
+def test_a_patient_reference_in_the_path_is_recorded_as_a_pseudonym(client, clean_db):
+    from types import SimpleNamespace
+
+    from ledger.audit.access import pseudonym
+
+    scope = {"route": SimpleNamespace(path="/patients/{patient_ref}/balance"),
+             "path_params": {"patient_ref": "PT-1001"}}
+    kind, resource_id, encounter_id, route = routes_audit._resource(scope)
+    assert (kind, resource_id, encounter_id, route) == (
+        "balance", pseudonym("PT-1001"), None, "/patients/{patient_ref}/balance")
+    eid = "6f1c2b1e-0000-4000-8000-000000000001"
+    scope = {"route": SimpleNamespace(path="/encounters/{encounter_id}/claims/{claim_number}"),
+             "path_params": {"encounter_id": eid, "claim_number": "CLM-7"}}
+    assert routes_audit._resource(scope)[:3] == ("claim", "CLM-7", eid)
+    record_access(clean_db, actor="biller-1", resource_type="balance",
+                  resource_id=pseudonym("PT-1001"))
+    found = client.get("/audit/access", params={"resource_value": "PT-1001"},
+                       headers=hdr("auditor-1", "auditor")).json()["items"]
+    assert [i["actor"] for i in found] == ["biller-1"]
+    assert "PT-1001" not in str(found)

@@ -273,3 +273,39 @@ def test_cli_verify_exit_codes_and_the_first_bad_place(sealed, clean_db, key, tm
     finally:
         get_settings.cache_clear()
         get_audit_settings.cache_clear()
+
+
+def test_the_leaf_record_altered_along_with_the_log(sealed, clean_db, key, tmp_path):
+    """A forger who also deletes the sealed leaf: the signed root still gives it away."""
+    e1 = sealed[1]
+    run_sql(clean_db, "DELETE FROM ledger_events WHERE originator_id = %s "
+            "AND originator_version = 4", "DELETE FROM ledger_audit_leaves WHERE "
+            "originator_id = %s AND originator_version = 4", params=(e1,))
+    report = check(clean_db, key, tmp_path)
+    assert not report.ok
+    assert report.first.kind in ("checkpoint", "truncated")
+    assert any("leaf record" in w for w in report.warnings)
+
+
+def test_a_snapshot_altered(app_env, clean_db, key, tmp_path):
+    """Snapshots are a cache the application trusts: each must equal the replayed events."""
+    from ledger.application import LedgerApplication
+
+    snapshotting = LedgerApplication(env=app_env, snapshot_interval=2)
+    try:
+        ids = make_history(snapshotting)
+    finally:
+        snapshotting.close()
+    e1 = ids[1]
+    one = check(clean_db, key, tmp_path, encounter=e1)
+    assert one.ok and one.snapshots == 2
+    run_sql(clean_db, "UPDATE ledger_snapshots SET state = convert_to(replace(convert_from("
+            "state, 'UTF8'), 'FAC-01', 'FAC-99'), 'UTF8') WHERE originator_id = %s "
+            "AND originator_version = 4", params=(e1,))
+    report = check(clean_db, key, tmp_path, encounter=e1)
+    assert_first(report, "modified", e1, 4, None)
+    assert "snapshot at version 4" in report.first.detail
+    assert check(clean_db, key, tmp_path).ok  # the whole-log check skips snapshots by default
+    full = verify(clean_db, public_key=key.public_key(), snapshots=True)
+    assert_first(full, "modified", e1, 4, None)
+    assert full.snapshots == 6
