@@ -15,12 +15,14 @@ from fastapi import Depends
 from api import access_log, errors, openapi, routes_audit, routes_codes
 from api.deps import authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, replay
+from api.routes import admin, commands, queries, replay
 from ledger.application import LedgerApplication
 from ledger.config import Settings, get_settings
 from ledger.database import database_url, eventsourcing_env
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.idempotency import IdempotencyStore, new_pool
+from ledger.projections.runner import start_in_process
+from ledger.projections.waiting import ProjectionWaiter
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.auth_failures = FailureLimiter(settings.auth_failure_limit, 60.0)
         app.state.idempotency = IdempotencyStore(
             app.state.pool, retention=timedelta(hours=settings.idempotency_retention_hours))
+        app.state.projection_waiter = ProjectionWaiter(url)
+        app.state.projection_runner = None
+        if settings.projections_in_process:
+            app.state.projection_runner = start_in_process(
+                eventsourcing_env(url, settings))
         try:
             yield
         finally:
+            if app.state.projection_runner is not None:
+                app.state.projection_runner.close()
+            app.state.projection_waiter.close()
             app.state.ledger.close()
             app.state.pool.close()
 
@@ -77,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     app.include_router(commands.router)
     app.include_router(replay.router)
+    app.include_router(queries.router)
     app.include_router(admin.router)
     routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
     app.include_router(routes_codes.router)

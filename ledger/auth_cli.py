@@ -12,7 +12,7 @@ from ledger.auth import ROLES, AuthStore
 users_app = typer.Typer(help="Users (staff or systems; one role each).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (bearer; hashed at rest).", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys for event state at rest.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _store() -> AuthStore:

@@ -23,7 +23,7 @@ app.add_typer(__import__("ledger.projections.cli").projections.cli.app, name="pr
 app.add_typer(__import__("ledger.auth_cli").auth_cli.users_app, name="users")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.tokens_app, name="tokens")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.keys_app, name="keys")
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _setup_logging() -> None:
@@ -60,6 +60,16 @@ def db_status() -> None:
     console.print(table)
 
 
+def _hint_first_admin(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        users = conn.execute("SELECT count(*) FROM ledger_users").fetchone()[0]
+    if not users:
+        console.print("[yellow]No users yet. Every route but /health needs a token: create the "
+                      "first admin with[/] .venv/bin/ledger users create admin-1 --role admin")
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Bind address (LEDGER_HOST)."),
@@ -88,14 +98,37 @@ def serve(
 
         count = load_demo(url)
         console.print(f"demo: loaded {count} sample encounters")
+        from ledger.demo import demo_users
+
+        for user, token in demo_users(url).items():
+            console.print(f"demo token for {user}: {token}", soft_wrap=True, markup=False)
+    _hint_first_admin(url)
     console.print(f"[bold green]Claims ledger serving on http://{host}:{port}[/] "
                   f"(docs: http://{host}:{port}/docs, health: http://{host}:{port}/health)")
     sys.stdout.flush()
     # uvicorn re-raises SIGTERM after a graceful shutdown; turn it into a normal exit so the
     # embedded server's exit hook stops PostgreSQL instead of leaving it running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower(), access_log=False)
+    projections = None
+    if workers > 1:
+        # Several API processes: none runs the projections; one worker process of its own
+        # does (`ledger projections run`), so each event is projected by one runner.
+        import subprocess
+
+        os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = "0"
+        projections = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections",
+                                        "run"], env=dict(os.environ))
+        console.print(f"projections: running in their own process (pid {projections.pid})")
+    try:
+        uvicorn.run("api.main:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level=settings.log_level.lower(), access_log=False)
+    finally:
+        if projections is not None:
+            projections.terminate()
+            try:
+                projections.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                projections.kill()
 
 
 import ledger.audit.cli  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)

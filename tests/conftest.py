@@ -64,8 +64,17 @@ def clean_db(database_url: str) -> str:
     with psycopg.connect(database_url, autocommit=True) as conn:
         tables = [r[0] for r in conn.execute(LEDGER_TABLES_SQL)]
         if tables:
-            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) +
-                         " RESTART IDENTITY CASCADE")
+            truncate = ("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) +
+                        " RESTART IDENTITY CASCADE")
+            conn.execute("SET lock_timeout = '3s'")
+            try:
+                conn.execute(truncate)
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+                # a background thread of an earlier test (a projection runner finishing its
+                # page) still holds a lock: end those sessions, then empty the tables
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                             "datname = current_database() AND pid <> pg_backend_pid()")
+                conn.execute(truncate)
     return database_url
 
 

@@ -1,0 +1,193 @@
+"""Reads answered from the read models the projections maintain (plain SQL in
+``ledger.projections.queries``). Every route accepts ``min_position``: the read waits (bounded
+by LEDGER_WAIT_TIMEOUT) until the projections reflect that log position — pass the
+``X-Log-Position`` of your own write to read it back (read-your-writes)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+
+from api.deps import IdentityDep
+from api.responses import OrjsonResponse
+from ledger.auth import Identity
+from ledger.domain.errors import InvalidValue, NotFound
+from ledger.projections import queries as q
+
+router = APIRouter(tags=["read models"])
+
+MinPosition = Annotated[int | None, Query(ge=0, description=(
+    "wait until the projections reflect this log position (your write's X-Log-Position)"))]
+Limit = Annotated[int, Query(ge=1, le=q.MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of a page")]
+
+
+def _ready(request: Request, min_position: int | None) -> None:
+    if not min_position:
+        return
+    with _conn(request) as conn:
+        head = conn.execute("SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events"
+                            ).fetchone()[0]
+    if min_position > head:  # no write of the caller's can be there: a client error
+        raise InvalidValue("min_position", "min_position.beyond_log",
+                           f"min_position: the log ends at {head}")
+    waiter = request.app.state.projection_waiter
+    timeout = request.app.state.settings.wait_timeout
+    if not waiter.wait(min_position, timeout=timeout):
+        raise HTTPException(503, f"the read models have not reached position {min_position} "
+                            f"within {timeout:g}s; retry", headers={"Retry-After": "1"})
+
+
+def _conn(request: Request) -> Any:
+    return request.app.state.pool.connection()
+
+
+def _advocate_encounters(conn: Any, identity: Identity) -> set[UUID]:
+    rows = conn.execute("SELECT DISTINCT encounter_id FROM work_queue WHERE item_kind = "
+                        "'dispute' AND assignee = %s", (identity.user_id,)).fetchall()
+    return {r[0] for r in rows}
+
+
+def _page(page: q.ResultPage) -> dict[str, Any]:
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get("/claims", summary="Current claims, filtered, newest first (cursor pages)")
+def list_claims(request: Request, identity: IdentityDep,
+                status: Annotated[str | None, Query(max_length=20)] = None,
+                payer_id: Annotated[str | None, Query(max_length=80)] = None,
+                patient_ref: Annotated[str | None, Query(max_length=80)] = None,
+                dos_from: date | None = None, dos_to: date | None = None,
+                code: Annotated[str | None, Query(max_length=12)] = None,
+                actor_id: Annotated[str | None, Query(max_length=80)] = None,
+                limit: Limit = 50, cursor: Cursor = None,
+                min_position: MinPosition = None) -> OrjsonResponse:
+    _ready(request, min_position)
+    with _conn(request) as conn:
+        page = q.list_claims(conn, status=status, payer_id=payer_id, patient_ref=patient_ref,
+                             dos_from=dos_from, dos_to=dos_to, code=code, actor_id=actor_id,
+                             limit=limit, cursor=cursor)
+        if identity.role == "advocate":
+            mine = _advocate_encounters(conn, identity)
+            page = q.ResultPage([c for c in page.items if c["encounter_id"] in mine],
+                                page.next_cursor)
+    return OrjsonResponse(_page(page))
+
+
+@router.get("/payers/balances",
+            summary="Per payer and kind of party: billed, paid, adjustments, outstanding, aging")
+def payer_balances(request: Request, identity: IdentityDep,
+                   payer_id: Annotated[str | None, Query(max_length=80)] = None,
+                   party_kind: Literal["insurer", "business", "patient"] | None = None,
+                   as_of: date | None = None,
+                   min_position: MinPosition = None) -> OrjsonResponse:
+    _ready(request, min_position)
+    with _conn(request) as conn:
+        rows = q.payer_balances(conn, payer_id, as_of=as_of)
+    if party_kind:
+        rows = [r for r in rows if r.get("party_kind") == party_kind]
+    return OrjsonResponse({"as_of": as_of or date.today(), "payers": rows})
+
+
+@router.get("/patients/{patient_ref}/balance",
+            summary="What a patient owes across encounters: owed, paid, credit, statements")
+def patient_balance(request: Request, patient_ref: str, identity: IdentityDep,
+                    min_position: MinPosition = None) -> OrjsonResponse:
+    _ready(request, min_position)
+    with _conn(request) as conn:
+        if identity.role == "advocate":
+            allowed = conn.execute(
+                "SELECT 1 FROM work_queue WHERE item_kind = 'dispute' AND assignee = %s AND "
+                "patient_ref = %s LIMIT 1", (identity.user_id, patient_ref)).fetchone()
+            if not allowed:
+                raise NotFound("patient_ref", "patient.exists", "patient_ref: not found")
+        row = q.patient_balance(conn, patient_ref)
+    if row is None:
+        raise NotFound("patient_ref", "patient.exists", "patient_ref: not found")
+    return OrjsonResponse(row)
+
+
+@router.get("/queues/disputes-denials",
+            summary="Open denials, rejections and disputes, earliest deadline first")
+def work_queue(request: Request, identity: IdentityDep,
+               kind: Literal["denial", "rejection", "dispute"] | None = None,
+               open_only: bool = True, due_before: date | None = None,
+               payer_id: Annotated[str | None, Query(max_length=80)] = None,
+               assignee: Annotated[str | None, Query(max_length=80)] = None,
+               limit: Limit = 50, cursor: Cursor = None,
+               min_position: MinPosition = None) -> OrjsonResponse:
+    _ready(request, min_position)
+    if identity.role == "advocate":  # only their own disputes
+        kind, assignee = "dispute", identity.user_id
+    with _conn(request) as conn:
+        page = q.work_queue(conn, kind=kind, open_only=open_only, due_before=due_before,
+                            payer_id=payer_id, assignee=assignee, limit=limit, cursor=cursor)
+    return OrjsonResponse(_page(page))
+
+
+@router.get("/trends/diagnoses", summary="Diagnoses by encounters, with cost per encounter")
+def top_diagnoses(request: Request, identity: IdentityDep,
+                  scope: Literal["principal", "any"] = "principal", limit: Limit = 50,
+                  min_position: MinPosition = None) -> OrjsonResponse:
+    _ready(request, min_position)
+    with _conn(request) as conn:
+        return OrjsonResponse({"scope": scope,
+                               "diagnoses": q.top_diagnoses(conn, scope=scope, limit=limit)})
+
+
+@router.get("/trends/diagnoses/{code}",
+            summary="For one diagnosis: services and supplies used, how often, what they cost")
+def diagnosis_trend(request: Request, code: Annotated[str, Path(max_length=12)],
+                    identity: IdentityDep, scope: Literal["principal", "any"] = "principal",
+                    kind: Literal["service", "supply"] | None = None, limit: Limit = 50,
+                    min_position: MinPosition = None) -> OrjsonResponse:
+    _ready(request, min_position)
+    with _conn(request) as conn:
+        trend = q.diagnosis_trend(conn, code, scope=scope, kind=kind, limit=limit)
+    if trend is None:
+        raise NotFound("code", "trend.exists", "code: no encounters with that diagnosis")
+    return OrjsonResponse(trend)
+
+
+@router.get("/trends/code-revisions",
+            summary="Code revisions per coder, or the codes that get changed most")
+def code_revisions(request: Request, identity: IdentityDep,
+                   by: Literal["coder", "code"] = "coder",
+                   code_system: Annotated[str | None, Query(max_length=20)] = None,
+                   limit: Limit = 50, min_position: MinPosition = None) -> OrjsonResponse:
+    _ready(request, min_position)
+    with _conn(request) as conn:
+        rows = q.code_revisions_by_coder(conn, limit=limit) if by == "coder" else \
+            q.code_revisions_by_code(conn, code_system=code_system, limit=limit)
+    return OrjsonResponse({"by": by, "items": rows})
+
+
+@router.get("/audit/trail",
+            summary="Every change: who, when, why — by encounter, claim, actor, code, time")
+def audit_trail(request: Request, identity: IdentityDep, encounter_id: UUID | None = None,
+                claim_number: Annotated[str | None, Query(max_length=38)] = None,
+                actor_id: Annotated[str | None, Query(max_length=80)] = None,
+                code: Annotated[str | None, Query(max_length=12)] = None,
+                event_type: Annotated[str | None, Query(max_length=60)] = None,
+                since: datetime | None = None, until: datetime | None = None,
+                limit: Limit = 100, cursor: Cursor = None,
+                min_position: MinPosition = None) -> OrjsonResponse:
+    _ready(request, min_position)
+    with _conn(request) as conn:
+        page = q.audit_trail(conn, encounter_id=encounter_id, claim_number=claim_number,
+                             actor_id=actor_id, code=code, event_type=event_type, since=since,
+                             until=until, limit=limit, cursor=cursor)
+    return OrjsonResponse(_page(page))
+
+
+@router.get("/projections/status", summary="Each read model's position and lag")
+def projections_status(request: Request, identity: IdentityDep) -> OrjsonResponse:
+    with _conn(request) as conn:
+        positions = q.projection_positions(conn)
+        head = conn.execute("SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events"
+                            ).fetchone()[0]
+    return OrjsonResponse({"head": head, "projections": [
+        {"name": n, "position": p, "lag": max(0, head - p)} for n, p in positions.items()]})
