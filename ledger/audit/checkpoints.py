@@ -263,14 +263,15 @@ def export(checkpoint: Checkpoint, directory: Path) -> Path:
     return path
 
 
-def load_exported(directory: Path) -> list[Checkpoint]:
+def load_exported(directory: Path, *, latest_only: bool = False) -> list[Checkpoint]:
+    """The exported checkpoints, oldest first (file names sort by tree size)."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    out = []
-    for path in sorted(directory.glob(f"{FILE_PREFIX}*.json")):
-        out.append(Checkpoint.from_json(json.loads(path.read_text())))
-    return out
+    paths = sorted(directory.glob(f"{FILE_PREFIX}*.json"))
+    if latest_only:
+        paths = paths[-1:]
+    return [Checkpoint.from_json(json.loads(path.read_text())) for path in paths]
 
 
 # ------------------------------------------------------------------------------- the job

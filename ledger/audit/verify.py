@@ -39,6 +39,7 @@ from ledger.audit.chain import GENESIS
 from ledger.audit.checkpoints import (
     Checkpoint,
     key_id,
+    latest_checkpoint,
     load_checkpoints,
     load_exported,
     raw_public,
@@ -145,7 +146,7 @@ class _Sink:
 # --------------------------------------------------------------------------- checkpoints
 def _check_checkpoints(db: list[Checkpoint], files: list[Checkpoint],
                        trusted: Ed25519PublicKey | None, sink: _Sink,
-                       report: Report) -> list[Checkpoint]:
+                       report: Report, *, complete: bool = True) -> list[Checkpoint]:
     """Validate the records; return the checkpoints the log is checked against."""
     trusted_raw = raw_public(trusted) if trusted else None
 
@@ -171,7 +172,7 @@ def _check_checkpoints(db: list[Checkpoint], files: list[Checkpoint],
                 sink.add("checkpoint", f"{where} checkpoint {cur.tree_size} is not consistent "
                          f"with checkpoint {prev.tree_size} (RFC 6962 proof fails)",
                          position=cur.last_position)
-        if items and items[0].previous_size not in (None, 0):
+        if complete and items and items[0].previous_size not in (None, 0):
             sink.add("checkpoint", f"{where} checkpoint {items[0].tree_size} follows "
                      f"checkpoint {items[0].previous_size}, which is missing",
                      position=items[0].last_position)
@@ -544,7 +545,8 @@ def verify(url: str, *, encounter: UUID | None = None,
     report = Report(scope="encounter" if encounter else "all", encounter_id=encounter)
     sink = _Sink(report, max_problems)
     # Files first: a file written before the snapshot below was committed before it too.
-    files = load_exported(export_dir) if export_dir else []
+    files = (load_exported(export_dir, latest_only=encounter is not None)
+             if export_dir else [])
     report.exported_checkpoints = len(files)
     report.key = key_id(raw_public(public_key)) if public_key else "untrusted"
     if public_key is None:
@@ -554,16 +556,18 @@ def verify(url: str, *, encounter: UUID | None = None,
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():
-            db = load_checkpoints(conn)
-            report.checkpoints = len(db)
             if encounter is not None:
                 # Fast path: the latest checkpoints' signatures and this encounter only.
-                latest_db = db[-1:] if db else []
-                latest_file = files[-1:] if files else []
-                reference = _check_checkpoints(latest_db, latest_file, public_key, sink, report)
+                latest = latest_checkpoint(conn)
+                latest_db = [latest] if latest else []
+                report.checkpoints = len(latest_db)
+                reference = _check_checkpoints(latest_db, files, public_key, sink, report,
+                                               complete=False)
                 leaf_limit = latest_db[0].last_position if latest_db else 0
                 _scan_encounter(conn, encounter, leaf_limit, sink, report)
             else:
+                db = load_checkpoints(conn)
+                report.checkpoints = len(db)
                 reference = _check_checkpoints(db, files, public_key, sink, report)
                 leaf_limit = db[-1].last_position if db else 0
                 _scan_log(conn, reference, leaf_limit, db, sink, report)

@@ -99,6 +99,10 @@ def test_successive_checkpoints_are_provably_consistent(app, clean_db, key, tmp_
     assert len(load_exported(tmp_path / "cp")) == 4
     report = verify(clean_db, public_key=key.public_key(), export_dir=tmp_path / "cp")
     assert report.ok and report.checkpoints == 4 and report.covered == 10
+    for eid in ids:  # one encounter: the latest checkpoint only (it has predecessors)
+        one = verify(clean_db, encounter=eid, public_key=key.public_key(),
+                     export_dir=tmp_path / "cp")
+        assert one.ok, one.problems
 
 
 def test_export_missing_rewrites_lost_files(app, clean_db, key, tmp_path):

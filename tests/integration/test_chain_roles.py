@@ -72,22 +72,27 @@ def test_the_app_role_cannot_rewrite_append_only_tables(app_as_role, clean_db, s
 
 def test_the_trigger_refuses_even_when_a_grant_slips_in(app_as_role, clean_db):
     eid = s.open_encounter(app_as_role)
-    with psycopg.connect(clean_db) as conn:  # owner; everything rolls back at the end
+    with psycopg.connect(clean_db, autocommit=True) as owner:
         for table in APPEND_ONLY:
-            conn.execute(f"GRANT UPDATE, DELETE, TRUNCATE ON {table} TO ledger_app")
-        conn.execute("SET ROLE ledger_app")
-        for sql in ("UPDATE ledger_events SET state = state",
-                    "DELETE FROM ledger_events WHERE originator_id = %s",
-                    "TRUNCATE ledger_events", "DELETE FROM ledger_access_log"):
-            with pytest.raises(errors.InsufficientPrivilege, match="append-only"), \
-                    conn.transaction():
-                conn.execute(sql, (eid,) if "%s" in sql else None)
-        conn.rollback()
+            owner.execute(f"GRANT UPDATE, DELETE, TRUNCATE ON {table} TO ledger_app")
+        try:
+            with psycopg.connect(as_role(clean_db, "ledger_app")) as conn:
+                for sql in ("UPDATE ledger_events SET state = state",
+                            "DELETE FROM ledger_events WHERE originator_id = %s",
+                            "TRUNCATE ledger_events", "DELETE FROM ledger_access_log",
+                            "UPDATE ledger_checkpoints SET body = body"):
+                    with pytest.raises(errors.InsufficientPrivilege, match="append-only"), \
+                            conn.transaction():
+                        conn.execute(sql, (eid,) if "%s" in sql else None)
+        finally:
+            for table in APPEND_ONLY:
+                owner.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM ledger_app")
     with psycopg.connect(clean_db) as conn:
         grants = conn.execute(
             "SELECT privilege_type FROM information_schema.role_table_grants "
             "WHERE grantee = 'ledger_app' AND table_name = 'ledger_events'").fetchall()
         assert sorted(g[0] for g in grants) == ["INSERT", "SELECT"]
+        assert conn.execute("SELECT count(*) FROM ledger_events").fetchone()[0] == 1
 
 
 def test_the_owner_can_still_rewrite_and_verify_notices(app, clean_db):
