@@ -237,11 +237,12 @@ def export_path(directory: Path, tree_size: int) -> Path:
     return Path(directory) / f"{FILE_PREFIX}{tree_size:015d}.json"
 
 
-def export(checkpoint: Checkpoint, directory: Path) -> Path:
-    """Write the checkpoint file atomically (temp file, fsync, rename, fsync directory)."""
+def export(checkpoint: Any, directory: Path, prefix: str = FILE_PREFIX) -> Path:
+    """Write the checkpoint (or access seal) file atomically (temp file, fsync, rename,
+    fsync directory)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = export_path(directory, checkpoint.tree_size)
+    path = directory / f"{prefix}{checkpoint.tree_size:015d}.json"
     data = json.dumps(checkpoint.to_json(), indent=2, sort_keys=True).encode() + b"\n"
     if path.exists() and path.read_bytes() == data:
         return path
@@ -351,12 +352,65 @@ class CheckpointWriter:
                  checkpoint.root_hash.hex()[:16], checkpoint.last_position)
         return checkpoint
 
+    def seal_access(self) -> Any:
+        """Seal up to ``max_leaves`` final access records; None if there are none."""
+        from ledger.audit.seals import ACCESS_COLUMNS, FILE_PREFIX as SEAL_PREFIX
+        from ledger.audit.seals import AccessSeal, access_leaf, latest_seal
+
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY + 1,))
+                previous = latest_seal(conn)
+                frontier = (Frontier.from_bytes(previous.tree_size, previous.frontier)
+                            if previous else Frontier())
+                cursor = (previous.cursor_tx, previous.cursor_id) if previous else (0, 0)
+                # Final records only: their transaction is older than every running one.
+                rows = conn.execute(
+                    f"SELECT {ACCESS_COLUMNS} FROM ledger_access_log "
+                    "WHERE (tx, id) > (%s::text::xid8, %s) "
+                    "AND tx < pg_snapshot_xmin(pg_current_snapshot()) "
+                    "ORDER BY tx, id LIMIT %s",
+                    (str(cursor[0]), cursor[1], self.max_leaves)).fetchall()
+                if not rows:
+                    return None
+                old = frontier.copy()
+                tail = [access_leaf(r) for r in rows]
+                frontier.extend(tail)
+                proof = (consistency_proof(old.size, frontier.size, FrontierAndTail(old, tail))
+                         if old.size else [])
+                seal = AccessSeal(
+                    origin=self.origin, tree_size=frontier.size, root_hash=frontier.root(),
+                    cursor_tx=int(rows[-1][1]), cursor_id=rows[-1][0], time=datetime.now(UTC),
+                    signature=b"", public_key=self.public, previous_size=old.size or None,
+                    consistency_proof=tuple(proof), frontier=frontier.to_bytes())
+                text = seal.signed_text()
+                seal = replace(seal, signature=self.key.sign(text.encode("utf-8")), body=text)
+                conn.execute(
+                    "INSERT INTO ledger_access_seals (tree_size, cursor_tx, cursor_id, root_hash, "
+                    "created_at, origin, body, signature, key_id, public_key, previous_size, "
+                    "consistency_proof, frontier) VALUES (%s, %s::text::xid8, %s, %s, %s, %s, "
+                    "%s, %s, %s, %s, %s, %s, %s)",
+                    (seal.tree_size, str(seal.cursor_tx), seal.cursor_id, seal.root_hash,
+                     seal.time, seal.origin, text, seal.signature, seal.key_id, self.public,
+                     seal.previous_size, b"".join(proof), seal.frontier))
+        except psycopg.OperationalError:
+            self.close()
+            raise
+        if self.export_dir is not None:
+            export(seal, self.export_dir, SEAL_PREFIX)
+        return seal
+
     def catch_up(self) -> list[Checkpoint]:
-        """Checkpoints until every committed event is sealed (one per ``max_leaves``)."""
+        """Checkpoints until every committed event is sealed (one per ``max_leaves``), then
+        seals for the final access records."""
         made: list[Checkpoint] = []
         while (checkpoint := self.run_once()) is not None:
             made.append(checkpoint)
             if checkpoint.tree_size - (checkpoint.previous_size or 0) < self.max_leaves:
+                break
+        while (seal := self.seal_access()) is not None:
+            if seal.tree_size - (seal.previous_size or 0) < self.max_leaves:
                 break
         self.export_missing()
         return made
@@ -365,13 +419,21 @@ class CheckpointWriter:
         """Export database checkpoints absent from the directory (after a crash, say)."""
         if self.export_dir is None:
             return 0
+        from ledger.audit.seals import FILE_PREFIX as SEAL_PREFIX
+        from ledger.audit.seals import load_seals, seal_path
+
         conn = self._connection()
         with conn.transaction():
             checkpoints = load_checkpoints(conn)
+            seals = load_seals(conn)
         count = 0
         for c in checkpoints:
             if not export_path(self.export_dir, c.tree_size).exists():
                 export(c, self.export_dir)
+                count += 1
+        for a in seals:
+            if not seal_path(self.export_dir, a.tree_size).exists():
+                export(a, self.export_dir, SEAL_PREFIX)
                 count += 1
         return count
 

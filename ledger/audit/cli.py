@@ -49,6 +49,9 @@ def print_report(report: Any, show: int = 10) -> None:
     summary.add_row("sealed", f"{report.covered:,} events (to position "
                     f"{report.latest_position or 0})")
     summary.add_row("trusted key", report.key)
+    if report.scope == "all":
+        summary.add_row("access log", f"{report.access_records:,} sealed records verified "
+                        f"({report.access_seals} seals)")
     if report.snapshots is not None:
         summary.add_row("snapshots", f"{report.snapshots} compared with the events")
     rate = f" ({report.events_per_second:,.0f} events/s)" if report.events else ""

@@ -86,6 +86,8 @@ class Report:
     checkpoints: int = 0
     exported_checkpoints: int = 0
     snapshots: int | None = None  # snapshots compared with the events (None: not checked)
+    access_seals: int = 0
+    access_records: int = 0  # sealed access records verified
     covered: int = 0  # events under the latest checkpoint
     latest_position: int | None = None  # log position the latest checkpoint covers
     key: str = "none"  # trusted key id, or "untrusted" (each checkpoint's own key)
@@ -113,7 +115,8 @@ class Report:
             "encounter_id": str(self.encounter_id) if self.encounter_id else None,
             "events": self.events, "encounters": self.encounters,
             "checkpoints": self.checkpoints, "exported_checkpoints": self.exported_checkpoints,
-            "snapshots_checked": self.snapshots,
+            "snapshots_checked": self.snapshots, "access_seals": self.access_seals,
+            "access_records_verified": self.access_records,
             "covered_events": self.covered, "covered_position": self.latest_position,
             "trusted_key": self.key, "problem_count": self.problem_count,
             "counts": self.counts, "first_problem": self.first.as_dict() if self.first else None,
@@ -144,38 +147,41 @@ class _Sink:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _check_checkpoints(db: list[Checkpoint], files: list[Checkpoint],
+def _check_checkpoints(db: list[Any], files: list[Any],
                        trusted: Ed25519PublicKey | None, sink: _Sink,
-                       report: Report, *, complete: bool = True) -> list[Checkpoint]:
-    """Validate the records; return the checkpoints the log is checked against."""
+                       report: Report, *, complete: bool = True,
+                       label: str = "checkpoint") -> list[Any]:
+    """Validate the records (checkpoints, or access seals with ``label``); return the ones the
+    log is checked against."""
+    at = (lambda c: c.last_position) if label == "checkpoint" else (lambda c: None)
     trusted_raw = raw_public(trusted) if trusted else None
 
     def signed_ok(c: Checkpoint, where: str) -> bool:
         if trusted_raw is not None and c.public_key != trusted_raw:
-            sink.add("checkpoint", f"{where} checkpoint {c.tree_size} is signed by key "
+            sink.add("checkpoint", f"{where} {label} {c.tree_size} is signed by key "
                      f"{c.key_id}, not the trusted key {key_id(trusted_raw)}",
-                     position=c.last_position)
+                     position=at(c))
             return False
         if not c.signature_valid(trusted):
-            sink.add("checkpoint", f"{where} checkpoint {c.tree_size}: the signature does not "
-                     "verify (the record was altered)", position=c.last_position)
+            sink.add("checkpoint", f"{where} {label} {c.tree_size}: the signature does not "
+                     "verify (the record was altered)", position=at(c))
             return False
         return True
 
     def chain_ok(items: list[Checkpoint], where: str) -> None:
         for prev, cur in zip(items, items[1:], strict=False):
             if cur.previous_size != prev.tree_size:
-                sink.add("checkpoint", f"{where} checkpoint {cur.tree_size} follows checkpoint "
+                sink.add("checkpoint", f"{where} {label} {cur.tree_size} follows {label} "
                          f"{cur.previous_size}, but the one before it is {prev.tree_size} "
-                         "(a checkpoint is missing)", position=cur.last_position)
+                         f"(a {label} is missing)", position=at(cur))
             elif not cur.extends(prev):
-                sink.add("checkpoint", f"{where} checkpoint {cur.tree_size} is not consistent "
-                         f"with checkpoint {prev.tree_size} (RFC 6962 proof fails)",
-                         position=cur.last_position)
+                sink.add("checkpoint", f"{where} {label} {cur.tree_size} is not consistent "
+                         f"with {label} {prev.tree_size} (RFC 6962 proof fails)",
+                         position=at(cur))
         if complete and items and items[0].previous_size not in (None, 0):
-            sink.add("checkpoint", f"{where} checkpoint {items[0].tree_size} follows "
-                     f"checkpoint {items[0].previous_size}, which is missing",
-                     position=items[0].last_position)
+            sink.add("checkpoint", f"{where} {label} {items[0].tree_size} follows "
+                     f"{label} {items[0].previous_size}, which is missing",
+                     position=at(items[0]))
 
     good_db = [c for c in db if signed_ok(c, "database")]
     good_files = [c for c in files if signed_ok(c, "exported")]
@@ -188,17 +194,17 @@ def _check_checkpoints(db: list[Checkpoint], files: list[Checkpoint],
         mine = by_size.get(f.tree_size)
         if mine is None:
             if not any(c.tree_size == f.tree_size for c in db):
-                sink.add("checkpoint", f"checkpoint {f.tree_size} (exported) is missing from "
-                         "the database", position=f.last_position)
+                sink.add("checkpoint", f"{label} {f.tree_size} (exported) is missing from "
+                         "the database", position=at(f))
         elif (mine.root_hash, mine.last_position, mine.signature) != (
                 f.root_hash, f.last_position, f.signature):
-            sink.add("checkpoint", f"database checkpoint {f.tree_size} differs from its "
-                     "exported copy", position=f.last_position)
+            sink.add("checkpoint", f"database {label} {f.tree_size} differs from its "
+                     "exported copy", position=at(f))
         reference[f.tree_size] = f  # the copy outside the database wins
     exported = {f.tree_size for f in files}
     unexported = [c.tree_size for c in db if c.tree_size not in exported]
     if files and unexported:
-        report.warnings.append(f"{len(unexported)} database checkpoint(s) not exported yet "
+        report.warnings.append(f"{len(unexported)} database {label}(s) not exported yet "
                                f"(e.g. {unexported[-1]}); run `ledger checkpoints export`")
     return [reference[k] for k in sorted(reference)]
 
@@ -479,6 +485,47 @@ def _scan_encounter(conn: psycopg.Connection[Any], encounter_id: UUID, leaf_limi
             sink.add("inserted" if other is None else "modified", detail, ib, ver, nid)
 
 
+# ---------------------------------------------------------------------------- access log
+def _scan_access(conn: psycopg.Connection[Any], trusted: Ed25519PublicKey | None,
+                 export_dir: Path | None, sink: _Sink, report: Report) -> None:
+    """The read-access log against its signed seals (ledger/audit/seals.py)."""
+    from ledger.audit.seals import ACCESS_COLUMNS, access_leaf, load_exported_seals, load_seals
+
+    db = load_seals(conn)
+    files = load_exported_seals(export_dir) if export_dir else []
+    report.access_seals = len(db)
+    reference = _check_checkpoints(db, files, trusted, sink, report, label="access seal")
+    if not reference:
+        return
+    last = reference[-1]
+    tree = Frontier()
+    targets = {c.tree_size: c for c in reference}
+    previous_id = 0
+    bad = False
+    for row in _rows(conn, "verify_access",
+                     f"SELECT {ACCESS_COLUMNS} FROM ledger_access_log "
+                     "WHERE (tx, id) <= (%s::text::xid8, %s) ORDER BY tx, id",
+                     (str(last.cursor_tx), last.cursor_id)):
+        tree.append(access_leaf(row))
+        seal = targets.get(tree.size)
+        if seal is not None and not bad:
+            if tree.root() != seal.root_hash:
+                bad = True
+                sink.add("modified", f"the access log does not reproduce access seal "
+                         f"{seal.tree_size}: a record sealed after access record {previous_id} "
+                         f"and up to access record {seal.cursor_id} was changed, removed or "
+                         "inserted")
+            previous_id = seal.cursor_id
+    report.access_records = tree.size
+    if tree.size < last.tree_size and not bad:
+        sink.add("truncated", f"the access log holds {tree.size} sealed records, but access "
+                 f"seal {last.tree_size} sealed {last.tree_size} (up to access record "
+                 f"{last.cursor_id})")
+    elif tree.size > last.tree_size and not bad:
+        sink.add("inserted", f"{tree.size - last.tree_size} access record(s) now sit among "
+                 f"those sealed by access seal {last.tree_size}")
+
+
 # ---------------------------------------------------------------------------- snapshots
 def _check_snapshots(url: str, encounter: UUID | None, sink: _Sink, report: Report) -> None:
     """Snapshots are a cache the application trusts: each must equal the encounter replayed
@@ -571,6 +618,7 @@ def verify(url: str, *, encounter: UUID | None = None,
                 reference = _check_checkpoints(db, files, public_key, sink, report)
                 leaf_limit = db[-1].last_position if db else 0
                 _scan_log(conn, reference, leaf_limit, db, sink, report)
+                _scan_access(conn, public_key, export_dir, sink, report)
             if reference:
                 report.covered = reference[-1].tree_size
                 report.latest_position = reference[-1].last_position
