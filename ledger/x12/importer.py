@@ -15,6 +15,7 @@
    rules; a refusal quarantines the whole file;
 5. one ``Application.save(*encounters)`` writes every event of the file and, in the same
    transaction (recorder side write), the ``x12_remittances`` and ``x12_unmatched`` rows.
+   Files of more than ``max_events_per_save`` events are saved in chunks (see __init__).
    A lost race (another writer saved one of the encounters) re-runs from step 2.
 """
 
@@ -51,6 +52,7 @@ from ledger.domain.values import Money
 from ledger.x12 import index
 from ledger.x12.acks import ParsedAcks, read_277ca, read_999
 from ledger.x12.claims837 import FACILITY_TO_POS, ClaimDraft, read_837
+from ledger.x12.loading import load_many
 from ledger.x12.model import ClaimPayment, Issue, ParsedFile, Remittance, ServicePayment
 from ledger.x12.remit835 import balance, read_835
 from ledger.x12.tokenizer import X12Error, file_hash, sniff, tokenize
@@ -101,11 +103,17 @@ class X12Importer:
     """Imports X12 files through a ``LedgerApplication`` and its database."""
 
     def __init__(self, app: Any, database_url: str, *, actor: Actor = IMPORTER,
-                 max_attempts: int = 3) -> None:
+                 max_attempts: int = 3, max_events_per_save: int = 500) -> None:
         self.app = app
         self.url = database_url
         self.actor = actor
         self.max_attempts = max_attempts
+        # A remittance whose events fit in one save is one transaction (all-or-nothing).
+        # Larger ones are saved in chunks (one PostgreSQL pipeline holding several thousand
+        # events stalls), the remittance record with the last chunk; every rule has passed
+        # before the first chunk, and the per-claim remittance key makes a re-import after an
+        # interruption post only what is missing.
+        self.max_events_per_save = max_events_per_save
 
     # ------------------------------------------------------------------ entry points
     def import_path(self, path: str | Path) -> FileResult:
@@ -177,7 +185,9 @@ class X12Importer:
         numbers = [c.claim_number for r in todo for c in r.claims]
         numbers += [p.reference for r in todo for p in r.provider_adjustments if p.reference]
         found = index.lookup(conn, numbers)
-        encounters: dict[UUID, Encounter] = {}
+        # load every encounter the remittance names at once (one query per 1,000)
+        encounters: dict[UUID, Encounter] = load_many(
+            self.app, conn, [eid for c in numbers for eid, _ in found.get(c, [])])
         rows_remit: list[tuple] = []
         rows_unmatched: list[tuple] = []
         refusals: list[Issue] = []
@@ -262,7 +272,10 @@ class X12Importer:
 
         try:
             if changed:
-                self.app.save(*changed, side_writes=[side_write])
+                chunks = _chunks(changed, self.max_events_per_save)
+                for k, chunk in enumerate(chunks):
+                    last = k == len(chunks) - 1
+                    self.app.save(*chunk, side_writes=[side_write] if last else [])
             else:
                 with conn.transaction(), conn.cursor() as cur:
                     _write_remittance_rows(cur, rows_remit, rows_unmatched)
@@ -511,6 +524,19 @@ def _write_remittance_rows(curs: Any, remits: list[tuple], unmatched: list[tuple
             "INSERT INTO x12_unmatched (payer_id, trace_number, content_hash, claim_number,"
             " status_code, charge, paid, payer_icn, reason) VALUES (%s, %s, %s, %s, %s, %s,"
             " %s, %s, %s) ON CONFLICT DO NOTHING", row)
+
+
+def _chunks(encounters: list[Encounter], max_events: int) -> list[list[Encounter]]:
+    out: list[list[Encounter]] = [[]]
+    size = 0
+    for enc in encounters:
+        n = len(enc.pending_events)
+        if out[-1] and size + n > max_events:
+            out.append([])
+            size = 0
+        out[-1].append(enc)
+        size += n
+    return out
 
 
 def _patient_ref(key: str) -> str:
