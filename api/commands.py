@@ -13,11 +13,12 @@ is written in the same transaction as the command's events.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import ledger_problem, problem
 from api.responses import OrjsonResponse, ProblemResponse, dumps
@@ -60,10 +61,10 @@ def result_body(result: CommandResult, value: Any = None) -> dict[str, Any]:
             "position": result.position, "result": value}
 
 
-Runner = Callable[..., CommandResult]
+Runner = Callable[..., Awaitable[CommandResult]]
 
 
-def run_command(
+async def run_command(
     request: Request,
     raw_body: bytes,
     actor: Actor,
@@ -73,7 +74,8 @@ def run_command(
     present: Callable[[Any], Any] = lambda v: v,
     location: Callable[[CommandResult], str] | None = None,
 ) -> Response:
-    """Run ``runner(expected_version=…, write_with=…)`` with the HTTP semantics above."""
+    """Await ``runner(expected_version=…, write_with=…)`` with the HTTP semantics above.
+    Only the idempotency bookkeeping touches the database from here (in a thread)."""
     ledger: LedgerApplication = request.app.state.ledger
     store: IdempotencyStore = request.app.state.idempotency
     expected = parse_if_match(request.headers.get("if-match"))
@@ -88,7 +90,7 @@ def run_command(
         return status_code, dumps(result_body(result, present(result.value))), headers
 
     if not key:
-        result = runner(expected_version=expected, write_with=None)
+        result = await runner(expected_version=expected, write_with=None)
         code, body, headers = response_parts(result)
         return Response(body, status_code=code, headers=headers, media_type="application/json")
 
@@ -97,7 +99,7 @@ def run_command(
                            "Idempotency-Key: at most 255 characters")
     scope = f"{actor.id}|{request.method}|{request.url.path}"
     fp = fingerprint(request.method, request.url.path, raw_body)
-    outcome = store.begin(scope, key, fp)
+    outcome = await run_in_threadpool(store.begin, scope, key, fp)
     if isinstance(outcome, Replay):
         headers = dict(outcome.headers) | {"Idempotent-Replayed": "true"}
         media = "application/problem+json" if outcome.status_code >= 400 else \
@@ -122,21 +124,22 @@ def run_command(
         store.completion_write(scope, key, code, body, headers, curs)
 
     try:
-        result = runner(expected_version=expected, write_with=write_with)
+        result = await runner(expected_version=expected, write_with=write_with)
     except (ConcurrencyConflict, PreconditionFailed):
-        store.release(scope, key)  # transient: the client may retry with the same key
+        # transient: the client may retry with the same key
+        await run_in_threadpool(store.release, scope, key)
         raise
     except LedgerError as exc:
         code, problem_body = ledger_problem(exc, request.url.path)
         body = dumps(problem_body)
-        store.complete(scope, key, code, body, {})
+        await run_in_threadpool(store.complete, scope, key, code, body, {})
         return Response(body, status_code=code, media_type="application/problem+json")
     except BaseException:
-        store.release(scope, key)
+        await run_in_threadpool(store.release, scope, key)
         raise
     code, body, headers = response_parts(result)
     if result.written == 0:  # nothing saved, so no transaction carried the record
-        store.complete(scope, key, code, body, headers)
+        await run_in_threadpool(store.complete, scope, key, code, body, headers)
     return Response(body, status_code=code, headers=headers, media_type="application/json")
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.permissions import PERMISSIONS, PUBLIC, allowed
 from ledger.application import LedgerApplication
@@ -18,7 +19,7 @@ from ledger.domain.model import Actor
 bearer = HTTPBearer(auto_error=False, description="an API token: `lgr_<id>.<secret>`")
 
 
-def authorize(
+async def authorize(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Identity | None:
@@ -39,7 +40,12 @@ def authorize(
     if limiter.blocked(client):
         raise HTTPException(429, "too many failed authentications; retry later",
                             headers={"Retry-After": str(int(limiter.window))})
-    identity = store.authenticate(credentials.credentials) if credentials else None
+    identity = None
+    if credentials:
+        # a recently verified token is answered from memory; otherwise argon2 + a database
+        # read, in a worker thread
+        identity = store.cached(credentials.credentials) or await run_in_threadpool(
+            store.authenticate, credentials.credentials)
     if identity is None:
         if credentials:  # a wrong token counts toward the limit; a missing one does not
             limiter.failed(client)
@@ -51,7 +57,7 @@ def authorize(
     return identity
 
 
-def get_ledger(request: Request) -> LedgerApplication:
+async def get_ledger(request: Request) -> LedgerApplication:
     return request.app.state.ledger
 
 
@@ -59,14 +65,14 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-def current_identity(request: Request) -> Identity:
+async def current_identity(request: Request) -> Identity:
     identity = getattr(request.state, "identity", None)
     if identity is None:  # pragma: no cover - authorize runs first on every route
         raise HTTPException(401, "a valid bearer token is required")
     return identity
 
 
-def current_actor(identity: Annotated[Identity, Depends(current_identity)]) -> Actor:
+async def current_actor(identity: Annotated[Identity, Depends(current_identity)]) -> Actor:
     """The actor recorded on events: always the authenticated identity, never the body."""
     return identity.actor
 

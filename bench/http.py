@@ -68,13 +68,25 @@ def post(path: str, body: dict, headers: dict[str, str]) -> str:
             f"Content-Length: {len(data)}\r\n{head}\r\n{data}")
 
 
+def bench_token(url: str) -> str:
+    from ledger.auth import AuthStore
+    from ledger.idempotency import new_pool
+
+    pool = new_pool(url, max_size=2)
+    try:
+        store = AuthStore(pool)
+        store.create_user("bench-1", "biller", created_by="bench")
+        return store.create_token("bench-1", "bench")
+    finally:
+        pool.close()
+
+
 def main() -> Report:
     report = Report(f"http ({CONNECTIONS} concurrent clients)")
     print(f"# machine: {machine()}")
     with fresh_database("http") as url:
         ids = seed(url, 512)
-        actor = {"X-Actor-Id": "bench-1", "X-Actor-Role": "biller"}
-        actor.update(json.loads(os.environ.get("BENCH_HTTP_HEADERS", "{}")))
+        actor = {"Authorization": f"Bearer {bench_token(url)}"}
         ledger_requests = [post(f"/encounters/{eid}/lines/1/charge-adjustments",
                                 {"amount": "1.00", "reason": "bench"}, actor) for eid in ids]
         bare_requests = [post("/events", {"topic": "bench"}, {})]

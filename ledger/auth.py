@@ -117,6 +117,20 @@ class AuthStore:
         return [{"token_id": r[0], "user_id": r[1], "label": r[2], "created_at": r[3],
                  "revoked_at": r[4]} for r in rows]
 
+    def cached(self, token: str) -> Identity | None:
+        """The identity of a token this process verified recently; None if not (or stale).
+        Never touches the database: safe to call from an event loop."""
+        match = TOKEN_RE.match(token or "")
+        if not match:
+            return None
+        token_id, secret = match.groups()
+        with self._lock:
+            cached = self._verified.get(token_id)
+        if cached and cached[2] > time.monotonic() and hmac.compare_digest(
+                cached[0], hashlib.sha256(secret.encode()).digest()):
+            return cached[1]
+        return None
+
     def authenticate(self, token: str) -> Identity | None:
         """The identity of a valid, unrevoked token of an enabled user; None otherwise."""
         match = TOKEN_RE.match(token or "")

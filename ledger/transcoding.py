@@ -109,6 +109,10 @@ def _from_json(o: Any) -> Any:
         if cls is None:
             raise TranscodingNotRegisteredError(f"Stored type {name!r} is not registered")
         fields = {k: _from_json(v) for k, v in data.items()}
+        if cls is model.ServiceLine and "adjustment_total" not in fields:
+            # snapshots taken before the running total existed
+            fields["adjustment_total"] = sum(fields.get("charge_adjustments", ()),
+                                             Money.zero())
         if cls is model.LineResult:
             fields["adjustments"] = tuple(fields.get("adjustments", ()))
             fields["remarks"] = tuple(fields.get("remarks", ()))

@@ -76,6 +76,28 @@ class GroupCommitWriter:
         self._queue.put(job)
         return job.future.result()
 
+    async def submit_async(self, job: Job) -> CommandResult:
+        """``submit`` for asyncio callers: waits for the batch without holding a thread."""
+        import asyncio
+
+        if self._stopped:
+            raise RuntimeError("the writer is stopped")
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+
+        def transfer(done: Future) -> None:
+            if waiter.cancelled():
+                return
+            exc = done.exception()
+            if exc is not None:
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(done.result())
+
+        job.future.add_done_callback(lambda f: loop.call_soon_threadsafe(transfer, f))
+        self._queue.put(job)
+        return await waiter
+
     def close(self) -> None:
         if not self._stopped:
             self._stopped = True

@@ -24,135 +24,137 @@ COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _command(request: Request, body: bytes, ledger: Any, actor: Any, encounter_id: UUID,
-             command: str, kwargs: dict[str, Any], **options: Any) -> Response:
+async def _command(request: Request, body: bytes, ledger: Any, actor: Any,
+                   encounter_id: UUID, command: str, kwargs: dict[str, Any],
+                   **options: Any) -> Response:
     def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.execute(encounter_id, command, actor=actor,
-                              expected_version=expected_version, write_with=write_with,
-                              **kwargs)
+        return ledger.execute_async(encounter_id, command, actor=actor,
+                                    expected_version=expected_version, write_with=write_with,
+                                    **kwargs)
 
-    return run_command(request, body, actor, runner, **options)
+    return await run_command(request, body, actor, runner, **options)
 
 
 @router.post("", status_code=201, summary="Open an encounter", responses=COMMAND_RESPONSES)
-def open_encounter(request: Request, body: s.OpenEncounter, raw: RawBody, ledger: LedgerDep,
+async def open_encounter(request: Request, body: s.OpenEncounter, raw: RawBody, ledger: LedgerDep,
                    actor: ActorDep) -> Response:
     details = body.model_dump()
     details["responsible_parties"] = [ResponsibleParty(**p) for p in
                                       details["responsible_parties"]]
 
     def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.open_encounter(actor=actor, write_with=write_with, **details)
+        return ledger.open_encounter_async(actor=actor, write_with=write_with, **details)
 
-    return run_command(request, raw, actor, runner, status_code=201, present=str,
+    return await run_command(request, raw, actor, runner, status_code=201, present=str,
                        location=lambda r: f"/encounters/{r.encounter_id}")
 
 
 @router.post("/{encounter_id}/diagnoses", summary="Code a diagnosis (ICD-10-CM)",
              responses=COMMAND_RESPONSES)
-def code_diagnosis(request: Request, encounter_id: UUID, body: s.CodeDiagnosis, raw: RawBody,
+async def code_diagnosis(request: Request, encounter_id: UUID, body: s.CodeDiagnosis, raw: RawBody,
                    ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "code_diagnosis",
+    return await _command(request, raw, ledger, actor, encounter_id, "code_diagnosis",
                     body.command_kwargs())
 
 
 @router.post("/{encounter_id}/diagnoses/{position}/revise", summary="Revise a diagnosis",
              responses=COMMAND_RESPONSES)
-def revise_diagnosis(request: Request, encounter_id: UUID, position: int,
+async def revise_diagnosis(request: Request, encounter_id: UUID, position: int,
                      body: s.ReviseDiagnosis, raw: RawBody, ledger: LedgerDep,
                      actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "revise_diagnosis",
+    return await _command(request, raw, ledger, actor, encounter_id, "revise_diagnosis",
                     {"position": position, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/diagnoses/{position}/remove", summary="Remove a diagnosis",
              responses=COMMAND_RESPONSES)
-def remove_diagnosis(request: Request, encounter_id: UUID, position: int, body: s.ReasonOnly,
+async def remove_diagnosis(request: Request, encounter_id: UUID, position: int, body: s.ReasonOnly,
                      raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "remove_diagnosis",
+    return await _command(request, raw, ledger, actor, encounter_id, "remove_diagnosis",
                     {"position": position, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/lines", summary="Add a service line (CPT/HCPCS)",
              responses=COMMAND_RESPONSES)
-def add_service_line(request: Request, encounter_id: UUID, body: s.AddLine, raw: RawBody,
+async def add_service_line(request: Request, encounter_id: UUID, body: s.AddLine, raw: RawBody,
                      ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "add_service_line",
+    return await _command(request, raw, ledger, actor, encounter_id, "add_service_line",
                     body.command_kwargs())
 
 
 @router.post("/{encounter_id}/lines/{line_no}/revise", summary="Revise a service line",
              responses=COMMAND_RESPONSES)
-def revise_service_line(request: Request, encounter_id: UUID, line_no: int,
+async def revise_service_line(request: Request, encounter_id: UUID, line_no: int,
                         body: s.ReviseLine, raw: RawBody, ledger: LedgerDep,
                         actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "revise_service_line",
+    return await _command(request, raw, ledger, actor, encounter_id, "revise_service_line",
                     {"line_no": line_no, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/lines/{line_no}/remove", summary="Remove a service line",
              responses=COMMAND_RESPONSES)
-def remove_service_line(request: Request, encounter_id: UUID, line_no: int,
+async def remove_service_line(request: Request, encounter_id: UUID, line_no: int,
                         body: s.ReasonOnly, raw: RawBody, ledger: LedgerDep,
                         actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "remove_service_line",
+    return await _command(request, raw, ledger, actor, encounter_id, "remove_service_line",
                     {"line_no": line_no, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/supplies", summary="Add a supply (HCPCS Level II)",
              responses=COMMAND_RESPONSES)
-def add_supply(request: Request, encounter_id: UUID, body: s.AddSupply, raw: RawBody,
+async def add_supply(request: Request, encounter_id: UUID, body: s.AddSupply, raw: RawBody,
                ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "add_supply",
+    return await _command(request, raw, ledger, actor, encounter_id, "add_supply",
                     body.command_kwargs())
 
 
 @router.post("/{encounter_id}/lines/{line_no}/charge-adjustments",
              summary="Adjust a line's charge", responses=COMMAND_RESPONSES)
-def adjust_charge(request: Request, encounter_id: UUID, line_no: int, body: s.AdjustCharge,
+async def adjust_charge(request: Request, encounter_id: UUID, line_no: int, body: s.AdjustCharge,
                   raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "adjust_charge",
+    return await _command(request, raw, ledger, actor, encounter_id, "adjust_charge",
                     {"line_no": line_no, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/claims", summary="Create a claim (original, replacement, void)",
              responses=COMMAND_RESPONSES)
-def create_claim(request: Request, encounter_id: UUID, body: s.CreateClaim, raw: RawBody,
+async def create_claim(request: Request, encounter_id: UUID, body: s.CreateClaim, raw: RawBody,
                  ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "create_claim",
+    return await _command(request, raw, ledger, actor, encounter_id, "create_claim",
                     body.command_kwargs())
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/scrub", summary="Scrub a claim",
              responses=COMMAND_RESPONSES)
-def scrub_claim(request: Request, encounter_id: UUID, claim_number: str, raw: RawBody,
+async def scrub_claim(request: Request, encounter_id: UUID, claim_number: str, raw: RawBody,
                 ledger: LedgerDep, actor: ActorDep) -> Response:
     def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.scrub_claim(encounter_id, claim_number, actor=actor,
-                                  expected_version=expected_version, write_with=write_with)
+        return ledger.scrub_claim_async(encounter_id, claim_number, actor=actor,
+                                        expected_version=expected_version,
+                                        write_with=write_with)
 
     def present(findings: Any) -> Any:
         return {"passed": not any(f.severity == "error" for f in findings),
                 "findings": [{"rule_id": f.rule_id, "severity": f.severity,
                               "line_no": f.line_no, "message": f.message} for f in findings]}
 
-    return run_command(request, raw, actor, runner, present=present)
+    return await run_command(request, raw, actor, runner, present=present)
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/submit", summary="Submit a scrubbed claim",
              responses=COMMAND_RESPONSES)
-def submit_claim(request: Request, encounter_id: UUID, claim_number: str, body: s.SubmitClaim,
+async def submit_claim(request: Request, encounter_id: UUID, claim_number: str, body: s.SubmitClaim,
                  raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "submit_claim",
+    return await _command(request, raw, ledger, actor, encounter_id, "submit_claim",
                     {"claim_number": claim_number, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/acknowledgements",
              summary="Record a 999/277CA acknowledgement", responses=COMMAND_RESPONSES)
-def acknowledge_claim(request: Request, encounter_id: UUID, claim_number: str,
+async def acknowledge_claim(request: Request, encounter_id: UUID, claim_number: str,
                       body: s.Acknowledge, raw: RawBody, ledger: LedgerDep,
                       actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "acknowledge_claim",
+    return await _command(request, raw, ledger, actor, encounter_id, "acknowledge_claim",
                     {"claim_number": claim_number, **body.command_kwargs()})
 
 
@@ -164,7 +166,7 @@ def _adjustment(a: s.CasAdjustment) -> Adjustment:
 @router.post("/{encounter_id}/claims/{claim_number}/adjudications",
              summary="Post an adjudication (claim and lines, with CAS adjustments)",
              responses=COMMAND_RESPONSES)
-def post_adjudication(request: Request, encounter_id: UUID, claim_number: str,
+async def post_adjudication(request: Request, encounter_id: UUID, claim_number: str,
                       body: s.PostAdjudication, raw: RawBody, ledger: LedgerDep,
                       actor: ActorDep) -> Response:
     lines = [LineResult(ln.line_no, ln.procedure_code, Money.parse(ln.submitted, "submitted"),
@@ -183,100 +185,100 @@ def post_adjudication(request: Request, encounter_id: UUID, claim_number: str,
         "claim_adjustments": [_adjustment(a) for a in body.claim_adjustments],
         "lines": lines, "remarks": list(body.remarks),
     }
-    return _command(request, raw, ledger, actor, encounter_id, "post_adjudication", kwargs,
+    return await _command(request, raw, ledger, actor, encounter_id, "post_adjudication", kwargs,
                     present=lambda posted: {"posted": posted})
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/provider-adjustments",
              summary="Post a provider-level (PLB) adjustment", responses=COMMAND_RESPONSES)
-def post_provider_adjustment(request: Request, encounter_id: UUID, claim_number: str,
+async def post_provider_adjustment(request: Request, encounter_id: UUID, claim_number: str,
                              body: s.ProviderAdjustment, raw: RawBody, ledger: LedgerDep,
                              actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "post_provider_adjustment",
+    return await _command(request, raw, ledger, actor, encounter_id, "post_provider_adjustment",
                     {"claim_number": claim_number, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/denials", summary="Record a denial",
              responses=COMMAND_RESPONSES)
-def record_denial(request: Request, encounter_id: UUID, claim_number: str,
+async def record_denial(request: Request, encounter_id: UUID, claim_number: str,
                   body: s.RecordDenial, raw: RawBody, ledger: LedgerDep,
                   actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "record_denial",
+    return await _command(request, raw, ledger, actor, encounter_id, "record_denial",
                     {"claim_number": claim_number, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/appeals", summary="File an appeal",
              responses=COMMAND_RESPONSES)
-def file_appeal(request: Request, encounter_id: UUID, claim_number: str, body: s.FileAppeal,
+async def file_appeal(request: Request, encounter_id: UUID, claim_number: str, body: s.FileAppeal,
                 raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "file_appeal",
+    return await _command(request, raw, ledger, actor, encounter_id, "file_appeal",
                     {"claim_number": claim_number, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/appeals/decision",
              summary="Record an appeal decision", responses=COMMAND_RESPONSES)
-def decide_appeal(request: Request, encounter_id: UUID, claim_number: str,
+async def decide_appeal(request: Request, encounter_id: UUID, claim_number: str,
                   body: s.DecideAppeal, raw: RawBody, ledger: LedgerDep,
                   actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "decide_appeal",
+    return await _command(request, raw, ledger, actor, encounter_id, "decide_appeal",
                     {"claim_number": claim_number, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/statements", summary="Issue a patient statement",
              responses=COMMAND_RESPONSES)
-def issue_statement(request: Request, encounter_id: UUID, body: s.IssueStatement,
+async def issue_statement(request: Request, encounter_id: UUID, body: s.IssueStatement,
                     raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "issue_statement",
+    return await _command(request, raw, ledger, actor, encounter_id, "issue_statement",
                     body.command_kwargs(), present=lambda due: {"amount_due": due})
 
 
 @router.post("/{encounter_id}/patient-payments", summary="Record a patient payment",
              responses=COMMAND_RESPONSES)
-def record_patient_payment(request: Request, encounter_id: UUID, body: s.PatientPayment,
+async def record_patient_payment(request: Request, encounter_id: UUID, body: s.PatientPayment,
                            raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "record_patient_payment",
+    return await _command(request, raw, ledger, actor, encounter_id, "record_patient_payment",
                     body.command_kwargs(), present=lambda after: {"balance_after": after})
 
 
 @router.post("/{encounter_id}/refunds", summary="Refund a patient credit",
              responses=COMMAND_RESPONSES)
-def issue_refund(request: Request, encounter_id: UUID, body: s.Refund, raw: RawBody,
+async def issue_refund(request: Request, encounter_id: UUID, body: s.Refund, raw: RawBody,
                  ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "issue_refund",
+    return await _command(request, raw, ledger, actor, encounter_id, "issue_refund",
                     body.command_kwargs(), present=lambda after: {"balance_after": after})
 
 
 @router.post("/{encounter_id}/write-offs", summary="Write off a balance",
              responses=COMMAND_RESPONSES)
-def write_off(request: Request, encounter_id: UUID, body: s.WriteOff, raw: RawBody,
+async def write_off(request: Request, encounter_id: UUID, body: s.WriteOff, raw: RawBody,
               ledger: LedgerDep, actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "write_off",
+    return await _command(request, raw, ledger, actor, encounter_id, "write_off",
                     body.command_kwargs())
 
 
 @router.post("/{encounter_id}/disputes", status_code=201, summary="Open a dispute",
              responses=COMMAND_RESPONSES)
-def open_dispute(request: Request, encounter_id: UUID, body: s.OpenDispute, raw: RawBody,
+async def open_dispute(request: Request, encounter_id: UUID, body: s.OpenDispute, raw: RawBody,
                  ledger: LedgerDep, actor: ActorDep) -> Response:
     dispute_id = f"D-{uuid4().hex[:12]}"
-    return _command(request, raw, ledger, actor, encounter_id, "open_dispute",
+    return await _command(request, raw, ledger, actor, encounter_id, "open_dispute",
                     {"dispute_id": dispute_id, **body.command_kwargs()}, status_code=201,
                     present=lambda _: {"dispute_id": dispute_id})
 
 
 @router.post("/{encounter_id}/disputes/{dispute_id}/notes", summary="Add a dispute note",
              responses=COMMAND_RESPONSES)
-def add_dispute_note(request: Request, encounter_id: UUID, dispute_id: str,
+async def add_dispute_note(request: Request, encounter_id: UUID, dispute_id: str,
                      body: s.DisputeNote, raw: RawBody, ledger: LedgerDep,
                      actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "add_dispute_note",
+    return await _command(request, raw, ledger, actor, encounter_id, "add_dispute_note",
                     {"dispute_id": dispute_id, **body.command_kwargs()})
 
 
 @router.post("/{encounter_id}/disputes/{dispute_id}/resolve", summary="Resolve a dispute",
              responses=COMMAND_RESPONSES)
-def resolve_dispute(request: Request, encounter_id: UUID, dispute_id: str,
+async def resolve_dispute(request: Request, encounter_id: UUID, dispute_id: str,
                     body: s.ResolveDispute, raw: RawBody, ledger: LedgerDep,
                     actor: ActorDep) -> Response:
-    return _command(request, raw, ledger, actor, encounter_id, "resolve_dispute",
+    return await _command(request, raw, ledger, actor, encounter_id, "resolve_dispute",
                     {"dispute_id": dispute_id, **body.command_kwargs()})

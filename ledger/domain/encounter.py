@@ -175,7 +175,7 @@ class Encounter(Aggregate):
         amount: Money
 
         def apply(self, enc: Encounter) -> None:
-            enc.lines[str(self.line_no)].charge_adjustments.append(self.amount)
+            enc.lines[str(self.line_no)].add_charge_adjustment(self.amount)
             enc._book(enc.first_bucket, self.amount)
             enc.content_revision += 1
 
@@ -185,7 +185,7 @@ class Encounter(Aggregate):
         amount: Money  # the negation of the reversed adjustment
 
         def apply(self, enc: Encounter) -> None:
-            enc.lines[str(self.line_no)].charge_adjustments.append(self.amount)
+            enc.lines[str(self.line_no)].add_charge_adjustment(self.amount)
             enc._book(enc.first_bucket, self.amount)
             enc.content_revision += 1
 

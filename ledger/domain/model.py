@@ -72,13 +72,15 @@ class ServiceLine:
     allowed: Money = field(default_factory=Money.zero)
     adjustments: list[Adjustment] = field(default_factory=list)
     remarks: list[str] = field(default_factory=list)
+    adjustment_total: Money = field(default_factory=Money.zero)  # Σ charge_adjustments
 
     @property
     def current_charge(self) -> Money:
-        total = self.charge
-        for a in self.charge_adjustments:
-            total = total + a
-        return total
+        return self.charge + self.adjustment_total
+
+    def add_charge_adjustment(self, amount: Money) -> None:
+        self.charge_adjustments.append(amount)
+        self.adjustment_total = self.adjustment_total + amount
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,12 +64,12 @@ class Money:
 
     @classmethod
     def zero(cls) -> Money:
-        return cls(Decimal("0.00"))
+        return _exact(_ZERO)
 
     def __add__(self, other: Money) -> Money:
-        if not isinstance(other, Money):
+        if type(other) is not Money:
             return NotImplemented
-        return Money(self.amount + other.amount)
+        return _exact(self.amount + other.amount)
 
     def __radd__(self, other: Any) -> Money:
         if other == 0:  # lets sum() start from 0
@@ -77,12 +77,12 @@ class Money:
         return NotImplemented
 
     def __sub__(self, other: Money) -> Money:
-        if not isinstance(other, Money):
+        if type(other) is not Money:
             return NotImplemented
-        return Money(self.amount - other.amount)
+        return _exact(self.amount - other.amount)
 
     def __neg__(self) -> Money:
-        return Money(-self.amount)
+        return _exact(-self.amount)
 
     def __mul__(self, units: int) -> Money:
         if isinstance(units, bool) or not isinstance(units, int):
@@ -103,6 +103,17 @@ class Money:
 
     def __repr__(self) -> str:
         return f"Money('{self}')"
+
+
+_ZERO = Decimal("0.00")
+
+
+def _exact(amount: Decimal) -> Money:
+    """Money from the sum/difference of two Money values: already exact to the cent, so the
+    constructor's checks are skipped on this hot path."""
+    m = object.__new__(Money)
+    object.__setattr__(m, "amount", amount)
+    return m
 
 
 def money_sum(values: Any) -> Money:
