@@ -119,6 +119,9 @@ def serve(
         projections = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections",
                                         "run"], env=dict(os.environ))
         console.print(f"projections: running in their own process (pid {projections.pid})")
+    from ledger.audit.checkpoints import start_in_process  # issue 8: signed checkpoints
+
+    start_in_process(url)
     try:
         uvicorn.run("api.main:create_app", factory=True, host=host, port=port,
                     workers=workers, log_level=settings.log_level.lower(), access_log=False)

@@ -454,3 +454,18 @@ class CheckpointWriter:
                                   name="ledger-checkpoints", daemon=True)
         thread.start()
         return thread, stop
+
+
+def start_in_process(url: str) -> tuple[threading.Thread, threading.Event] | None:
+    """Start the checkpoint job in a daemon thread (``ledger serve``), as configured by
+    LEDGER_CHECKPOINTS_IN_PROCESS / _INTERVAL / _KEY_FILE / _DIR; None when switched off."""
+    from ledger.audit.settings import get_audit_settings
+
+    s = get_audit_settings()
+    if not s.checkpoints_in_process:
+        return None
+    writer = CheckpointWriter(url, signing_key(s.key_file), export_dir=s.export_dir,
+                              origin=s.checkpoint_origin, max_leaves=s.checkpoint_max_leaves)
+    log.info("checkpoints: sealing new events every %g s (export to %s)",
+             s.checkpoint_interval, s.export_dir)
+    return writer.start_background(s.checkpoint_interval)

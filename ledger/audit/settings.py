@@ -24,6 +24,9 @@ class AuditSettings(BaseSettings):
         None, description="Where checkpoints are exported as JSON files (outside the database; "
         "e.g. another disk or a write-once mount). Default: <data_dir>/checkpoints.")
     checkpoint_interval: float = Field(10.0, description="Seconds between checkpoint runs.")
+    checkpoints_in_process: bool = Field(
+        True, description="`ledger serve` runs the checkpoint job in a thread of its own "
+        "process (off: run `ledger checkpoints run` separately).")
     checkpoint_origin: str = Field("claims-ledger", description="First line of every signed "
                                    "checkpoint: names this log.")
     checkpoint_max_leaves: int = Field(100_000, description="Most events one checkpoint adds.")

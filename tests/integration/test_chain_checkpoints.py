@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import psycopg
 import pytest
@@ -201,4 +202,35 @@ def test_cli_checkpoints_commands(app, clean_db, tmp_path, monkeypatch):
         assert "8 events" in out.output.replace(",", "") or "OK" in out.output
     finally:
         get_settings.cache_clear()
+        get_audit_settings.cache_clear()
+
+
+def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch):
+    from ledger.audit.checkpoints import start_in_process
+    from ledger.audit.settings import get_audit_settings
+
+    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "k" / "key.pem"))
+    monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "cp"))
+    monkeypatch.setenv("LEDGER_CHECKPOINT_INTERVAL", "0.05")
+    monkeypatch.setenv("LEDGER_CHECKPOINTS_IN_PROCESS", "0")
+    get_audit_settings.cache_clear()
+    try:
+        assert start_in_process(clean_db) is None
+        monkeypatch.setenv("LEDGER_CHECKPOINTS_IN_PROCESS", "1")
+        get_audit_settings.cache_clear()
+        make_history(app, encounters=1)
+        thread, stop = start_in_process(clean_db)
+        try:
+            deadline = time.monotonic() + 30
+            while not list((tmp_path / "cp").glob("checkpoint-*.json")):
+                assert time.monotonic() < deadline, "no checkpoint written"
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert not thread.is_alive()
+        assert (tmp_path / "k" / "key.pem").exists()  # generated on first use
+        key = load_public_key(tmp_path / "k" / "key.pem.pub")
+        assert verify(clean_db, public_key=key, export_dir=tmp_path / "cp").ok
+    finally:
         get_audit_settings.cache_clear()
