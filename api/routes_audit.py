@@ -110,8 +110,9 @@ def _resource(scope: dict[str, Any]) -> tuple[str, str | None, str | None, str |
 
 def install_access_log(app: FastAPI, *, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
     """Record every read (GET/HEAD except health and docs) in the access log, with the caller
-    (the authenticated identity, ``request.state.identity``), the resource, the client address and the
-    outcome. Fails closed: a read whose record cannot be written answers 503, not the data."""
+    (the authenticated identity, ``request.state.identity``), the resource, the client
+    address and the outcome. Fails closed: a read whose record cannot be written answers 503,
+    not the data."""
 
     @app.middleware("http")
     async def access_log(request: Request,

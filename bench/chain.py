@@ -13,7 +13,9 @@ Cases: recorder inserts continuing existing encounters (1 event per transaction;
 of 100 encounters per transaction), and ledger commands (load + command + save) at 1 caller
 and at 8 callers with group commit. Target: the chain costs under 10 % (chain vs library).
 
-Reported per variant: the median rate, and the median of the per-round ratios to the baselines
+Also: the recorder cases with the variants taking turns transaction by transaction (median
+latency of each; the most robust comparison on a busy machine). Reported per variant: the
+median rate, and the median of the per-round ratios to the baselines
 (each round runs every variant back to back, so the ratio cancels most of a shared machine's
 drift). Knobs: BENCH_CHAIN_SECONDS (per measurement, 1), BENCH_CHAIN_ROUNDS (7),
 BENCH_CHAIN_STREAMS, BENCH_CHAIN_ENCOUNTERS.
@@ -44,6 +46,7 @@ SECONDS = float(os.environ.get("BENCH_CHAIN_SECONDS", "1"))
 ROUNDS = int(os.environ.get("BENCH_CHAIN_ROUNDS", "7"))
 STREAMS = int(os.environ.get("BENCH_CHAIN_STREAMS", "2000"))
 ENCOUNTERS = int(os.environ.get("BENCH_CHAIN_ENCOUNTERS", "200"))
+INTERLEAVED_CALLS = int(os.environ.get("BENCH_CHAIN_INTERLEAVED", "2000"))
 STATE = os.urandom(337)
 TOPIC = "ledger.domain.encounter:Encounter.ServiceLineAdded"
 
@@ -161,6 +164,20 @@ def appender(st: Streams, batch: int) -> Any:
     return lambda rnd: st.append(rnd, batch)
 
 
+def interleaved(streams: dict[str, Streams], batch: int, calls: int) -> dict[str, list[float]]:
+    """Latency (seconds) of each transaction, the variants taking turns call by call, so
+    that every variant sees the same moments of a noisy machine."""
+    rnd = random.Random(batch)
+    out: dict[str, list[float]] = {k: [] for k in streams}
+    order = list(streams)
+    for i in range(calls):
+        for k in (order if i % 2 == 0 else reversed(order)):
+            t = time.perf_counter()
+            streams[k].append(rnd, batch)
+            out[k].append(time.perf_counter() - t)
+    return out
+
+
 def main() -> Report:
     report = Report("chain: append throughput with and without the hash chain")
     info = machine()
@@ -202,6 +219,20 @@ def main() -> Report:
                            runs=[round(x) for x in results[k]], seconds=SECONDS,
                            postgres=info.get("postgres"), fsync=info.get("fsync"),
                            cores=info.get("cores"))
+        for batch, calls in ((1, INTERLEAVED_CALLS), (100, INTERLEAVED_CALLS // 10)):
+            lat = interleaved(streams, batch, calls)
+            base = median(lat[BASELINE])
+            arrays = median(lat["no chain (arrays)"])
+            for k, values in lat.items():
+                m = median(values)
+                report.add(case=f"interleaved per transaction, {batch} event(s)/transaction",
+                           callers=1, variant=k, per_s=round(batch / m),
+                           vs_library_pct=round(100 * (base / m - 1), 1),
+                           vs_arrays_pct=round(100 * (arrays / m - 1), 1),
+                           median_ms=round(m * 1000, 3),
+                           p99_ms=round(sorted(values)[int(len(values) * 0.99) - 1] * 1000, 3),
+                           transactions=len(values), postgres=info.get("postgres"),
+                           fsync=info.get("fsync"), cores=info.get("cores"))
         for a in (*apps.values(), *grouped.values()):
             a.close()
     print(report.table())

@@ -3,12 +3,12 @@
 Every stored event carries ``chain_hash``, computed in the application, in the same
 transaction as its INSERT (never in a trigger)::
 
-    chain_hash(v) = SHA-256( prev                     32 bytes: chain_hash(v-1); genesis (v=1) = 32 zero bytes
-                             ‖ u32be(len(id)) ‖ id    the encounter id: the 16 bytes of the UUID (RFC 4122 order)
-                             ‖ u64be(v)               the originator version
-                             ‖ u32be(len(topic)) ‖ topic    the event topic, UTF-8
-                             ‖ u32be(len(state)) ‖ state )  the stored state column, byte for byte
-                                                            (after transcoding/compression/encryption)
+    chain_hash(v) = SHA-256( prev                    chain_hash(v-1); version 1: 32 zero bytes
+                             ‖ u32be(len(id)) ‖ id   the 16 bytes of the UUID (RFC 4122 order)
+                             ‖ u64be(v)              the originator version
+                             ‖ u32be(len) ‖ topic    the event topic, UTF-8
+                             ‖ u32be(len) ‖ state )  the stored state column, byte for byte
+                                                     (after transcoding, compression, encryption)
 
 ``ChainedRecorderMixin`` is mixed into ``ledger.recorder.LedgerRecorder`` (the one recorder of
 the ledger). Its insert takes the event-table lock, then computes each event's hash from the

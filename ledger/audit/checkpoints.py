@@ -354,8 +354,8 @@ class CheckpointWriter:
 
     def seal_access(self) -> Any:
         """Seal up to ``max_leaves`` final access records; None if there are none."""
-        from ledger.audit.seals import ACCESS_COLUMNS, FILE_PREFIX as SEAL_PREFIX
-        from ledger.audit.seals import AccessSeal, access_leaf, latest_seal
+        from ledger.audit.seals import ACCESS_COLUMNS, AccessSeal, access_leaf, latest_seal
+        from ledger.audit.seals import FILE_PREFIX as SEAL_PREFIX
 
         conn = self._connection()
         try:
