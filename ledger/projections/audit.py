@@ -18,11 +18,10 @@ from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.types.json import Jsonb
 
 from ledger.domain.values import icd10cm_dotted
 from ledger.projections.base import PagedEvent, ReadModel, event_name
-from ledger.projections.rows import amount, copy_rows, delete_where_in
+from ledger.projections.rows import JsonValue, amount, copy_rows, delete_where_in
 
 AUDIT_COLUMNS = ("position", "encounter_id", "version", "event_type", "actor_id", "actor_role",
                  "reason", "recorded_at", "effective_date", "claim_number", "codes", "amount",
@@ -69,12 +68,13 @@ class AuditTrailView(ReadModel):
             c.events += 1
             rows.append((pe.position, pe.encounter_id, e.originator_version, event_name(e),
                          e.actor_id, e.actor_role, e.reason or "", e.timestamp, effective, claim,
-                         codes, money, summary, Jsonb(changes) if changes is not None else None))
+                         codes, money, summary,
+                         JsonValue(changes) if changes is not None else None))
         copy_rows(curs, "audit_trail", AUDIT_COLUMNS, rows)
         delete_where_in(curs, "audit_encounters", "encounter_id", ids)
         copy_rows(curs, "audit_encounters", ("encounter_id", "service_from", "line_codes",
                                              "events"),
-                  ((eid, c.service_from, Jsonb(c.line_codes), c.events)
+                  ((eid, c.service_from, JsonValue(c.line_codes), c.events)
                    for eid, c in ctx.items()))
 
 

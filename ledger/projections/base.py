@@ -7,7 +7,8 @@ instead of event by event. Exactly once holds because of four things done in tha
 transaction (``ReadModel.process_page``):
 
 1. the projection's tracking row is locked (``SELECT … FOR UPDATE``), so two runners of the
-   same projection (two processes, or a rebuild beside a running runner) take turns;
+   same projection (two processes, or a rebuild beside a running runner) never apply pages
+   at the same time (a runner that finds it locked leaves the page to the one holding it);
 2. the page must start at or before the tracked position (``page.after <= position``): a page
    read from a position the projection has left (e.g. reset by a rebuild) is refused instead
    of leaving a hole;
@@ -46,16 +47,18 @@ EVENTS_TABLE = "ledger_events"
 NOTIFY_CHANNEL = "ledger_projections"  # payload "<projection>:<position>" after each page
 
 
-@dataclass(frozen=True, slots=True)
 class PagedEvent:
     """A domain event with its log position (notification id)."""
 
-    position: int
-    event: Any
+    __slots__ = ("position", "event", "encounter_id")
 
-    @property
-    def encounter_id(self) -> Any:
-        return self.event.originator_id
+    def __init__(self, position: int, event: Any) -> None:
+        self.position = position
+        self.event = event
+        self.encounter_id = event.originator_id
+
+    def __repr__(self) -> str:
+        return f"PagedEvent({self.position}, {type(self.event).__name__})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,16 @@ class Page:
 class PageRefused(RuntimeError):
     """The page does not continue from the projection's tracked position (e.g. a rebuild
     reset it meanwhile). Nothing was written; re-read from the tracked position."""
+
+
+class ProjectionBusy(PageRefused):
+    """Another runner is applying a page to this projection right now. Nothing was written:
+    that runner is doing the work."""
+
+
+# A view table is only ever locked against a page by DDL, TRUNCATE or maintenance: give way
+# quickly (the page rolls back and is retried) rather than queue behind it or deadlock.
+PAGE_LOCK_TIMEOUT = "200ms"
 
 
 def event_name(event: Any) -> str:
@@ -103,6 +116,13 @@ class ReadModel(PostgresTrackingRecorder):
         self._lock_statement = SQL(
             "SELECT notification_id FROM {0}.{1} WHERE application_name = %s FOR UPDATE"
         ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
+        self._try_lock_statement = SQL(
+            "SELECT notification_id FROM {0}.{1} WHERE application_name = %s "
+            "FOR UPDATE SKIP LOCKED"
+        ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
+        self._exists_statement = SQL(
+            "SELECT 1 FROM {0}.{1} WHERE application_name = %s"
+        ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
         self._ensure_statement = SQL(
             "INSERT INTO {0}.{1} (application_name, notification_id) VALUES (%s, 0) "
             "ON CONFLICT (application_name) DO NOTHING"
@@ -119,10 +139,17 @@ class ReadModel(PostgresTrackingRecorder):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ tracking
-    def _lock_position(self, curs: Cursor[DictRow]) -> int:
-        curs.execute(self._lock_statement, (self.application_name,), prepare=True)
+    def _lock_position(self, curs: Cursor[DictRow], *, wait: bool = True) -> int:
+        """Lock the tracking row and return the tracked position. ``wait=False``: raise
+        ``ProjectionBusy`` at once if another transaction holds it."""
+        curs.execute(self._lock_statement if wait else self._try_lock_statement,
+                     (self.application_name,), prepare=True)
         row = curs.fetchone()
-        if row is None:  # table emptied (tests) or a new application name
+        if row is None:
+            curs.execute(self._exists_statement, (self.application_name,), prepare=True)
+            if curs.fetchone() is not None:
+                raise ProjectionBusy(f"{self.name}: another runner is applying a page")
+            # table emptied (tests) or a new application name
             curs.execute(self._ensure_statement, (self.application_name,))
             curs.execute(self._lock_statement, (self.application_name,), prepare=True)
             row = curs.fetchone()
@@ -138,10 +165,12 @@ class ReadModel(PostgresTrackingRecorder):
         transaction. Returns the tracked position afterwards.
 
         Raises ``PageRefused`` (nothing written) when the page does not continue from the
-        tracked position.
+        tracked position, ``ProjectionBusy`` when another runner is applying a page to this
+        view, and a lock-timeout error when DDL holds one of its tables (rolled back).
         """
         with self.datastore.transaction(commit=True) as curs:
-            position = self._lock_position(curs)
+            position = self._lock_position(curs, wait=False)
+            curs.execute(f"SET LOCAL lock_timeout = '{PAGE_LOCK_TIMEOUT}'")
             if page.after > position:
                 raise PageRefused(f"{self.name}: page starts after {page.after}, "
                                   f"tracked position is {position}")
@@ -214,5 +243,5 @@ def refuse_db_functions(env: dict[str, str]) -> None:
                                "and projections could skip events. Unset it.")
 
 
-__all__ = ["IntegrityError", "Page", "PagedEvent", "PageRefused", "ReadModel",
+__all__ = ["IntegrityError", "Page", "PagedEvent", "PageRefused", "ProjectionBusy", "ReadModel",
            "APPLICATION_NAME", "EVENTS_TABLE", "NOTIFY_CHANNEL", "event_name"]

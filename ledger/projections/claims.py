@@ -35,11 +35,11 @@ from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.types.json import Jsonb
 
 from ledger.projections.base import PagedEvent, ReadModel, event_name
 from ledger.projections.rows import (
     ZERO,
+    JsonValue,
     accumulate,
     add_deltas,
     amount,
@@ -777,8 +777,8 @@ HANDLERS = _handlers()
 
 
 # ---------------------------------------------------------------- load and write
-def _adjustments_json(adjs: dict[tuple[str, str], Decimal]) -> Jsonb:
-    return Jsonb([{"group": g, "reason": r, "amount": f"{v:.2f}"}
+def _adjustments_json(adjs: dict[tuple[str, str], Decimal]) -> JsonValue:
+    return JsonValue([{"group": g, "reason": r, "amount": f"{v:.2f}"}
                   for (g, r), v in sorted(adjs.items()) if v != 0])
 
 
@@ -893,7 +893,7 @@ def _write(curs: Cursor[DictRow], ids: list[UUID], states: dict[UUID, Encounter]
         balances = [enc.balance(b) for b in BUCKETS]
         encounters.append((
             eid, enc.patient_ref, enc.facility_id, enc.claim_type, enc.place_of_service,
-            enc.service_from, enc.service_to, Jsonb(enc.parties), enc.diagnoses,
+            enc.service_from, enc.service_to, JsonValue(enc.parties), enc.diagnoses,
             enc.total_charge, *balances, enc.patient_paid, enc.refunded, enc.written_off,
             enc.patient_written_off, enc.shares.get("deductible", ZERO),
             enc.shares.get("coinsurance", ZERO), enc.shares.get("copay", ZERO),

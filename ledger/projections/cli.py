@@ -50,7 +50,9 @@ def _names(names: list[str] | None) -> list[str]:
 @app.command()
 def run(
     only: list[str] = typer.Option(None, "--only", help="Run only these projections."),  # noqa: B008
-    page_size: int = typer.Option(500, help="Events per transaction when catching up."),
+    page_size: int = typer.Option(500, help="Events per page (transaction) when live."),
+    max_page_size: int = typer.Option(10_000, help="Largest page when catching up (pages "
+                                                   "double while they come back full)."),
     poll_interval: float = typer.Option(0.5, help="Seconds between polls without NOTIFY."),
     stall_after: float = typer.Option(30.0, help="Seconds behind without progress = stalled."),
 ) -> None:
@@ -59,7 +61,8 @@ def run(
     from ledger.projections.runner import ProjectionRunner, runner_env
 
     runner = ProjectionRunner(runner_env(_url()), _names(only), page_size=page_size,
-                              poll_interval=poll_interval, stall_after=stall_after)
+                              max_page_size=max_page_size, poll_interval=poll_interval,
+                              stall_after=stall_after)
     stop = runner.stop
     signal.signal(signal.SIGTERM, lambda *_: stop(timeout=0))
     signal.signal(signal.SIGINT, lambda *_: stop(timeout=0))
@@ -133,7 +136,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object p
 def rebuild(
     name: str = typer.Argument(None, help="Projection to rebuild (claims, audit, trends)."),
     all_: bool = typer.Option(False, "--all", help="Rebuild every projection."),
-    page_size: int = typer.Option(2000, help="Events per transaction."),
+    page_size: int = typer.Option(10_000, help="Events per page (one transaction per view)."),
 ) -> None:
     """Empty a projection and rebuild it from the first event, with a progress bar.
 
@@ -155,7 +158,8 @@ def rebuild(
         raise typer.BadParameter("give one projection NAME or --all")
     names = _names(None if all_ else [name])
     _logging()
-    runner = ProjectionRunner(runner_env(_url()), names, page_size=page_size)
+    runner = ProjectionRunner(runner_env(_url()), names, page_size=page_size,
+                              max_page_size=page_size)
     try:
         head = runner.reader.head()
         for view in runner.views.values():

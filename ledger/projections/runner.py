@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from ledger.projections.audit import AuditTrailView
 from ledger.projections.base import (
     APPLICATION_NAME,
     EVENTS_TABLE,
+    Page,
     PageRefused,
     ReadModel,
     refuse_db_functions,
@@ -71,16 +73,17 @@ class ProjectionRunner:
     """
 
     def __init__(self, env: Mapping[str, str], names: Iterable[str] | None = None, *,
-                 page_size: int = 500, poll_interval: float = 0.5,
-                 watchdog_interval: float = 5.0, stall_after: float = 30.0,
-                 pool_size: int = 2, reader: EventReader | None = None) -> None:
+                 page_size: int = 500, max_page_size: int = 10_000,
+                 poll_interval: float = 0.5, watchdog_interval: float = 5.0,
+                 stall_after: float = 30.0, parallel: bool = True,
+                 reader: EventReader | None = None) -> None:
         env = dict(env)
         refuse_db_functions(env)
         # The runner's own small pool, whatever the application's pool size is.
         for key in ("LEDGER_POSTGRES_POOL_SIZE", "LEDGER_POSTGRES_MAX_OVERFLOW"):
             env.pop(key, None)
-        env["POSTGRES_POOL_SIZE"] = str(pool_size)
-        env["POSTGRES_MAX_OVERFLOW"] = "2"
+        env["POSTGRES_POOL_SIZE"] = "2"
+        env["POSTGRES_MAX_OVERFLOW"] = "4"  # one per view applying in parallel, + the reader
         env["CREATE_TABLE"] = "n"
         env.pop("LEDGER_CREATE_TABLE", None)
         self.factory: Any = InfrastructureFactory.construct(Environment(APPLICATION_NAME, env))
@@ -94,6 +97,10 @@ class ProjectionRunner:
                            f"(known: {', '.join(VIEWS)})")
         self.views: dict[str, ReadModel] = {n: VIEWS[n](self.datastore) for n in selected}
         self.page_size = page_size
+        self.max_page_size = max(page_size, max_page_size)
+        self._limit = page_size  # grows while pages come back full (catching up)
+        self._pool = ThreadPoolExecutor(len(self.views), "projection-view") \
+            if parallel and len(self.views) > 1 else None
         self.poll_interval = poll_interval
         self.watchdog_interval = watchdog_interval
         self.stall_after = stall_after
@@ -150,26 +157,44 @@ class ProjectionRunner:
         if not active:
             return 0
         after = min(self.health[n].position for n in active)
-        page = self.reader.read(after, self.page_size)
+        limit = self._limit
+        page = self.reader.read(after, limit)
+        # Behind (a full page): read bigger pages, fewer rewrites per event; live: small ones.
+        self._limit = min(limit * 2, self.max_page_size) if len(page.events) == limit \
+            else self.page_size
         if not page.events:
             return 0
-        for name in active:
-            h = self.health[name]
-            if h.position >= page.end:
-                continue
-            view = self.views[name]
-            try:
-                self._set_position(name, view.process_page(page))
-                h.failures, h.retry_at, h.last_error = 0, 0.0, ""
-            except PageRefused:
-                self._set_position(name, view.position())
-            except Exception as exc:
+        due = [n for n in active if self.health[n].position < page.end]
+        if self._pool is not None and len(due) > 1:
+            outcomes = list(self._pool.map(lambda n: self._apply(n, page), due))
+        else:
+            outcomes = [self._apply(n, page) for n in due]
+        for name, error in zip(due, outcomes, strict=True):
+            if error is not None:
                 if raise_errors:
-                    raise
-                self._failed(name, exc)
+                    raise error
+                self._failed(name, error)
         self.events_read += len(page.events)
         self.pages += 1
         return len(page.events)
+
+    def _apply(self, name: str, page: Page) -> BaseException | None:
+        """Apply the page to one view (its own transaction); return the error, if any."""
+        view = self.views[name]
+        try:
+            self._set_position(name, view.process_page(page))
+            h = self.health[name]
+            h.failures, h.retry_at, h.last_error = 0, 0.0, ""
+        except PageRefused:  # reset meanwhile, or another runner is on it: re-read
+            self._set_position(name, view.position())
+        except Exception as exc:  # noqa: BLE001 - handed back to run_page
+            if _transient(exc):  # gave way to DDL/TRUNCATE (lock timeout, deadlock)
+                self.health[name].retry_at = time.monotonic() + 0.2
+                log.info("projection %s gave way to a lock (%s); retrying", name,
+                         type(exc.__cause__ or exc).__name__)
+                return None
+            return exc
+        return None
 
     def _failed(self, name: str, exc: BaseException) -> None:
         h = self.health[name]
@@ -188,10 +213,17 @@ class ProjectionRunner:
         now). Errors are raised. ``progress(position, head)`` is called after each page."""
         target = self.reader.head() if until is None else until
         self.refresh_positions()
+        self._limit = self.max_page_size
         while min(self.health[n].position for n in self.health) < target:
+            before = self.positions()
             if self.run_page(raise_errors=True) == 0:
+                if any(h.retry_at > time.monotonic() for h in self.health.values()):
+                    time.sleep(0.05)  # a view gave way to a lock: try again shortly
+                    continue
                 # Nothing after the lowest position: the rest were rolled back (gaps).
                 break
+            if self.positions() == before:
+                time.sleep(0.05)  # another runner holds these views: let it work
             if progress is not None:
                 progress(min(self.positions().values()), target)
         return self.positions()
@@ -215,6 +247,8 @@ class ProjectionRunner:
 
     def close(self) -> None:
         self.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.datastore.close()
 
     def __enter__(self) -> ProjectionRunner:
@@ -286,6 +320,11 @@ class ProjectionRunner:
                 self.check()
             except Exception as exc:
                 log.warning("projection watchdog: check failed (%s)", type(exc).__name__)
+
+
+def _transient(exc: BaseException) -> bool:
+    cause = exc.__cause__ or exc
+    return isinstance(cause, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected)
 
 
 def runner_env(url: str | None = None) -> dict[str, str]:

@@ -26,10 +26,17 @@ from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.types.json import Jsonb
 
 from ledger.projections.base import PagedEvent, ReadModel
-from ledger.projections.rows import ZERO, accumulate, add_deltas, amount, copy_rows, delete_where_in
+from ledger.projections.rows import (
+    ZERO,
+    JsonValue,
+    accumulate,
+    add_deltas,
+    amount,
+    copy_rows,
+    delete_where_in,
+)
 
 ICD = "ICD-10-CM"
 PROCEDURE = "CPT/HCPCS"
@@ -289,7 +296,7 @@ def _write(curs: Cursor[DictRow], ids: list[UUID], states: dict[UUID, TrendEncou
     delete_where_in(curs, "trend_encounters", "encounter_id", ids)
     delete_where_in(curs, "trend_lines", "encounter_id", ids)
     copy_rows(curs, "trend_encounters", ENCOUNTER_COLUMNS, (
-        (s.encounter_id, s.diagnoses, s.first_bucket, Jsonb(s.claim_buckets), s.allowed,
+        (s.encounter_id, s.diagnoses, s.first_bucket, JsonValue(s.claim_buckets), s.allowed,
          s.paid, s.events, s.version) for s in states.values()))
     copy_rows(curs, "trend_lines", LINE_COLUMNS, (
         (s.encounter_id, ln.line_no, ln.kind, ln.procedure_code, ln.revenue_code, ln.units,

@@ -68,11 +68,13 @@ class ProjectionWaiter:
             finally:
                 self._waiting -= 1
 
-    def _update(self, positions: dict[str, int]) -> None:
+    def _update(self, positions: dict[str, int], *, exact: bool = False) -> None:
+        """Notifications only move positions forward; a poll of the tracking rows is exact
+        (a rebuild moves a projection back to 0, and reads must wait for it again)."""
         with self._cond:
             changed = False
             for name, pos in positions.items():
-                if pos > self.positions.get(name, 0):
+                if pos > self.positions.get(name, 0) or (exact and pos != self.positions[name]):
                     self.positions[name] = pos
                     changed = True
             if changed:
@@ -84,7 +86,7 @@ class ProjectionWaiter:
                 with psycopg.connect(self.conninfo, autocommit=True,
                                      **self.connect_kwargs) as conn:
                     conn.execute(f'LISTEN "{NOTIFY_CHANNEL}"')
-                    self._update(projection_positions(conn, self.names))
+                    self._update(projection_positions(conn, self.names), exact=True)
                     self._started.set()
                     last_poll = time.monotonic()
                     while not self._stop.is_set():
@@ -95,7 +97,7 @@ class ProjectionWaiter:
                             if name in self.positions and pos.isdigit():
                                 self._update({name: int(pos)})
                         if self._waiting and time.monotonic() - last_poll >= self.poll_interval:
-                            self._update(projection_positions(conn, self.names))
+                            self._update(projection_positions(conn, self.names), exact=True)
                             last_poll = time.monotonic()
                         elif idle:
                             with self._cond:

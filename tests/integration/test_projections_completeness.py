@@ -32,20 +32,28 @@ from ledger.projections.reader import EventReader
 from ledger.projections.runner import ProjectionRunner
 from ledger.projections.workload import run_workload
 
+# ruff: noqa: F811 - the private_* fixtures below are imported, then requested by name
+from tests.integration.test_projections_fixtures import (  # noqa: F401
+    private_app,
+    private_db,
+    private_env,
+)
+
 pytestmark = pytest.mark.postgres
 
 WRITERS = 8
 MIN_EVENTS = 5000
 
 
-def test_concurrent_writers_every_event_exactly_once(app_env, clean_db):
-    runner = ProjectionRunner(app_env, page_size=25, poll_interval=0.01).start()
+def test_concurrent_writers_every_event_exactly_once(private_env, private_db):
+    runner = ProjectionRunner(private_env, page_size=25, max_page_size=25,
+                              poll_interval=0.01).start()
     counts = [0] * WRITERS
     errors: list[BaseException] = []
     start = threading.Barrier(WRITERS)
 
     def write(i: int) -> None:
-        env = {**app_env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "1"}
+        env = {**private_env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "1"}
         writer = LedgerApplication(env=env)
         try:
             start.wait()
@@ -67,7 +75,7 @@ def test_concurrent_writers_every_event_exactly_once(app_env, clean_db):
         assert not errors, errors
         written = sum(counts)
         assert written >= MIN_EVENTS, written
-        with psycopg.connect(clean_db, autocommit=True) as conn:
+        with psycopg.connect(private_db, autocommit=True) as conn:
             head, stored = conn.execute("SELECT max(notification_id), count(*) FROM "
                                         "ledger_events").fetchone()
             assert stored == written, "every save committed"
@@ -98,13 +106,13 @@ class SkippingReader(EventReader):
         return Page(page.after, [e for e in page.events if e.position != self.skip])
 
 
-def test_a_skipped_event_is_caught(app, app_env, clean_db):
-    run_workload(app.save, encounters=12, seed=7, concurrency=4)
-    with psycopg.connect(clean_db, autocommit=True) as conn:
+def test_a_skipped_event_is_caught(private_app, private_env, private_db):
+    run_workload(private_app.save, encounters=12, seed=7, concurrency=4)
+    with psycopg.connect(private_db, autocommit=True) as conn:
         skip = conn.execute(
             "SELECT notification_id FROM ledger_events WHERE topic LIKE '%%LineAdjudicated' "
             "ORDER BY notification_id LIMIT 1").fetchone()[0]
-        runner = ProjectionRunner(app_env)
+        runner = ProjectionRunner(private_env)
         runner.reader = SkippingReader(runner.reader, skip)
         try:
             runner.catch_up()
@@ -117,14 +125,14 @@ def test_a_skipped_event_is_caught(app, app_env, clean_db):
         assert any(p.startswith("trends: encounter") for p in result.problems)
 
 
-def test_a_page_applied_twice_is_applied_once(app, app_env, clean_db):
-    run_workload(app.save, encounters=5, seed=3, concurrency=5)
-    runner = ProjectionRunner(app_env, ["claims"])
+def test_a_page_applied_twice_is_applied_once(private_app, private_env, private_db):
+    run_workload(private_app.save, encounters=5, seed=3, concurrency=5)
+    runner = ProjectionRunner(private_env, ["claims"])
     try:
         view = runner.views["claims"]
         page = runner.reader.read(0, 10_000)
         assert view.process_page(page) == page.end
-        with psycopg.connect(clean_db, autocommit=True) as conn:
+        with psycopg.connect(private_db, autocommit=True) as conn:
             once = snapshot(conn, ClaimsView)
             assert view.process_page(page) == page.end  # replayed: nothing applied
             assert snapshot(conn, ClaimsView) == once
@@ -133,14 +141,14 @@ def test_a_page_applied_twice_is_applied_once(app, app_env, clean_db):
         runner.close()
 
 
-def test_a_failed_page_leaves_no_trace(app, app_env, clean_db):
-    run_workload(app.save, encounters=6, seed=5, concurrency=6)
-    runner = ProjectionRunner(app_env, ["claims"], page_size=40)
+def test_a_failed_page_leaves_no_trace(private_app, private_env, private_db):
+    run_workload(private_app.save, encounters=6, seed=5, concurrency=6)
+    runner = ProjectionRunner(private_env, ["claims"], page_size=40)
     try:
         view = runner.views["claims"]
         runner.run_page(raise_errors=True)
         first = view.position()
-        with psycopg.connect(clean_db, autocommit=True) as conn:
+        with psycopg.connect(private_db, autocommit=True) as conn:
             before = snapshot(conn, ClaimsView)
 
             def crash(page: Page) -> None:
@@ -158,11 +166,11 @@ def test_a_failed_page_leaves_no_trace(app, app_env, clean_db):
         runner.close()
 
 
-def test_a_page_from_before_a_reset_is_refused(app, app_env, clean_db):
+def test_a_page_from_before_a_reset_is_refused(private_app, private_env, private_db):
     from ledger.projections.base import PageRefused
 
-    run_workload(app.save, encounters=4, seed=9, concurrency=4)
-    runner = ProjectionRunner(app_env, ["audit"], page_size=30)
+    run_workload(private_app.save, encounters=4, seed=9, concurrency=4)
+    runner = ProjectionRunner(private_env, ["audit"], page_size=30)
     try:
         view = runner.views["audit"]
         runner.run_page(raise_errors=True)
@@ -171,7 +179,7 @@ def test_a_page_from_before_a_reset_is_refused(app, app_env, clean_db):
         with pytest.raises(PageRefused):
             view.process_page(stale)  # would leave a hole from 1 to stale.after
         runner.catch_up()
-        with psycopg.connect(clean_db, autocommit=True) as conn:
+        with psycopg.connect(private_db, autocommit=True) as conn:
             assert verify(conn, ("audit",)).ok
     finally:
         runner.close()
