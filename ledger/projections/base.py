@@ -16,6 +16,9 @@ transaction (``ReadModel.process_page``):
 4. the tracking row moves to the page's last position with the library's statement, which
    refuses to go backwards, and commits with the view change or not at all.
 
+``LibraryProjection`` lets the library's own ``ProjectionRunner`` drive the same views event
+by event; a test checks both build identical tables.
+
 Pages are complete because the event store's writers take ``LOCK TABLE … IN EXCLUSIVE MODE``
 before drawing notification ids and hold it to commit: ids become visible in id order, so a
 reader that has seen id N has seen every committed id below N (a gap is a rolled-back write,
@@ -36,6 +39,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -227,6 +231,22 @@ class ReadModel(PostgresTrackingRecorder):
                     "runner = EXCLUDED.runner", (self.name, text, _runner_id()))
         except Exception:  # noqa: BLE001 - status is best effort
             log.warning("projection %s: could not record its error", self.name)
+
+
+class LibraryProjection(Projection[ReadModel]):
+    """Drives a read model event by event through the library's own ``ProjectionRunner``
+    (one transaction per event). Subclass with ``name`` = the view's name. Used to show that
+    the page-by-page runner builds exactly what the library's runner builds."""
+
+    topics: tuple[str, ...] = ()
+
+    def __init__(self, view: ReadModel) -> None:
+        super().__init__(view)
+        self._last = view.position()
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:  # type: ignore[override]
+        page = Page(self._last, [PagedEvent(tracking.notification_id, domain_event)])
+        self._last = self.view.process_page(page)
 
 
 @functools.cache

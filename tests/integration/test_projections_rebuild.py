@@ -118,3 +118,36 @@ def test_rebuild_equals_incremental_after_random_workload(private_app, private_e
         totals = conn.execute("SELECT sum(billed), sum(paid), sum(outstanding) FROM "
                               "payer_balances").fetchone()
         assert all(isinstance(t, Decimal) for t in totals)
+
+
+def test_page_runner_builds_what_the_library_runner_builds(private_app, private_env,
+                                                           private_db):
+    """The library's own ProjectionRunner (its subscription, one transaction per event,
+    ``_insert_tracking`` per event) driving the same views ends with the same rows as our
+    page-by-page runner: paging changes how many events share a transaction, nothing else."""
+    from eventsourcing.projection import ProjectionRunner as LibraryRunner
+
+    from ledger.application import LedgerApplication
+    from ledger.projections.base import LibraryProjection
+
+    run_workload(private_app.save, encounters=30, seed=77, concurrency=15)
+    head = private_app.max_position()
+    env = {**private_env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2"}
+    with psycopg.connect(private_db, autocommit=True) as conn:
+        for name, view_class in VIEWS.items():
+            projection = type(f"Library{name.title()}", (LibraryProjection,), {"name": name})
+            with LibraryRunner(application_class=LedgerApplication, projection_class=projection,
+                               view_class=view_class, env=env) as runner:
+                runner.wait(head, timeout=120)
+        assert verify(conn).ok
+        by_library = snapshots(conn)
+        ours = ProjectionRunner(private_env)
+        try:
+            for view in ours.views.values():
+                view.reset()
+            ours.catch_up()
+        finally:
+            ours.close()
+        rebuilt = snapshots(conn)
+        for name in VIEWS:
+            assert_same_tables(by_library[name], rebuilt[name])
