@@ -48,13 +48,21 @@ def money(value: str, element: str, *, required: bool = True) -> Money:
         return Money.zero()
     try:
         amount = Decimal(text)
-    except InvalidOperation:
+        cents = amount.quantize(CENT)
+    except InvalidOperation:  # not a number, or not finite
         raise MalformedElement(element, "x12.amount_format",
                                f"{element}: not an amount") from None
-    if not amount.is_finite() or amount != amount.quantize(CENT) or abs(amount) >= 10**12:
+    if cents != amount or abs(cents) >= _LIMIT:
         raise MalformedElement(element, "x12.amount_format",
                                f"{element}: not an amount exact to the cent")
-    return Money(amount.quantize(CENT))
+    # validated here (finite, exact to the cent): skip Money's re-validation, 240,000 times
+    # for a 20,000-claim file
+    m = object.__new__(Money)
+    object.__setattr__(m, "amount", cents)
+    return m
+
+
+_LIMIT = Decimal(10) ** 12
 
 
 def decimal_or(value: str, element: str, default: Decimal) -> Decimal:

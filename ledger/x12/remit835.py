@@ -1,10 +1,12 @@
 """835 (005010X221A1) reading and balancing.
 
-Reading: ``oxedi`` indexes an enveloped file into segments (Rust, ~0.4 s for 20,000 claims)
-and reports SNIP level 1-3 diagnostics, kept as warnings. Files it refuses (no ISA header:
-payer-portal extracts that start at ST) are split by ``ledger.x12.tokenizer`` so that their
-balancing can still be reported. Either way, one walker below turns the segments into
-``Remittance`` objects.
+Reading: ``oxedi`` (Rust, ~0.4 s for 20,000 claims) checks an enveloped file and reports
+SNIP level 1-3 diagnostics, kept as warnings in the report. Its data comes out as Arrow tables
+(needing pyarrow/polars, not in this stack) or as per-element Python objects, which cost more
+than splitting the text ourselves, and it refuses files without an ISA header (payer-portal
+extracts that start at ST) and component separators other than ISA16 (``HC>12345`` under
+``:``). So the data is read from ``ledger.x12.tokenizer`` segments by the walker below,
+for every file.
 
 Balancing (``balance``) runs before anything is posted; every rule that fails becomes an
 error ``Issue`` naming the transaction, claim (CLP01), line (SVC position) and rule:
@@ -36,7 +38,7 @@ from ledger.x12.model import (
     money,
     x12_date,
 )
-from ledger.x12.tokenizer import Delimiters, Segment, Tokens, components, file_hash, tokenize
+from ledger.x12.tokenizer import Delimiters, Segment, components, file_hash, tokenize
 
 try:  # the fast path; the tokenizer covers what it refuses
     import oxedi
@@ -49,18 +51,14 @@ def read_835(data: bytes, *, use_oxedi: bool = True) -> ParsedFile:
     not balance: call ``balance`` for that."""
     fhash = file_hash(data)
     issues: list[Issue] = []
-    tokens: Tokens | None = None
-    segments: list[Segment]
-    delims: Delimiters
     if use_oxedi and oxedi is not None and data.lstrip()[:3] == b"ISA":
         try:
             result = oxedi.parse(data)
         except Exception as exc:  # oxedi.ParseError: unreadable delimiters, size limit
-            issues.append(Issue("x12.unreadable", f"file: the 835 reader refused it "
+            issues.append(Issue("x12.unreadable", f"file: the 835 validator refused it "
                                 f"({type(exc).__name__})", "warning"))
             result = None
         if result is not None:
-            segments, delims = _segments_from_oxedi(result)
             for d in result.diagnostics:
                 if d.kind == "BalanceMismatch":
                     continue  # our own balancing names these precisely
@@ -68,16 +66,11 @@ def read_835(data: bytes, *, use_oxedi: bool = True) -> ParsedFile:
                                     f"segment {d.segment + 1 if d.segment is not None else '?'}"
                                     f": SNIP level {d.level} {d.kind}", "warning",
                                     segment=d.segment + 1 if d.segment is not None else None))
-        else:
-            tokens = tokenize(data)
-            segments, delims = tokens.segments, tokens.delimiters
-    else:
-        tokens = tokenize(data)
-        segments, delims = tokens.segments, tokens.delimiters
+    tokens = tokenize(data)
+    segments, delims = tokens.segments, tokens.delimiters
     has_isa = bool(segments) and segments[0].id == "ISA"
-    if tokens is not None:
-        for rule, message, pos in tokens.issues:
-            issues.append(Issue(rule, message, segment=pos))
+    for rule, message, pos in tokens.issues:
+        issues.append(Issue(rule, message, segment=pos))
     parsed = ParsedFile("835", "", fhash, has_isa)
     if not has_isa:
         issues.append(Issue("x12.envelope.isa_missing",
@@ -86,24 +79,6 @@ def read_835(data: bytes, *, use_oxedi: bool = True) -> ParsedFile:
     _walk(segments, delims, parsed, issues)
     parsed.issues = issues
     return parsed
-
-
-def _segments_from_oxedi(result: object) -> tuple[list[Segment], Delimiters]:
-    doc = result.document  # type: ignore[attr-defined]
-    d = doc.delimiters
-    comp = d.component.decode("latin-1")
-    delims = Delimiters(d.element.decode("latin-1"), comp, d.segment.decode("latin-1"),
-                        (d.repetition or b"^").decode("latin-1"))
-    out: list[Segment] = []
-    for i in range(len(doc)):
-        seg = doc[i]
-        sid = seg.id.decode("latin-1")
-        if not sid:
-            continue
-        els = tuple(e.decode("latin-1") if isinstance(e, bytes)
-                    else comp.join(c.decode("latin-1") for c in e) for e in seg.elements)
-        out.append(Segment(sid, els, len(out) + 1))
-    return out, delims
 
 
 def _walk(segments: list[Segment], delims: Delimiters, parsed: ParsedFile,

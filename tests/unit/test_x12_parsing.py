@@ -73,14 +73,15 @@ def test_read_scenario_1_835():
     assert balance(p.remittances) == []
 
 
-def test_oxedi_and_tokenizer_read_the_same():
-    data = (X12 / "keironstoddart-edi-835-parser/united_healthcare_legacy_sample.txt").read_bytes()
-    a, b = read_835(data), read_835(data, use_oxedi=False)
-    assert [(c.claim_number, c.paid, [(s.procedure_code, s.charge) for s in c.services])
-            for c in a.remittances[0].claims] == \
-           [(c.claim_number, c.paid, [(s.procedure_code, s.charge) for s in c.services])
-            for c in b.remittances[0].claims]
-    assert a.remittances[0].content_hash == b.remittances[0].content_hash
+def test_oxedi_snip_diagnostics_are_warnings():
+    data = (X12 / "linuxforhealth-x12/835_005010X221A1__secondary-payment.835").read_bytes()
+    with_oxedi, without = read_835(data), read_835(data, use_oxedi=False)
+    snip = [i for i in with_oxedi.issues if i.rule.startswith("snip")]
+    assert snip and all(i.severity == "warning" for i in snip)
+    assert not [i for i in without.issues if i.rule.startswith("snip")]
+    assert not with_oxedi.errors
+    assert [c.claim_number for c in with_oxedi.remittances[0].claims] == [
+        c.claim_number for c in without.remittances[0].claims]
 
 
 def test_cas_with_several_triplets_and_denial_remarks():

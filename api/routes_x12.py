@@ -1,0 +1,50 @@
+"""X12 upload routes (issue 7): ``POST /remittances`` (an 835) and ``POST /claims/x12``
+(an 837P/837I, or a 999/277CA acknowledgement). The body is the X12 file itself
+(``Content-Type: application/edi-x12`` or ``text/plain``), at most ``MAX_BYTES``.
+
+Not mounted here: the API owner includes ``router`` (with the service's auth dependencies).
+The import runs in a worker thread (it does database I/O through the ledger application on
+``app.state.ledger`` and ``app.state.database_url``).
+
+Responses: 200 posted/imported/acknowledged/duplicate/nothing with the import report;
+422 quarantined (nothing posted; the report names claim, line and rule); 400 not X12 or the
+wrong transaction type for the route; 413 too large.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+MAX_BYTES = 64 * 1024 * 1024
+
+router = APIRouter(tags=["x12"])
+
+
+async def _import(request: Request, expect: str) -> JSONResponse:
+    from ledger.x12.importer import X12Importer
+
+    body = await request.body()
+    if len(body) > MAX_BYTES:
+        return JSONResponse({"outcome": "error", "rules": ["x12.too_large"],
+                             "message": f"body: at most {MAX_BYTES} bytes"}, status_code=413)
+    state: Any = request.app.state
+    importer = X12Importer(state.ledger, state.database_url)
+    result = await run_in_threadpool(importer.import_bytes, body,
+                                     request.headers.get("x-file-name", "upload")[:200],
+                                     expect=expect)
+    status = {"quarantined": 422, "error": 400}.get(result.outcome, 200)
+    return JSONResponse(result.as_dict(), status_code=status)
+
+
+@router.post("/remittances", summary="Import an 835 remittance (balanced before posting)")
+async def post_remittance(request: Request) -> JSONResponse:
+    return await _import(request, "835")
+
+
+@router.post("/claims/x12", summary="Import 837P/837I claims or 999/277CA acknowledgements")
+async def post_claims_x12(request: Request) -> JSONResponse:
+    return await _import(request, "837P|837I|999|277CA")
