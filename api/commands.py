@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ledger_problem, problem
 from api.responses import OrjsonResponse, ProblemResponse, dumps
-from ledger.application import CommandResult, LedgerApplication
+from ledger.application import CommandResult
 from ledger.domain.errors import (
     ConcurrencyConflict,
     InvalidValue,
@@ -76,7 +76,6 @@ async def run_command(
 ) -> Response:
     """Await ``runner(expected_version=…, write_with=…)`` with the HTTP semantics above.
     Only the idempotency bookkeeping touches the database from here (in a thread)."""
-    ledger: LedgerApplication = request.app.state.ledger
     store: IdempotencyStore = request.app.state.idempotency
     expected = parse_if_match(request.headers.get("if-match"))
     key = request.headers.get("idempotency-key")

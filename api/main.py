@@ -8,18 +8,16 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import psycopg
-from fastapi import FastAPI
-
-from fastapi import Depends
+from fastapi import Depends, FastAPI
 
 from api import access_log, errors, openapi, routes_audit, routes_codes
 from api.deps import authorize
 from api.responses import OrjsonResponse
 from api.routes import admin, commands, queries, replay
 from ledger.application import LedgerApplication
+from ledger.auth import AuthStore, FailureLimiter
 from ledger.config import Settings, get_settings
 from ledger.database import database_url, eventsourcing_env
-from ledger.auth import AuthStore, FailureLimiter
 from ledger.idempotency import IdempotencyStore, new_pool
 from ledger.projections.runner import start_in_process
 from ledger.projections.waiting import ProjectionWaiter

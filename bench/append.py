@@ -120,7 +120,7 @@ def measure(url: str, ids: list[uuid.UUID], report: Report, label: str = "append
                 results = alternate(ROUNDS, {
                     "ledger": lambda c=callers: run_callers(c, ledger_call(ledger, ids)),
                     "naive": lambda c=callers: run_callers(c, ledger_call(naive, ids)),
-                    "raw": lambda c=callers: run_callers(c, raw_call(pool)),
+                    "raw": lambda c=callers, p=pool: run_callers(c, raw_call(p)),
                 })
             finally:
                 pool.close()

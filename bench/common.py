@@ -97,10 +97,11 @@ class Report:
             return ""
         cols = list(dict.fromkeys(k for r in self.rows for k in r))
         fmt = [max(len(c), *(len(_cell(r.get(c))) for r in self.rows)) for c in cols]
-        lines = [f"## {self.title}", "  ".join(c.ljust(w) for c, w in zip(cols, fmt)),
+        pairs = list(zip(cols, fmt, strict=True))
+        lines = [f"## {self.title}", "  ".join(c.ljust(w) for c, w in pairs),
                  "  ".join("-" * w for w in fmt)]
         for r in self.rows:
-            lines.append("  ".join(_cell(r.get(c)).ljust(w) for c, w in zip(cols, fmt)))
+            lines.append("  ".join(_cell(r.get(c)).ljust(w) for c, w in pairs))
         return "\n".join(lines)
 
 

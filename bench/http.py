@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 import httpx
 
-from bench.common import ROOT, Report, fresh_database, machine, median
 from bench.append import seed
+from bench.common import ROOT, Report, fresh_database, machine, median
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))

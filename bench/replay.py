@@ -11,7 +11,7 @@ import time
 
 import psycopg
 
-from bench.common import Report, alternate, fresh_database, machine, median, percentile
+from bench.common import Report, fresh_database, machine, median, percentile
 from ledger import samples as s
 from ledger.application import LedgerApplication
 from ledger.config import Settings
@@ -75,14 +75,12 @@ def main() -> Report:
                                  " WHERE originator_id = %s AND originator_version <= %s"
                                  " ORDER BY originator_version", (eid, v or EVENTS)).fetchall()
 
-                rounds = alternate(ROUNDS, {
-                    "ledger": lambda v=version: samples["ledger"].extend(timed_loads(
-                        lambda: ledger.get_encounter(eid, version=v))) or 0.0,
-                    "no_snapshots": lambda v=version: samples["no_snapshots"].extend(
-                        timed_loads(lambda: plain.get_encounter(eid, version=v))) or 0.0,
-                    "raw_select": lambda: samples["raw_select"].extend(timed_loads(raw)) or 0.0,
-                })
-                del rounds
+                for _ in range(ROUNDS):  # alternating variants, round by round
+                    samples["ledger"] += timed_loads(
+                        lambda v=version: ledger.get_encounter(eid, version=v))
+                    samples["no_snapshots"] += timed_loads(
+                        lambda v=version: plain.get_encounter(eid, version=v))
+                    samples["raw_select"] += timed_loads(raw)
                 report.add(figure="replay", load=label,
                            ledger_p50_ms=median(samples["ledger"]),
                            ledger_p99_ms=percentile(samples["ledger"], 99),

@@ -137,6 +137,5 @@ def serve(
 import ledger.audit.cli  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)
 import ledger.x12.cli  # noqa: E402,F401  (registers `ledger import`)
 
-
 if __name__ == "__main__":  # pragma: no cover
     app()

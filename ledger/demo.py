@@ -9,7 +9,6 @@ from ledger.application import LedgerApplication
 from ledger.config import get_settings
 from ledger.database import eventsourcing_env
 
-
 DEMO_USERS = (("demo-coder", "coder"), ("demo-biller", "biller"), ("demo-auditor", "auditor"),
               ("demo-advocate", "advocate"), ("demo-admin", "admin"))
 

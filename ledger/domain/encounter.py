@@ -1207,7 +1207,8 @@ class Encounter(Aggregate):
         who = self._actor(actor)
         value = _positive_money(amount, "amount")
         if method not in ("cash", "check", "card", "ach", "other"):
-            raise InvalidValue("method", "payment.method", "method: cash, check, card, ach or other")
+            raise InvalidValue("method", "payment.method",
+                               "method: cash, check, card, ach or other")
         after = self.patient_balance() - value
         self.trigger_event(self.PatientPaymentReceived, amount=value, method=method,
                            received_on=received_on, balance_after=after, reason="", **who)

@@ -8,7 +8,6 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from ledger.config import Settings
 
-
 # Every actor the API tests use, with a deterministic token (created by ``provision``).
 TEST_ACTORS = {"coder-a": "coder", "coder-b": "coder", "biller-1": "biller",
                "auditor-1": "auditor", "advocate-1": "advocate", "advocate-2": "advocate",

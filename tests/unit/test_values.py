@@ -52,8 +52,9 @@ def test_money_arithmetic_is_exact():
         Money.parse("1") + Decimal("1")  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("code,out", [("E11.9", "E119"), ("r10.31", "R1031"), ("S52.521A", "S52521A"),
-                                      ("T07.XXXA", "T07XXXA"), ("I10", "I10")])
+@pytest.mark.parametrize("code,out", [("E11.9", "E119"), ("r10.31", "R1031"),
+                                      ("S52.521A", "S52521A"), ("T07.XXXA", "T07XXXA"),
+                                      ("I10", "I10")])
 def test_icd10cm_format_normalises(code, out):
     assert icd10cm_format(code) == out
 
