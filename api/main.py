@@ -10,7 +10,7 @@ from datetime import timedelta
 import psycopg
 from fastapi import Depends, FastAPI
 
-from api import access_log, errors, openapi, routes_audit, routes_codes
+from api import access_log, errors, openapi, routes_audit, routes_codes, routes_x12
 from api.deps import authorize
 from api.responses import OrjsonResponse
 from api.routes import admin, commands, queries, replay
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
     app.include_router(routes_codes.router)
+    app.include_router(routes_x12.router)
 
     @app.get("/health", tags=["service"], summary="Service and database status")
     def health() -> OrjsonResponse:

@@ -2,7 +2,7 @@
 (an 837P/837I, or a 999/277CA acknowledgement). The body is the X12 file itself
 (``Content-Type: application/edi-x12`` or ``text/plain``), at most ``MAX_BYTES``.
 
-Not mounted here: the API owner includes ``router`` (with the service's auth dependencies).
+Mounted by ``api.main``; the uploader's identity (bearer token) is the actor on the events.
 The import runs in a worker thread (it does database I/O through the ledger application on
 ``app.state.ledger`` and ``app.state.database_url``).
 
@@ -17,34 +17,47 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+
+from api.errors import problem
+from api.responses import OrjsonResponse, ProblemResponse
 
 MAX_BYTES = 64 * 1024 * 1024
 
 router = APIRouter(tags=["x12"])
 
 
-async def _import(request: Request, expect: str) -> JSONResponse:
+async def _import(request: Request, expect: str) -> Response:
     from ledger.x12.importer import X12Importer
 
     body = await request.body()
     if len(body) > MAX_BYTES:
-        return JSONResponse({"outcome": "error", "rules": ["x12.too_large"],
-                             "message": f"body: at most {MAX_BYTES} bytes"}, status_code=413)
+        return ProblemResponse(problem(413, "Too large", f"body: at most {MAX_BYTES} bytes",
+                                       field="body", rule="x12.too_large",
+                                       instance=request.url.path), status_code=413)
     state: Any = request.app.state
-    importer = X12Importer(state.ledger, state.database_url)
+    identity = request.state.identity  # the events are recorded as the uploader
+    importer = X12Importer(state.ledger, state.database_url, actor=identity.actor)
     result = await run_in_threadpool(importer.import_bytes, body,
                                      request.headers.get("x-file-name", "upload")[:200],
                                      expect=expect)
+    report = result.as_dict()
     status = {"quarantined": 422, "error": 400}.get(result.outcome, 200)
-    return JSONResponse(result.as_dict(), status_code=status)
+    if status == 200:
+        return OrjsonResponse(report)
+    rules = report.get("rules") or ["x12.invalid"]
+    title = "Remittance quarantined" if status == 422 else "Not an acceptable X12 file"
+    return ProblemResponse(problem(
+        status, title, str(report.get("message") or f"{result.outcome}: {rules[0]}"),
+        field="body", rule=str(rules[0]), instance=request.url.path, report=report),
+        status_code=status)
 
 
 @router.post("/remittances", summary="Import an 835 remittance (balanced before posting)")
-async def post_remittance(request: Request) -> JSONResponse:
+async def post_remittance(request: Request) -> Response:
     return await _import(request, "835")
 
 
 @router.post("/claims/x12", summary="Import 837P/837I claims or 999/277CA acknowledgements")
-async def post_claims_x12(request: Request) -> JSONResponse:
+async def post_claims_x12(request: Request) -> Response:
     return await _import(request, "837P|837I|999|277CA")

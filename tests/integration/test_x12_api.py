@@ -1,29 +1,30 @@
-"""POST /remittances and POST /claims/x12 (router mounted on a bare app here)."""
+"""POST /remittances and POST /claims/x12 through the real app: bearer tokens, the uploader
+recorded as the actor, refusals as problem+json with the import report."""
 
 from __future__ import annotations
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.routes_x12 import router
+from api.main import create_app
+from ledger.config import Settings
+from tests.api.conftest import headers, provision
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.postgres
 
+BILLER = headers("biller-1", "biller")
+
 
 @pytest.fixture
-def client(app, clean_db):
-    api = FastAPI()
-    api.include_router(router)
-    api.state.ledger = app
-    api.state.database_url = clean_db
-    with TestClient(api) as c:
+def client(clean_db):
+    provision(clean_db)
+    with TestClient(create_app(Settings(database_url=clean_db, cache_size=0))) as c:
         yield c
 
 
 def test_upload_837_then_835(client):
-    hdr = {"content-type": "application/edi-x12", "x-file-name": "s01.837p"}
+    hdr = {**BILLER, "content-type": "application/edi-x12", "x-file-name": "s01.837p"}
     r = client.post("/claims/x12", content=(FIXTURES / "scenarios/s01_original_freq1.837p"
                                             ).read_bytes(), headers=hdr)
     assert r.status_code == 200 and r.json()["outcome"] == "imported"
@@ -32,14 +33,24 @@ def test_upload_837_then_835(client):
     assert r.status_code == 200 and (r.json()["outcome"], r.json()["posted"]) == ("posted", 1)
     r = client.post("/remittances", content=body, headers=hdr)
     assert r.json()["outcome"] == "duplicate"
+    trail = client.get("/audit/trail", headers=headers("auditor-1", "auditor")).json()["items"]
+    assert trail and {row["actor_id"] for row in trail} <= {"biller-1"}
 
 
 def test_quarantine_and_wrong_type(client):
-    r = client.post("/remittances", content=(
+    r = client.post("/remittances", headers=BILLER, content=(
         FIXTURES / "x12/linuxforhealth-x12/835_005010X221A1__tertiary-payment.835").read_bytes())
-    assert r.status_code == 422 and "835.line_balance" in r.json()["rules"]
-    r = client.post("/remittances", content=(FIXTURES / "scenarios/s01_original_freq1.837p"
-                                             ).read_bytes())
-    assert r.status_code == 400 and r.json()["rules"] == ["x12.transaction_type"]
-    r = client.post("/claims/x12", content=b"not x12")
-    assert r.status_code == 400
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "835.line_balance" in r.json()["report"]["rules"]
+    r = client.post("/remittances", headers=BILLER, content=(
+        FIXTURES / "scenarios/s01_original_freq1.837p").read_bytes())
+    assert r.status_code == 400 and r.json()["report"]["rules"] == ["x12.transaction_type"]
+    r = client.post("/claims/x12", content=b"not x12", headers=BILLER)
+    assert r.status_code == 400 and r.json()["field"] == "body"
+
+
+def test_only_billers_upload(client):
+    r = client.post("/remittances", content=b"ISA", headers=headers("coder-a", "coder"))
+    assert r.status_code == 403
+    assert client.post("/remittances", content=b"ISA").status_code == 401
