@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             group_commit=settings.group_commit,
             group_commit_window=settings.group_commit_window_ms / 1000,
             group_commit_max_batch=settings.group_commit_max_batch,
+            group_commit_writers=settings.group_commit_writers,
         )
         app.state.pool = new_pool(url, max_size=settings.pool_size + settings.max_overflow)
         app.state.auth = AuthStore(app.state.pool, cache_seconds=settings.token_cache_seconds)

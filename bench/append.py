@@ -32,7 +32,8 @@ STATE = os.urandom(337)
 def app_for(url: str, *, group_commit: bool, pool: int = 40) -> LedgerApplication:
     env = eventsourcing_env(url, Settings(database_url=url, pool_size=pool, max_overflow=0,
                                           cache_size=0))
-    return LedgerApplication(env=env, group_commit=group_commit, group_commit_max_batch=512)
+    return LedgerApplication(env=env, group_commit=group_commit, group_commit_max_batch=512,
+                             group_commit_writers=int(os.environ.get("BENCH_WRITERS", "2")))
 
 
 def seed(url: str, count: int) -> list[uuid.UUID]:

@@ -26,7 +26,7 @@ from ledger.domain.errors import ConcurrencyConflict, NotFound, PreconditionFail
 from ledger.domain.model import Actor
 from ledger.domain.scrubber import RULESET_VERSION, EditTables, scrub
 from ledger.transcoding import OrjsonTranscoder
-from ledger.writer import GroupCommitWriter, Job
+from ledger.writer import GroupCommitWriter, Job, WriterPool
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ class LedgerApplication(Application[UUID]):
                  appeal_window_days: int = 120,
                  group_commit: bool = False,
                  group_commit_window: float = 0.0,
-                 group_commit_max_batch: int = 256) -> None:
+                 group_commit_max_batch: int = 256,
+                 group_commit_writers: int = 1) -> None:
         if snapshot_interval:
             self.snapshotting_intervals = {Encounter: snapshot_interval}
         super().__init__(env)
@@ -107,8 +108,11 @@ class LedgerApplication(Application[UUID]):
         self.edit_tables = edit_tables if edit_tables is not None else \
             edit_tables_from_settings()
         self.appeal_window_days = appeal_window_days
-        self.writer: GroupCommitWriter | None = None
-        if group_commit:
+        self.writer: GroupCommitWriter | WriterPool | None = None
+        if group_commit and group_commit_writers > 1:
+            self.writer = WriterPool(self, group_commit_writers, window=group_commit_window,
+                                     max_batch=group_commit_max_batch)
+        elif group_commit:
             self.writer = GroupCommitWriter(self, window=group_commit_window,
                                             max_batch=group_commit_max_batch)
 

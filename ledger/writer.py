@@ -248,3 +248,37 @@ def _versioned_hook(enc_id: UUID, version: int, produced: int, value: Any,
         write_with(curs, CommandResult(enc_id, version, position, value, produced))
 
     return hook
+
+
+class WriterPool:
+    """Several group-commit writers, each owning the encounters whose id hashes to it (so two
+    writers never hold the same encounter). While one writer's transaction waits for its
+    commit, another prepares its batch: CPU work overlaps the database's."""
+
+    def __init__(self, app: LedgerApplication, writers: int = 2, **options: Any) -> None:
+        self.writers = [GroupCommitWriter(app, **options) for _ in range(max(1, writers))]
+        self._next = 0
+
+    def _pick(self, job: Job) -> GroupCommitWriter:
+        if job.encounter_id is None:  # a new encounter: any writer
+            self._next = (self._next + 1) % len(self.writers)
+            return self.writers[self._next]
+        return self.writers[job.encounter_id.int % len(self.writers)]
+
+    def submit(self, job: Job) -> CommandResult:
+        return self._pick(job).submit(job)
+
+    async def submit_async(self, job: Job) -> CommandResult:
+        return await self._pick(job).submit_async(job)
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()
+
+    @property
+    def batches(self) -> int:
+        return sum(w.batches for w in self.writers)
+
+    @property
+    def commands(self) -> int:
+        return sum(w.commands for w in self.writers)

@@ -150,3 +150,31 @@ def test_if_match_race_through_the_writer_one_winner(batching_app):
         t.join()
     assert outcomes.count("ok") == 1, outcomes
     assert app.get_encounter(eid).version == version + 1
+
+
+def test_a_pool_of_writers_keeps_every_command(app_env, clean_db):
+    app = LedgerApplication(env=app_env, group_commit=True, group_commit_writers=3)
+    try:
+        ids = [s.open_encounter(app, patient_ref=f"PT-{i}") for i in range(12)]
+        for eid in ids:
+            s.code(app, eid, "E11.9")
+        before = _events(clean_db)
+
+        def worker(eid) -> None:
+            for i in range(8):
+                app.execute(eid, "add_service_line", actor=s.CODER_A, procedure_code="99213",
+                            charge=f"{i + 1}.00", pointers=[1])
+
+        threads = [threading.Thread(target=worker, args=(eid,)) for eid in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert _events(clean_db) - before == len(ids) * 8
+        assert len({w.commands for w in app.writer.writers}) >= 1
+        assert sum(1 for w in app.writer.writers if w.commands) >= 2, "work was shared"
+        for eid in ids:
+            assert [str(ln.charge) for ln in app.get_encounter(eid).active_lines()] == [
+                f"{i + 1}.00" for i in range(8)]
+    finally:
+        app.close()
