@@ -17,7 +17,7 @@ memory; for the first of them it reads the previous event's hash inside the same
 after the lock (the lock serialises writers, so that read cannot go stale) -- unless this
 process committed that event itself and remembers its hash (stored events never change, so
 such a memory cannot go stale either, and it saves a round trip). It also takes the
-lock through ``ledger_events_lock()``, a SECURITY DEFINER function created by migration 0031,
+lock through ``CALL ledger_events_take_lock()``, a SECURITY DEFINER procedure (migration 0036),
 so that the application role needs no UPDATE/DELETE/TRUNCATE privilege on the events table
 (PostgreSQL requires one of those for ``LOCK TABLE ... IN EXCLUSIVE MODE``).
 """
@@ -131,7 +131,7 @@ class ChainedRecorderMixin:
         schema = Identifier(self.datastore.schema)
         table = Identifier(self.events_table_name)
         id_type = SQL(self.datastore.originator_id_type)
-        lock_function = Identifier(f"{self.events_table_name}_lock")
+        lock_procedure = Identifier(f"{self.events_table_name}_take_lock")
         # Scalar arrays in binary format: cheaper to send than the library's composite rows.
         self.chained_insert_statement = SQL(
             "INSERT INTO {schema}.{table} AS t "
@@ -144,21 +144,22 @@ class ChainedRecorderMixin:
             "JOIN unnest(%b::{id_type}[], %b::bigint[]) AS p(id, v) "
             "ON e.originator_id = p.id AND e.originator_version = p.v"
         ).format(schema=schema, table=table, id_type=id_type)
-        # The library's LOCK TABLE needs UPDATE/DELETE/TRUNCATE privilege; the function holds
-        # the same EXCLUSIVE lock until commit, with the owner's right to take it.
+        # The library's LOCK TABLE needs UPDATE/DELETE/TRUNCATE privilege; the procedure takes
+        # the same EXCLUSIVE lock (held until commit) with the owner's right. CALL, not SELECT
+        # of a function: a statement that returns no row keeps the insert pipelined.
         self.lock_table_statements = [
             SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout),
-            SQL("SELECT {schema}.{fn}()").format(schema=schema, fn=lock_function),
+            SQL("CALL {schema}.{proc}()").format(schema=schema, proc=lock_procedure),
         ]
         # For CREATE_TABLE=y (the library's own path): the same DDL as migration 0031.
         self.sql_create_statements.append(SQL(
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS chain_hash bytea"
         ).format(schema=schema, table=table))
         self.sql_create_statements.append(SQL(
-            "CREATE OR REPLACE FUNCTION {schema}.{fn}() RETURNS void LANGUAGE plpgsql "
+            "CREATE OR REPLACE PROCEDURE {schema}.{proc}() LANGUAGE plpgsql "
             "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS "
             "$$BEGIN LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; END$$"
-        ).format(schema=schema, fn=lock_function, table=table))
+        ).format(schema=schema, proc=lock_procedure, table=table))
         self._chain_cache: dict[tuple[Any, int], bytes] = {}
         self._chain_cache_lock = threading.Lock()
         self._chain_local = threading.local()
