@@ -33,7 +33,7 @@ def app_for(url: str, *, group_commit: bool, pool: int = 40) -> LedgerApplicatio
     env = eventsourcing_env(url, Settings(database_url=url, pool_size=pool, max_overflow=0,
                                           cache_size=0))
     return LedgerApplication(env=env, group_commit=group_commit, group_commit_max_batch=512,
-                             group_commit_writers=int(os.environ.get("BENCH_WRITERS", "2")))
+                             group_commit_writers=int(os.environ.get("BENCH_WRITERS", "1")))
 
 
 def seed(url: str, count: int) -> list[uuid.UUID]:

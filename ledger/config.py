@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     group_commit_window_ms: float = Field(0.0, description="When others are already queued, "
                                           "wait up to this long for more (0: never wait).")
     group_commit_max_batch: int = Field(256, description="Most commands in one transaction.")
-    group_commit_writers: int = Field(2, description="Writer threads (each owns a share of the "
+    group_commit_writers: int = Field(1, description="Writer threads (each owns a share of the "
                                       "encounters; one prepares while another commits).")
     token_cache_seconds: float = Field(30.0, description="How long a process trusts a token it "
                                        "verified (revocations take effect within this).")
