@@ -56,11 +56,11 @@ def audit_verify(request: Request, actor: ActorDep,
     """The ``ledger verify`` report as JSON (``ok`` false names the first bad place)."""
     if actor.role not in AUDIT_ROLES:
         return _forbidden(request)
-    from ledger.audit.cli import trusted_key
+    from ledger.audit.checkpoints import trusted_public_key
     from ledger.audit.settings import get_audit_settings
     from ledger.audit.verify import verify
 
-    report = verify(_url(request), encounter=encounter_id, public_key=trusted_key(),
+    report = verify(_url(request), encounter=encounter_id, public_key=trusted_public_key(),
                     export_dir=get_audit_settings().export_dir, snapshots=snapshots)
     return OrjsonResponse(report.as_dict())
 

@@ -123,6 +123,18 @@ def signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
     return load_private_key(path)
 
 
+def trusted_public_key() -> Ed25519PublicKey | None:
+    """The public key verification trusts: LEDGER_CHECKPOINT_PUBLIC_KEY_FILE, else the public
+    half of LEDGER_CHECKPOINT_KEY_FILE (its .pub, or the key itself), else none."""
+    from ledger.audit.settings import get_audit_settings
+
+    s = get_audit_settings()
+    for path in (s.checkpoint_public_key_file, public_path(s.key_file), s.key_file):
+        if path is not None and Path(path).exists():
+            return load_public_key(Path(path))
+    return None
+
+
 # ---------------------------------------------------------------------------- checkpoints
 @dataclass(frozen=True)
 class Checkpoint:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -26,16 +25,9 @@ def _url() -> str:
 
 
 def trusted_key() -> Any:
-    """The public key verification trusts: LEDGER_CHECKPOINT_PUBLIC_KEY_FILE, else the
-    public half of LEDGER_CHECKPOINT_KEY_FILE (or its .pub), else none."""
-    from ledger.audit.checkpoints import load_public_key, public_path
-    from ledger.audit.settings import get_audit_settings
+    from ledger.audit.checkpoints import trusted_public_key
 
-    s = get_audit_settings()
-    for path in (s.checkpoint_public_key_file, public_path(s.key_file), s.key_file):
-        if path is not None and Path(path).exists():
-            return load_public_key(Path(path))
-    return None
+    return trusted_public_key()
 
 
 def print_report(report: Any, show: int = 10) -> None:
