@@ -65,9 +65,15 @@ FILE_PREFIX = "checkpoint-"
 
 # ---------------------------------------------------------------------------------- keys
 def generate_key(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
-    """Create an Ed25519 key: ``path`` (PKCS#8 PEM, mode 0600) and ``path.pub`` (public)."""
+    """Create an Ed25519 key: ``path`` (PKCS#8 PEM, mode 0600) and ``path.pub`` (public). When
+    replacing a key, its public half is kept as ``path.pub.<key id>``: checkpoints it signed
+    stay verifiable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    old_pub = public_path(path)
+    if overwrite and old_pub.exists():
+        previous = load_public_key(old_pub)
+        old_pub.rename(Path(f"{old_pub}.{key_id(raw_public(previous))}"))
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
@@ -123,16 +129,39 @@ def signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
     return load_private_key(path)
 
 
-def trusted_public_key() -> Ed25519PublicKey | None:
-    """The public key verification trusts: LEDGER_CHECKPOINT_PUBLIC_KEY_FILE, else the public
-    half of LEDGER_CHECKPOINT_KEY_FILE (its .pub, or the key itself), else none."""
+def load_public_keys(path: Path) -> list[Ed25519PublicKey]:
+    """Every public key in a PEM file (several may be concatenated: a key ring)."""
+    data = Path(path).read_bytes()
+    if b"PRIVATE KEY" in data:
+        return [load_private_key(path).public_key()]
+    marker = b"-----BEGIN PUBLIC KEY-----"
+    keys = []
+    for block in data.split(marker)[1:]:
+        key = serialization.load_pem_public_key(marker + block)
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError(f"{path}: not an Ed25519 public key")
+        keys.append(key)
+    return keys
+
+
+def trusted_public_key() -> list[Ed25519PublicKey] | None:
+    """The public keys verification trusts: those in LEDGER_CHECKPOINT_PUBLIC_KEY_FILE (a PEM
+    file; concatenate several after a rotation), else the public half of
+    LEDGER_CHECKPOINT_KEY_FILE plus the keys it replaced (``<key>.pub``, ``<key>.pub.<id>``,
+    written by ``ledger checkpoints keygen --force``), else none."""
     from ledger.audit.settings import get_audit_settings
 
     s = get_audit_settings()
-    for path in (s.checkpoint_public_key_file, public_path(s.key_file), s.key_file):
-        if path is not None and Path(path).exists():
-            return load_public_key(Path(path))
-    return None
+    if s.checkpoint_public_key_file is not None and Path(s.checkpoint_public_key_file).exists():
+        return load_public_keys(Path(s.checkpoint_public_key_file))
+    pub = public_path(s.key_file)
+    paths = sorted(pub.parent.glob(pub.name + ".*")) if pub.parent.is_dir() else []
+    if pub.exists():
+        paths.insert(0, pub)
+    elif s.key_file.exists():
+        paths.insert(0, s.key_file)
+    keys = [k for p in paths for k in load_public_keys(p)]
+    return keys or None
 
 
 # ---------------------------------------------------------------------------- checkpoints

@@ -107,8 +107,8 @@ def keygen(force: bool = typer.Option(False, "--force", help="Replace an existin
 
     path = get_audit_settings().key_file
     if path.exists() and not force:
-        console.print(f"{path} exists (use --force to replace it; old checkpoints stay "
-                      "verifiable with the old .pub)")
+        console.print(f"{path} exists (--force replaces it; its public key is kept as "
+                      ".pub.<key id> so that old checkpoints stay verifiable)")
         raise typer.Exit(1)
     key = generate_key(path, overwrite=force)
     console.print(f"private key: {path} (mode 0600)\npublic key:  {public_path(path)}\n"

@@ -147,22 +147,34 @@ class _Sink:
 
 
 # --------------------------------------------------------------------------- checkpoints
+def _trusted(keys: Ed25519PublicKey | list[Ed25519PublicKey] | None
+             ) -> dict[bytes, Ed25519PublicKey] | None:
+    if keys is None:
+        return None
+    if isinstance(keys, Ed25519PublicKey):
+        keys = [keys]
+    return {raw_public(k): k for k in keys} or None
+
+
 def _check_checkpoints(db: list[Any], files: list[Any],
-                       trusted: Ed25519PublicKey | None, sink: _Sink,
+                       trusted: Ed25519PublicKey | list[Ed25519PublicKey] | None, sink: _Sink,
                        report: Report, *, complete: bool = True,
                        label: str = "checkpoint") -> list[Any]:
     """Validate the records (checkpoints, or access seals with ``label``); return the ones the
-    log is checked against."""
+    log is checked against. ``trusted``: one key, or several (after key rotations)."""
     at = (lambda c: c.last_position) if label == "checkpoint" else (lambda c: None)
-    trusted_raw = raw_public(trusted) if trusted else None
+    ring = _trusted(trusted)
 
     def signed_ok(c: Checkpoint, where: str) -> bool:
-        if trusted_raw is not None and c.public_key != trusted_raw:
-            sink.add("checkpoint", f"{where} {label} {c.tree_size} is signed by key "
-                     f"{c.key_id}, not the trusted key {key_id(trusted_raw)}",
-                     position=at(c))
-            return False
-        if not c.signature_valid(trusted):
+        key = None
+        if ring is not None:
+            key = ring.get(c.public_key)
+            if key is None:
+                sink.add("checkpoint", f"{where} {label} {c.tree_size} is signed by key "
+                         f"{c.key_id}, not a trusted key "
+                         f"({', '.join(key_id(r) for r in ring)})", position=at(c))
+                return False
+        if not c.signature_valid(key):
             sink.add("checkpoint", f"{where} {label} {c.tree_size}: the signature does not "
                      "verify (the record was altered)", position=at(c))
             return False
@@ -486,7 +498,8 @@ def _scan_encounter(conn: psycopg.Connection[Any], encounter_id: UUID, leaf_limi
 
 
 # ---------------------------------------------------------------------------- access log
-def _scan_access(conn: psycopg.Connection[Any], trusted: Ed25519PublicKey | None,
+def _scan_access(conn: psycopg.Connection[Any],
+                 trusted: Ed25519PublicKey | list[Ed25519PublicKey] | None,
                  export_dir: Path | None, sink: _Sink, report: Report) -> None:
     """The read-access log against its signed seals (ledger/audit/seals.py)."""
     from ledger.audit.seals import ACCESS_COLUMNS, access_leaf, load_exported_seals, load_seals
@@ -583,7 +596,8 @@ def _check_snapshots(url: str, encounter: UUID | None, sink: _Sink, report: Repo
 
 # --------------------------------------------------------------------------------- entry
 def verify(url: str, *, encounter: UUID | None = None,
-           public_key: Ed25519PublicKey | None = None, export_dir: Path | None = None,
+           public_key: Ed25519PublicKey | list[Ed25519PublicKey] | None = None,
+           export_dir: Path | None = None,
            snapshots: bool | None = None, max_problems: int = 200) -> Report:
     """Verify the whole log, or one encounter. ``snapshots``: also compare every snapshot with
     the events it stands for (default: only for one encounter; the whole log replays every
@@ -595,8 +609,9 @@ def verify(url: str, *, encounter: UUID | None = None,
     files = (load_exported(export_dir, latest_only=encounter is not None)
              if export_dir else [])
     report.exported_checkpoints = len(files)
-    report.key = key_id(raw_public(public_key)) if public_key else "untrusted"
-    if public_key is None:
+    ring = _trusted(public_key)
+    report.key = ", ".join(key_id(r) for r in ring) if ring else "untrusted"
+    if ring is None:
         report.warnings.append("no trusted public key configured: each checkpoint's signature "
                                "is checked against the key stored with it")
     with psycopg.connect(url) as conn:

@@ -234,3 +234,30 @@ def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch
         assert verify(clean_db, public_key=key, export_dir=tmp_path / "cp").ok
     finally:
         get_audit_settings.cache_clear()
+
+
+def test_key_rotation_keeps_old_checkpoints_verifiable(app, clean_db, tmp_path, monkeypatch):
+    from ledger.audit.checkpoints import trusted_public_key
+    from ledger.audit.settings import get_audit_settings
+
+    path = tmp_path / "keys" / "cp.pem"
+    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(path))
+    get_audit_settings.cache_clear()
+    try:
+        first = generate_key(path)
+        make_history(app, encounters=1)
+        writer = CheckpointWriter(clean_db, first, export_dir=tmp_path / "cp")
+        writer.run_once()
+        writer.close()
+        second = generate_key(path, overwrite=True)  # rotation: the old .pub is kept
+        s.code(app, make_history(app, encounters=1)[0], "J45901")
+        writer = CheckpointWriter(clean_db, second, export_dir=tmp_path / "cp")
+        writer.run_once()
+        writer.close()
+        ring = trusted_public_key()
+        assert ring is not None and len(ring) == 2
+        assert verify(clean_db, public_key=ring, export_dir=tmp_path / "cp").ok
+        only_new = verify(clean_db, public_key=second.public_key(), export_dir=tmp_path / "cp")
+        assert not only_new.ok and "not a trusted key" in only_new.first.detail
+    finally:
+        get_audit_settings.cache_clear()

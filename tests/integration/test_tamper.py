@@ -240,7 +240,7 @@ def test_a_checkpoint_signed_by_another_key_is_refused(sealed, clean_db, tmp_pat
     other = generate_key(tmp_path / "other.pem")
     report = verify(clean_db, public_key=other.public_key())
     assert not report.ok and report.first.kind == "checkpoint"
-    assert "not the trusted key" in report.first.detail
+    assert "not a trusted key" in report.first.detail
 
 
 def test_cli_verify_exit_codes_and_the_first_bad_place(sealed, clean_db, key, tmp_path,
