@@ -147,6 +147,25 @@ class GroupCommitWriter:
                 return enc
         return self.app.get_encounter(encounter_id)
 
+    def _drop_stale(self, batch: list[Job]) -> None:
+        """Forget cached encounters that another process (or writer) has moved on: one
+        indexed query per batch, so that a busy shared store does not turn every batch into
+        a conflict and a retry. (A write that lands after this check is still caught by the
+        store's uniqueness at save time.)"""
+        cached = {j.encounter_id for j in batch
+                  if j.encounter_id is not None and j.encounter_id in self._cache}
+        if not cached:
+            return
+        with self.app.recorder.datastore.get_connection() as conn:
+            rows = conn.execute(
+                "SELECT originator_id, MAX(originator_version) AS v FROM ledger_events "
+                "WHERE originator_id = ANY(%s) GROUP BY originator_id", (list(cached),)
+            ).fetchall()
+        current = {r["originator_id"]: r["v"] for r in rows}
+        for eid in cached:
+            if current.get(eid) != self._cache[eid].version:
+                self._cache.pop(eid, None)
+
     def _remember(self, enc: Encounter) -> None:
         self._cache[enc.id] = enc
         self._cache.move_to_end(enc.id)
@@ -157,6 +176,8 @@ class GroupCommitWriter:
     def _commit(self, batch: list[Job], fresh: bool = False) -> None:
         from ledger.application import CommandResult
 
+        if not fresh:
+            self._drop_stale(batch)
         touched: dict[UUID, Encounter] = {}
         # job, encounter, value, version after it, events it produced
         done: list[tuple[Job, Encounter, Any, int, int]] = []
