@@ -49,8 +49,9 @@ def generate_835(n: int, trace: str = "BENCH0001") -> bytes:
     return ("~\n".join(segs) + "~\n").encode()
 
 
-def seed_claims(app: LedgerApplication, n: int, batch: int = 200) -> None:
-    """N submitted claims, built in memory through the domain and saved 200 per save."""
+def seed_claims(app: LedgerApplication, n: int, batch: int = 60) -> None:
+    """N submitted claims, built in memory through the domain and saved 60 per save
+    (saves of a few thousand events can stall in the recorder's pipeline, see README)."""
     pending = []
     for i in range(n):
         enc = Encounter.open(facility_id="FAC-01", patient_ref=f"PT-{i}", service_from=s.DOS,

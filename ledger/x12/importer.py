@@ -103,7 +103,7 @@ class X12Importer:
     """Imports X12 files through a ``LedgerApplication`` and its database."""
 
     def __init__(self, app: Any, database_url: str, *, actor: Actor = IMPORTER,
-                 max_attempts: int = 3, max_events_per_save: int = 500) -> None:
+                 max_attempts: int = 3, max_events_per_save: int = 400) -> None:
         self.app = app
         self.url = database_url
         self.actor = actor
