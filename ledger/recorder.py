@@ -22,7 +22,29 @@ from ledger.audit.chain import ChainedRecorderMixin
 SideWrite = Callable[[Any, Sequence[StoredEvent], Sequence[int]], None]
 
 
-class LedgerRecorder(ChainedRecorderMixin, PostgresApplicationRecorder):
+# Above this many bytes of event state a save is sent without libpq's pipeline mode: a large
+# INSERT in a pipeline deadlocked here (the server waits to read the rest of the statement
+# while the client waits for results; seen from about 1 MB, reproduced with plain psycopg).
+PIPELINE_MAX_BYTES = 256 * 1024
+
+
+class LargeSavesWithoutPipeline(PostgresApplicationRecorder):
+    """The library's insert, run without pipeline mode when the save is large (same
+    statements, same single transaction, same order: lock, notify, insert, side writes)."""
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        if self.datastore.enable_db_functions or \
+                sum(len(e.state) for e in stored_events) <= PIPELINE_MAX_BYTES:
+            return super().insert_events(stored_events, **kwargs)
+        with self.datastore.get_connection() as conn, conn.transaction():
+            with conn.cursor() as curs:
+                self._insert_events(curs, stored_events, **kwargs)
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+
+class LedgerRecorder(ChainedRecorderMixin, LargeSavesWithoutPipeline):
     # ChainedRecorderMixin: each event's chain_hash, in the insert's transaction (issue 8).
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any

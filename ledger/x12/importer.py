@@ -103,16 +103,17 @@ class X12Importer:
     """Imports X12 files through a ``LedgerApplication`` and its database."""
 
     def __init__(self, app: Any, database_url: str, *, actor: Actor = IMPORTER,
-                 max_attempts: int = 3, max_events_per_save: int = 400) -> None:
+                 max_attempts: int = 3, max_events_per_save: int = 20_000) -> None:
         self.app = app
         self.url = database_url
         self.actor = actor
         self.max_attempts = max_attempts
-        # A remittance whose events fit in one save is one transaction (all-or-nothing).
-        # Larger ones are saved in chunks (one PostgreSQL pipeline holding several thousand
-        # events stalls), the remittance record with the last chunk; every rule has passed
-        # before the first chunk, and the per-claim remittance key makes a re-import after an
-        # interruption post only what is missing.
+        # A remittance whose events fit in one save is one transaction (all-or-nothing); the
+        # recorder sends large saves without libpq's pipeline mode (which deadlocked on a few
+        # thousand events). Beyond max_events_per_save a file is saved in chunks, the remittance
+        # record with the last chunk; every rule has passed before the first chunk, and the
+        # per-claim remittance key makes a re-import after an interruption post only what is
+        # missing.
         self.max_events_per_save = max_events_per_save
 
     # ------------------------------------------------------------------ entry points
