@@ -108,35 +108,58 @@ def _resource(scope: dict[str, Any]) -> tuple[str, str | None, str | None, str |
         (template if route is not None else None)
 
 
-def install_access_log(app: FastAPI, *, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
+class AccessLogMiddleware:
     """Record every read (GET/HEAD except health and docs) in the access log, with the caller
     (the authenticated identity, ``request.state.identity``), the resource, the client
     address and the outcome. Fails closed: a read whose record cannot be written answers 503,
-    not the data."""
+    not the data (the response is held until its record is written).
 
-    @app.middleware("http")
-    async def access_log(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.method not in methods or request.url.path.startswith(UNAUDITED):
-            return await call_next(request)
-        response = await call_next(request)
-        identity = getattr(request.state, "identity", None)  # set by api.deps.authorize
+    A pure ASGI middleware: writes (POST) pass straight through at no cost."""
+
+    def __init__(self, app: Any, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
+        self.app = app
+        self.methods = methods
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in self.methods or \
+                scope["path"].startswith(UNAUDITED):
+            await self.app(scope, receive, send)
+            return
+        held: list[dict[str, Any]] = []
+        status = 500
+
+        async def hold(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        request = Request(scope)
+        identity = (scope.get("state") or {}).get("identity")  # set by api.deps.authorize
         actor_id = getattr(identity, "user_id", None) or "anonymous"
         role = getattr(identity, "role", None)
-        kind, resource_id, encounter_id, route = _resource(request.scope)
+        kind, resource_id, encounter_id, route = _resource(scope)
         try:
             await run_in_threadpool(
                 record_access, _target(request), actor=actor_id[:200], actor_role=role,
                 resource_type=kind, resource_id=resource_id, encounter_id=encounter_id,
                 route=route, client=request.client.host if request.client else None,
-                outcome=outcome_for(response.status_code), status=response.status_code,
+                outcome=outcome_for(status), status=status,
                 request_id=request.headers.get("x-request-id"))
         except Exception as exc:  # noqa: BLE001 - any failure to record refuses the read
             log.error("access log write failed (%s); refusing the read", type(exc).__name__)
-            return ProblemResponse(problem(
+            refusal = ProblemResponse(problem(
                 503, "Service unavailable", "the access could not be recorded; try again",
                 instance=request.url.path), status_code=503)
-        return response
+            await refusal(scope, receive, send)
+            return
+        for message in held:
+            await send(message)
+
+
+def install_access_log(app: FastAPI, *, methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
+    app.add_middleware(AccessLogMiddleware, methods=methods)
 
 
 def install(app: FastAPI) -> None:
