@@ -24,8 +24,9 @@ test: $(STAMP)  ## install and run the whole suite (PostgreSQL tests on the embe
 bench: $(STAMP)  ## benchmarks (see bench/README.md)
 	$(BIN)/python -m bench.run_all $(ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff on everything, mypy on the domain
 	$(BIN)/ruff check ledger api tests bench
+	$(BIN)/mypy ledger/domain --ignore-missing-imports
 
 clean:
 	rm -rf $(VENV) .ledger .pytest_cache
