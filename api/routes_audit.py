@@ -9,7 +9,6 @@ the ``auditor`` and ``admin`` roles may call them; a refusal is itself recorded 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
