@@ -71,18 +71,17 @@ class CommandResult:
 CommitWrite = Callable[[Any, CommandResult], None]
 
 
-def result_hook(enc: Encounter, value: Any, write_with: CommitWrite) -> Callable[..., None]:
-    """A recorder side write that hands ``write_with`` this encounter's CommandResult.
-
-    Works for a save of many encounters too: it picks this encounter's events by id.
-    """
-    enc_id, version = enc.id, enc.version  # already counts the pending events
+def commit_hook(enc_id: UUID, version: int, produced: int, value: Any,
+                write_with: CommitWrite) -> Callable[..., None]:
+    """A recorder side write that hands ``write_with`` one command's CommandResult, in the
+    transaction of the save: its position is the log position of the command's last event
+    (found by encounter and version, so it works in a save of many encounters too)."""
 
     def hook(curs: Any, stored_events: Any, ids: Any) -> None:
-        mine = [i for e, i in zip(stored_events, ids, strict=False)
-                if e.originator_id == enc_id]
-        result = CommandResult(enc_id, version, mine[-1] if mine else None, value, len(mine))
-        write_with(curs, result)
+        position = next((i for e, i in zip(stored_events, ids, strict=False)
+                         if e.originator_id == enc_id and e.originator_version == version),
+                        None)
+        write_with(curs, CommandResult(enc_id, version, position, value, produced))
 
     return hook
 
@@ -286,7 +285,9 @@ class LedgerApplication(Application[UUID]):
         transaction, given the command's result (e.g. the idempotency record)."""
         if write_with is None:
             return self.save(enc)
-        return self.save(enc, side_writes=[result_hook(enc, value, write_with)])
+        # enc.version already counts the pending events
+        hook = commit_hook(enc.id, enc.version, len(enc.pending_events), value, write_with)
+        return self.save(enc, side_writes=[hook])
 
     # ------------------------------------------------------------------ read side (replay)
     def get_encounter(self, encounter_id: UUID, version: int | None = None) -> Encounter:

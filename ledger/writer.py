@@ -174,7 +174,7 @@ class GroupCommitWriter:
 
     # ------------------------------------------------------------------ one batch
     def _commit(self, batch: list[Job], fresh: bool = False) -> None:
-        from ledger.application import CommandResult
+        from ledger.application import CommandResult, commit_hook
 
         if not fresh:
             self._drop_stale(batch)
@@ -212,7 +212,7 @@ class GroupCommitWriter:
         done = [d for d in done if touched.get(d[1].id) is d[1]]
         if not done:
             return
-        hooks = [_versioned_hook(enc.id, version, produced, value, job.write_with)
+        hooks = [commit_hook(enc.id, version, produced, value, job.write_with)
                  for job, enc, value, version, produced in done
                  if job.write_with is not None and produced]
         try:
@@ -255,20 +255,6 @@ class GroupCommitWriter:
             if not isinstance(exc, ConcurrencyConflict) or attempt == attempts - 1:
                 job.future.set_exception(exc)
                 return
-
-
-def _versioned_hook(enc_id: UUID, version: int, produced: int, value: Any,
-                    write_with: CommitWrite) -> Callable[..., None]:
-    """A side write for one command of a batch: its result is its own last event."""
-    from ledger.application import CommandResult
-
-    def hook(curs: Any, stored_events: Any, ids: Any) -> None:
-        position = next((i for e, i in zip(stored_events, ids, strict=False)
-                         if e.originator_id == enc_id and e.originator_version == version),
-                        None)
-        write_with(curs, CommandResult(enc_id, version, position, value, produced))
-
-    return hook
 
 
 class WriterPool:
