@@ -52,9 +52,9 @@ from ledger.domain.model import (
 from ledger.domain.scrubber import RULESET_VERSION, scrub
 from ledger.domain.values import Money
 from ledger.x12 import index
-from ledger.x12.exceptions import RaisedException, write_raised
 from ledger.x12.acks import ParsedAcks, read_277ca, read_999
 from ledger.x12.claims837 import FACILITY_TO_POS, ClaimDraft, read_837
+from ledger.x12.exceptions import RaisedException, write_raised
 from ledger.x12.loading import load_many
 from ledger.x12.model import ClaimPayment, Issue, ParsedFile, Remittance, ServicePayment
 from ledger.x12.remit835 import balance, read_835
@@ -216,7 +216,7 @@ class X12Importer:
             base = f"{r.payer_id}|{r.trace_number}|{r.content_hash}"
 
             def hold(kind: str, rule: str, claim: str, amount: Money, detail: dict[str, Any],
-                     key: str, r: Remittance = r) -> None:
+                     key: str, r: Remittance = r, base: str = base) -> None:
                 result.exceptions.append(RaisedException(
                     kind, rule, f"{base}|{key}", claim, r.payer_id, r.trace_number,
                     amount.amount, parsed.file_hash, detail))
@@ -485,48 +485,174 @@ class X12Importer:
 
     # ------------------------------------------------------------------ 837
     def _import_837(self, data: bytes, name: str) -> FileResult:
+        """Claims of an 837P/837I. Originals (frequency 1) open an encounter each; a
+        replacement (7) or void (8) whose REF*F8 payer ICN or CLM01 names a claim already in
+        the ledger corrects that claim on its encounter (lines revised to the replacement's,
+        new claim ``replaces`` the original). The file is a duplicate only when its content
+        is (same hash) or its ISA/GS/ST control numbers from the same sender (ISA06) are.
+        Encounters are saved in chunks of at most ``max_events_per_save`` events, built and
+        released chunk by chunk, so a 20,000-claim file stays small in memory."""
         parsed = read_837(data)
         result = FileResult(name, parsed.kind, "imported", parsed.file_hash,
                             issues=list(parsed.issues))
         if any(i.severity == "error" for i in parsed.issues):
             return self._quarantine(result)
+        sender = _isa_sender(data)
+        controls = sorted({d.transaction_control for d in parsed.claims})
         with self._connect() as conn:
+            seen = conn.execute(
+                "SELECT file_hash FROM x12_claim_files WHERE file_hash = %s OR (sender_id = %s"
+                " AND interchange_control = %s AND group_control = %s AND"
+                " transaction_controls && %s::text[]) LIMIT 1",
+                (parsed.file_hash, sender, parsed.interchange_control, parsed.group_control,
+                 controls)).fetchone()
+            if seen is not None:
+                result.outcome = "duplicate"
+                result.duplicates = len(parsed.claims)
+                result.issues.append(Issue(
+                    "837.file_duplicate", "file: already imported (same content, or the same "
+                    "ISA13/GS06/ST02 control numbers from the same sender)", "warning"))
+                return result
             index.catch_up(self.app, conn)
+            index.catch_up_icn(self.app, conn)
             found = index.lookup(conn, [c.claim_number for c in parsed.claims])
-        new: list[Encounter] = []
+            by_icn = index.lookup_icn(conn, [c.original_icn for c in parsed.claims
+                                             if c.original_icn])
+        pending: list[Encounter] = []
+        pending_events = 0
+        corrected: dict[UUID, Encounter] = {}
+        saved: list[UUID] = []
+        file_row = (parsed.file_hash, sender, parsed.interchange_control, parsed.group_control,
+                    controls, name[:200], len(parsed.claims))
+
+        def flush(last: bool) -> None:
+            nonlocal pending, pending_events
+            batch = pending + [e for e in corrected.values() if e.pending_events] if last \
+                else pending
+            # the file is recorded (for duplicate detection) once something of it is saved
+            writes = [lambda curs, *_: _write_claim_file(curs, file_row)] if last else []
+            if batch or (writes and saved):
+                try:
+                    if batch:
+                        self.app.save(*batch, side_writes=writes)
+                    else:
+                        with self._connect() as c2, c2.transaction(), c2.cursor() as cur:
+                            _write_claim_file(cur, file_row)
+                except (IntegrityError, psycopg.errors.UniqueViolation):
+                    # a concurrent import of the same claims or file: report them as duplicates
+                    result.duplicates += len(batch)
+                    batch = []
+            saved.extend(e.id for e in batch)
+            pending, pending_events = [], 0
+
         for draft in parsed.claims:
             result.issues.extend(draft.issues)
             if not draft.valid:
                 result.quarantined += 1
                 continue
             own_payer = next(p.payer_id for p in draft.payers if p.bucket == draft.bucket)
-            if any(payer == own_payer for _, payer in found.get(draft.claim_number, [])):
-                result.duplicates += 1  # this payer's claim is already in the ledger
-                continue
+            on_file = [eid for eid, payer in found.get(draft.claim_number, [])
+                       if payer == own_payer]
             try:
+                if draft.frequency in ("7", "8"):
+                    eids = list(dict.fromkeys(by_icn.get(draft.original_icn, []) + on_file))
+                    if len(eids) > 1:
+                        raise LedgerError("claim", "837.original_ambiguous",
+                                          f"the correction names claims on {len(eids)} "
+                                          "encounters; not guessed")
+                    if eids:
+                        enc = corrected.get(eids[0]) or self.app.get_encounter(eids[0])
+                        self._correct(enc, draft, parsed.interchange_control,
+                                      parsed.group_control, parsed.file_hash)
+                        corrected[enc.id] = enc
+                        continue
+                    result.issues.append(Issue(
+                        "837.original_not_found", f"claim {draft.claim_number[:38]}: frequency "
+                        f"{draft.frequency} names no claim in the ledger (REF*F8 / CLM01); "
+                        "imported as it stands", "warning", claim=draft.claim_number))
+                elif on_file:
+                    result.duplicates += 1  # this payer's claim is already in the ledger
+                    continue
                 enc = self._encounter_from(draft, parsed.interchange_control,
                                            parsed.group_control, parsed.file_hash)
             except LedgerError as err:
                 result.quarantined += 1
                 result.issues.append(Issue(err.rule, f"claim {draft.claim_number[:38]}: "
                                            f"{err.message}", claim=draft.claim_number))
+                corrected.pop(getattr(err, "encounter_id", None), None)  # type: ignore[arg-type]
                 continue
-            new.append(enc)
-        if new:
-            try:
-                self.app.save(*new)
-            except IntegrityError:
-                # a concurrent import of the same claims: report them as duplicates
-                result.duplicates += len(new)
-                new = []
-        result.posted = len(new)
-        result.encounters = [e.id for e in new]
-        if not new:
+            pending.append(enc)
+            pending_events += len(enc.pending_events)
+            if pending_events >= self.max_events_per_save:
+                flush(False)
+        flush(True)
+        result.posted = len(saved)
+        result.encounters = saved
+        if not saved:
             result.outcome = "duplicate" if result.duplicates and not result.quarantined \
                 else "nothing"
         if result.quarantined:
             self._record_refused_claims(result)
         return result
+
+    def _correct(self, enc: Encounter, d: ClaimDraft, isa13: str, gs06: str,
+                 fhash: str) -> None:
+        """Apply a replacement (7) or void (8) to the encounter of the claim it names."""
+        original = None
+        for c in enc.claims.values():
+            if d.original_icn and c.payer_icn == d.original_icn:
+                original = c
+        if original is None:
+            original = enc.find_claim(d.claim_number)
+        if original is None:
+            raise LedgerError("claim", "837.original_not_found",
+                              "the correction names no live claim on its encounter")
+        line_nos = [n for n in original.line_nos if not enc.lines[str(n)].removed]
+        if d.frequency == "7":
+            kept = []
+            for i, dl in enumerate(d.lines):
+                if i < len(line_nos):
+                    n = line_nos[i]
+                    ln = enc.lines[str(n)]
+                    changes: dict[str, Any] = {}
+                    if dl.procedure_code and dl.procedure_code != ln.procedure_code:
+                        changes["procedure_code"] = dl.procedure_code
+                    if dl.charge != ln.current_charge:
+                        changes["charge"] = dl.charge - ln.adjustment_total
+                    if list(dl.modifiers) != list(ln.modifiers):
+                        changes["modifiers"] = list(dl.modifiers)
+                    if dl.units != ln.units:
+                        changes["units"] = dl.units
+                    if changes:
+                        enc.revise_service_line(n, actor=self.actor, reason="837 replacement "
+                                                "(frequency 7)", **changes)
+                    kept.append(n)
+                else:
+                    kept.append(enc.add_service_line(
+                        procedure_code=dl.procedure_code or None, charge=dl.charge,
+                        actor=self.actor, units=dl.units, pointers=dl.pointers[:4],
+                        modifiers=dl.modifiers, unit_type=dl.unit_type, line_date=dl.line_date,
+                        rendering_npi=dl.rendering_npi, revenue_code=dl.revenue_code,
+                        ndc=dl.ndc, ndc_quantity=dl.ndc_quantity, reason="837 replacement"))
+            line_nos = kept
+        key = enc.create_claim(d.claim_number, actor=self.actor, bucket=original.bucket,
+                               frequency=d.frequency, original_icn=d.original_icn,
+                               line_nos=line_nos, reason=f"837 frequency {d.frequency}")
+        self._scrub_and_submit(enc, key, isa13, gs06, d.transaction_control, fhash)
+
+    def _scrub_and_submit(self, enc: Encounter, key: str, isa13: str, gs06: str, st02: str,
+                          fhash: str) -> None:
+        claim = enc.claims[key]
+        findings = scrub(enc, claim, self.app.code_set, self.app.edit_tables)
+        tables = self.app.edit_tables
+        ruleset = RULESET_VERSION + (f"+{tables.version}" if tables.version else "")
+        if not enc.scrub_claim(key, ruleset_version=ruleset, findings=findings,
+                               actor=self.actor):
+            first = next(f for f in findings if f.severity == "error")
+            raise LedgerError("claim", f"scrub.{first.rule_id}",
+                              f"the scrubber refuses it: {first.rule_id} {first.message}")
+        enc.submit_claim(key, actor=self.actor, interchange_control=isa13, group_control=gs06,
+                         transaction_control=st02, batch_hash=fhash)
 
     def _record_refused_claims(self, result: FileResult) -> None:
         report = {"issues": [i.as_dict() for i in result.issues if i.claim],
@@ -656,6 +782,21 @@ def _write_remittance_rows(curs: Any, remits: list[tuple], unmatched: list[tuple
             "INSERT INTO x12_unmatched (payer_id, trace_number, content_hash, claim_number,"
             " status_code, charge, paid, payer_icn, reason) VALUES (%s, %s, %s, %s, %s, %s,"
             " %s, %s, %s) ON CONFLICT DO NOTHING", row)
+
+
+def _write_claim_file(curs: Any, row: tuple) -> None:
+    curs.execute("INSERT INTO x12_claim_files (file_hash, sender_id, interchange_control,"
+                 " group_control, transaction_controls, file_name, claims) VALUES (%s, %s, %s,"
+                 " %s, %s, %s, %s) ON CONFLICT (file_hash) DO NOTHING", row)
+
+
+def _isa_sender(data: bytes) -> str:
+    """ISA06 (interchange sender id) of the first interchange."""
+    head = data.lstrip()[:106].decode("ascii", "replace")
+    if not head.startswith("ISA") or len(head) < 4:
+        return ""
+    parts = head.split(head[3])
+    return parts[6].strip() if len(parts) > 6 else ""
 
 
 def _write_money_rows(curs: Any, recon: list[tuple], provider: list[tuple]) -> None:
