@@ -487,6 +487,8 @@ def on_claim_created(enc: Encounter, e: Any, pe: PagedEvent) -> None:
         claim.status = "submitted"
         claim.submissions = 1
         claim.submitted_on = claim.first_submitted_on = e.timestamp.date()
+        claim.submitted_charge = sum((enc.lines[n].charge for n in e.line_nos
+                                      if not enc.lines[n].removed), ZERO)
     _touch(claim, pe)
     if e.replaces:
         original = enc.claims[e.replaces]

@@ -294,3 +294,99 @@ def test_cli_exceptions_and_import_exit_status(app, imp, clean_db, monkeypatch):
         assert ok.exit_code == 0 and orjson.loads(ok.stdout)["ok"] is True
     finally:
         get_settings.cache_clear()
+
+
+# ---------------------------------------------------------------- REF*6R round trip
+def _remit(ctl: int, trace: str, total: str, claims: list[str]) -> bytes:
+    body = ["ST*835*0001", f"BPR*I*{total}*C*ACH*CCP*01*999999999*DA*123456*1512345678**01*"
+            "999988880*DA*98765*20260515", f"TRN*1*{trace}*1512345678", "DTM*405*20260514",
+            "N1*PR*EXAMPLE HEALTH PLAN*XV*99999", "N3*PO BOX 1000", "N4*CHICAGO*IL*606010000",
+            "PER*BL*EDI SUPPORT*TE*8005551212",
+            "N1*PE*EXAMPLE FAMILY MEDICINE*XX*1234567893", "LX*1", *claims]
+    body.append(f"SE*{len(body) + 1}*0001")
+    head = ("ISA*00*          *00*          *ZZ*PAYERSUBMIT    *ZZ*PROVIDERRCV    *260515*1200*"
+            f"^*00501*{ctl:09d}*0*T*:~GS*HP*PAYERSUBMIT*PROVIDERRCV*20260515*1200*{ctl}*X*"
+            "005010X221A1~")
+    return (head + "~".join(body) + f"~GE*1*{ctl}~IEA*1*{ctl:09d}~").encode()
+
+
+def test_export_writes_ref_6r_and_the_835_matches_lines_by_it(app, imp, clean_db):
+    from datetime import date
+
+    from ledger import samples as s
+    from ledger.x12.export837 import export_837p
+    from tests.integration.test_x12_export import CTX, NOW, segments
+
+    eid = s.open_encounter(app, patient_ref="PT-6R", dos=date(2026, 3, 2),
+                           dos_to=date(2026, 3, 3))
+    s.code(app, eid, "M54.50")
+    s.line(app, eid, "97110", "90.00", [1], units=2, modifiers=["GP"], line_date=date(2026, 3, 2))
+    s.line(app, eid, "97110", "90.00", [1], units=2, modifiers=["GP"],  # another day: same SVC
+           line_date=date(2026, 3, 3))
+    s.line(app, eid, "97140", "60.00", [1], modifiers=["GP"])
+    s.create_scrub_submit(app, eid, "PT6R-1")
+    out = export_837p(app.get_encounter(eid), "PT6R-1", CTX, control_number=61, now=NOW)
+    assert [x for x in segments(out.text) if x.startswith("REF*6R")] == [
+        "REF*6R*1", "REF*6R*2", "REF*6R*3"]
+    # lines come back out of order; REF*6R names each; line 2 paid less than line 1
+    paid = _remit(61, "EFT6R1", "120.00", [
+        "CLP*PT6R-1*1*240*120*0*12*G0061*11*1",
+        "SVC*HC:97140:GP*60*30**1", "CAS*CO*45*30", "REF*6R*3",
+        "SVC*HC:97110:GP*90*40**2", "CAS*CO*45*50", "REF*6R*2",
+        "SVC*HC:97110:GP*90*50**2", "CAS*CO*45*40", "REF*6R*1"])
+    r = imp.import_bytes(paid, "6r.835")
+    assert (r.outcome, r.posted) == ("posted", 1), r.as_dict()
+    claim = app.get_encounter(eid).claims["PT6R-1"]
+    assert claim.line_paid == {"1": m("50.00"), "2": m("40.00"), "3": m("30.00")}
+    assert claim.line_adjusted == {"1": m("40.00"), "2": m("50.00"), "3": m("30.00")}
+
+
+def test_svc_matching_two_different_lines_is_held_not_guessed(app, imp, clean_db):
+    from ledger import samples as s
+
+    eid = s.open_encounter(app, patient_ref="PT-AMB")
+    s.code(app, eid, "M54.50")
+    s.line(app, eid, "97110", "90.00", [1], units=2, modifiers=["GP"])
+    s.line(app, eid, "97110", "90.00", [1], units=2, modifiers=["GO"])
+    s.create_scrub_submit(app, eid, "AMB-1")
+    version = app.get_encounter(eid).version
+    # the payer dropped the modifiers and sent no REF*6R: either line could be meant
+    remit = _remit(62, "EFTAMB", "90.00", [
+        "CLP*AMB-1*1*180*90*0*12*G0062*11*1",
+        "SVC*HC:97110*90*50**2", "CAS*CO*45*40",
+        "SVC*HC:97110*90*40**2", "CAS*CO*45*50"])
+    r = imp.import_bytes(remit, "amb.835")
+    assert (r.outcome, r.posted, r.held) == ("nothing", 0, 1), r.as_dict()
+    assert app.get_encounter(eid).version == version  # nothing posted, nothing guessed
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        (item,) = list_exceptions(conn, kind="line_unmatched")
+    assert (item["claim_number"], item["rule"], item["amount"]) == ("AMB-1",
+                                                                   "835.line_unmatched", "90.00")
+    # a line can never be paid more than its charge: SVC03 above SVC02 is refused
+    over = _remit(63, "EFTOVER", "100.00", [
+        "CLP*AMB-1*1*180*100*0*12*G0063*11*1",
+        "SVC*HC:97110:GP*90*95**2", "CAS*CO*45*-5", "REF*6R*1",
+        "SVC*HC:97110:GO*90*5**2", "CAS*CO*45*85", "REF*6R*2"])
+    r = imp.import_bytes(over, "over.835")
+    assert r.outcome == "quarantined" and "payments.line_not_above_charge" in r.rules
+
+
+def test_read_models_catch_up_over_the_whole_month(app, app_env, imp, clean_db):
+    """The projections run over every event of the month (corrections, reversal, crossover,
+    PLB, void settlement) without failing; the payer balances they show are never negative."""
+    from ledger.projections.runner import ProjectionRunner
+
+    run_month(app, imp)
+    for name in ("c2_corrections.837p", "r2_reversal_correction.835",
+                 "r3_secondary_crossover.835", "r4_plb_recoupment_interest.835"):
+        assert imp.import_path(HERE / name).outcome in ("imported", "posted"), name
+    with ProjectionRunner(app_env) as runner:
+        runner.catch_up()
+    with psycopg.connect(clean_db) as conn:
+        lag = conn.execute("SELECT max(notification_id) FROM ledger_events").fetchone()[0]
+        claims = dict(conn.execute("SELECT claim_number, status FROM current_claims").fetchall())
+        balances = conn.execute("SELECT payer_id, outstanding FROM payer_balances").fetchall()
+    assert lag
+    assert claims["ENC7001"] == "replaced" and claims["ENC7001~r2"] == "paid"
+    assert claims["ENC7002"] == "voided" and claims["ENC7004~secondary"] == "paid"
+    assert all(b >= 0 for _, b in balances), balances
