@@ -146,6 +146,7 @@ class Adjudication:
     remittance_key: str
     adjustments: list[Adjustment]
     reversed: bool = False
+    lines: list[LineResult] = field(default_factory=list)  # the SVC results posted with it
 
 
 @dataclass(slots=True)
