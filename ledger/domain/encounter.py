@@ -366,7 +366,7 @@ class Encounter(Aggregate):
             line.adjustments.extend(self.result.adjustments)
             line.remarks.extend(self.result.remarks)
             latest = claim.adjudications[-1]
-            latest.lines.append(self.result)
+            latest.lines.append(self.result)  # per claim line money: ledger.domain.figures
             for adj in self.result.adjustments:
                 latest.adjustments.append(Adjustment(adj.group, adj.reason, adj.amount,
                                                      adj.quantity, self.result.line_no))
