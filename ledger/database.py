@@ -47,3 +47,21 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
         env["CIPHER_KEY"] = settings.cipher_key
         env["CIPHER_OLD_KEYS"] = settings.cipher_old_keys
     return env
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached (or did not answer in time): nothing was written.
+    The API answers 503 with Retry-After."""
+
+    retry_after = 1
+
+
+class CommitOutcomeUnknown(DatabaseUnavailable):
+    """The connection dropped while a save was being committed and the database could not
+    be asked since whether it committed. A client that sent an Idempotency-Key retries with
+    the same key and gets the original response or a fresh, single, execution."""
+
+
+class CommitNotMade(DatabaseUnavailable):
+    """The connection dropped during a save, and the save is now known (fenced) never to
+    commit: the command may be re-run."""

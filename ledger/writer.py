@@ -14,7 +14,11 @@ by an order of magnitude. One writer thread per process takes commands from a qu
   transaction; each caller gets its result only after that commit;
 * if the transaction fails (a version conflict: another process wrote one of the encounters),
   nothing of it was committed: every command of the batch is re-run on its own, against a
-  fresh load, so one conflicting command fails alone and its batch-mates still commit.
+  fresh load, so one conflicting command fails alone and its batch-mates still commit;
+* if the connection drops during the save, the batch is re-run only when the save is known
+  (fenced by its commit token, see ledger/recorder.py) never to commit; when it did commit,
+  its callers get their results; when the database cannot be asked, they get
+  ``CommitOutcomeUnknown`` (503) and nothing is re-run.
 
 The writer keeps the encounters it saved in memory (per process). A copy made stale by
 another process is detected by the store's (encounter, version) uniqueness at save time and
@@ -34,9 +38,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
+from ledger.database import CommitNotMade, DatabaseUnavailable
 from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
+from ledger.idempotency import ClaimLost
 
 if TYPE_CHECKING:
     from ledger.application import CommandResult, CommitWrite, LedgerApplication
@@ -125,7 +131,11 @@ class GroupCommitWriter:
             try:
                 self._commit(batch)
             except BaseException as exc:  # noqa: BLE001 - never let the writer die
-                log.exception("writer batch failed unexpectedly")
+                self._cache.clear()  # a copy may hold events that were never saved
+                if isinstance(exc, OperationalError | InterfaceError):
+                    exc = DatabaseUnavailable("the database is not reachable")
+                else:
+                    log.exception("writer batch failed unexpectedly")
                 for j in batch:
                     if not j.future.done():
                         j.future.set_exception(exc)
@@ -218,9 +228,28 @@ class GroupCommitWriter:
         try:
             recordings = self.app.save(*touched.values(), side_writes=hooks) if hooks \
                 else self.app.save(*touched.values())
-        except IntegrityError:
+        except CommitNotMade as exc:
             for enc_id in touched:
                 self._cache.pop(enc_id, None)
+            if fresh:  # already a re-run: give up cleanly (nothing was written)
+                for job, *_ in done:
+                    job.future.set_exception(exc)
+                return
+            for job, *_ in done:
+                self._retry_alone(job)
+            return
+        except DatabaseUnavailable as exc:  # includes CommitOutcomeUnknown: never re-run
+            for enc_id in touched:
+                self._cache.pop(enc_id, None)
+            for job, *_ in done:
+                job.future.set_exception(exc)
+            return
+        except (IntegrityError, ClaimLost) as exc:
+            for enc_id in touched:
+                self._cache.pop(enc_id, None)
+            if isinstance(exc, ClaimLost) and len(done) == 1:
+                done[0][0].future.set_exception(exc)
+                return
             if len(done) == 1 and fresh:
                 job = done[0][0]
                 job.future.set_exception(ConcurrencyConflict(
@@ -247,7 +276,14 @@ class GroupCommitWriter:
         attempts = 1 if job.expected_version is not None else 3
         for attempt in range(attempts):
             single = Job(job.encounter_id, job.fn, job.expected_version, job.write_with)
-            self._commit([single], fresh=True)
+            try:
+                self._commit([single], fresh=True)
+            except BaseException as failure:  # noqa: BLE001 - the caller gets it
+                self._cache.pop(job.encounter_id, None) if job.encounter_id else None
+                if isinstance(failure, OperationalError | InterfaceError):
+                    failure = DatabaseUnavailable("the database is not reachable")
+                if not single.future.done():
+                    single.future.set_exception(failure)
             exc = single.future.exception()
             if exc is None:
                 job.future.set_result(single.future.result())
