@@ -178,9 +178,11 @@ class IdempotencyStore:
             return cur.rowcount
 
 
-def new_pool(url: str, max_size: int = 10) -> ConnectionPool:
-    pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True,
-                          kwargs={"autocommit": True})
+def new_pool(url: str, max_size: int = 10, timeout: float = 30.0) -> ConnectionPool:
+    """A psycopg pool (autocommit) whose connections are checked before use: after the
+    server restarts, a dead connection is replaced instead of failing a request."""
+    pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=timeout,
+                          kwargs={"autocommit": True}, check=ConnectionPool.check_connection)
     return pool
 
 

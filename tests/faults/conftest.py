@@ -6,8 +6,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.api.conftest import provision  # noqa: F401  (re-exported for the fault tests)
+from tests.api.conftest import provision
 from tests.faults.pgproxy import PgProxy
+from tests.faults.private_pg import PrivatePostgres
 
 
 @pytest.fixture
@@ -23,3 +24,22 @@ def pgproxy(clean_db: str, tmp_path: Path) -> Iterator[PgProxy]:
 
 def proxied_url(proxy: PgProxy, clean_db: str) -> str:
     return proxy.url(urlparse(clean_db).path.lstrip("/"))
+
+
+@pytest.fixture(scope="module")
+def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
+    """A PostgreSQL of the module's own, which its tests may stop, kill and freeze."""
+    pg = PrivatePostgres(tmp_path_factory.mktemp("pg"))
+    yield pg
+    pg.close()
+
+
+@pytest.fixture
+def private_db(private_pg: PrivatePostgres) -> str:
+    """A fresh, migrated database with the test users, on the private server."""
+    from ledger.migrate import migrate
+
+    url = private_pg.create_database("faults")
+    migrate(url)
+    provision(url)
+    return url
