@@ -10,7 +10,16 @@ from datetime import timedelta
 import psycopg
 from fastapi import Depends, FastAPI
 
-from api import access_log, errors, openapi, outage, routes_audit, routes_codes, routes_x12
+from api import (
+    access_log,
+    errors,
+    openapi,
+    outage,
+    parameters,
+    routes_audit,
+    routes_codes,
+    routes_x12,
+)
 from api.deps import authorize
 from api.responses import OrjsonResponse
 from api.routes import admin, commands, queries, replay
@@ -135,5 +144,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               headers={} if body["ready"] else
                               {"Retry-After": errors.RETRY_AFTER})
 
+    app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
     app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
     return app

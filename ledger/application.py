@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
@@ -186,6 +186,7 @@ class LedgerApplication(Application[UUID]):
     # ------------------------------------------------------------------ write side
     def open_encounter(self, *, actor: Actor, write_with: CommitWrite | None = None,
                        **details: Any) -> CommandResult:
+        details.setdefault("today", date.today())  # the clock is read here, not in the domain
         if self.writer is not None:
             def create(_: None) -> tuple[Encounter, UUID]:
                 enc = Encounter.open(actor=actor, **details)
@@ -230,6 +231,7 @@ class LedgerApplication(Application[UUID]):
     async def open_encounter_async(self, *, actor: Actor,
                                    write_with: CommitWrite | None = None,
                                    **details: Any) -> CommandResult:
+        details.setdefault("today", date.today())
         if self.writer is None:
             from starlette.concurrency import run_in_threadpool
 

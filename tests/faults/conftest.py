@@ -43,3 +43,16 @@ def private_db(private_pg: PrivatePostgres) -> str:
     migrate(url)
     provision(url)
     return url
+
+
+@pytest.fixture
+def client(clean_db: str) -> Iterator[object]:
+    """The API in-process (TestClient), projections running in it, on the test database."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from ledger.config import Settings
+
+    provision(clean_db)
+    with TestClient(create_app(Settings(database_url=clean_db, cache_size=0))) as c:
+        yield c
