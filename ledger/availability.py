@@ -3,8 +3,10 @@ change of state (not a traceback per request), every request is answered 503 at 
 it lasts, and everything resumes as soon as the database answers again.
 
 A ping (``SELECT 1`` on the monitor's own connection) runs every ``interval`` seconds in a
-helper thread; if it fails, or has not answered after ``timeout`` seconds (a frozen server
-answers nothing, and no server-side timeout can fire), the database is *unavailable*. The
+helper thread; if it fails (refused, reset: at once), or has not answered after ``timeout``
+seconds (a frozen server answers nothing, and no server-side timeout can fire; the timeout
+is long enough that a merely busy machine is not taken for an outage), the database is
+*unavailable*. The
 first ping that succeeds makes it *available* again, and the recovery callbacks run (release
 idempotency keys whose release failed, wake the projection runner).
 """
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class DatabaseMonitor:
-    def __init__(self, url: str, *, interval: float = 0.25, timeout: float = 0.75) -> None:
+    def __init__(self, url: str, *, interval: float = 0.25, timeout: float = 1.25) -> None:
         self.url = url
         self.interval = interval
         self.timeout = timeout

@@ -22,8 +22,9 @@ class Settings(BaseSettings):
     lock_timeout: int = Field(5, description="Seconds a writer waits for the event-table lock.")
     connect_timeout: float = Field(2.0, description="Seconds to wait for a new database "
                                    "connection (libpq connect_timeout, at least 2).")
-    pool_timeout: float = Field(1.0, description="Seconds a request waits for a pooled "
-                                "connection before it is answered 503.")
+    pool_timeout: float = Field(5.0, description="Seconds a request waits for a pooled "
+                                "connection before it is answered 503 (an outage is answered "
+                                "503 at once, see /health).")
     statement_timeout: float = Field(30.0, description="Seconds any one SQL statement may run "
                                      "(0: no limit).")
     ready_max_lag: int = Field(10_000, description="/ready answers 503 while a projection is "

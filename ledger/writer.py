@@ -191,6 +191,9 @@ class GroupCommitWriter:
         touched: dict[UUID, Encounter] = {}
         # job, encounter, value, version after it, events it produced
         done: list[tuple[Job, Encounter, Any, int, int]] = []
+        # Refusals are answered only once the batch's outcome is known: a refusal may have
+        # seen a batch-mate's change on the same encounter, which stands only if it commits.
+        refused: list[tuple[Job, BaseException]] = []
         for job in batch:
             try:
                 if job.encounter_id is None:
@@ -217,10 +220,19 @@ class GroupCommitWriter:
                 touched[enc.id] = enc
                 done.append((job, enc, value, enc.version, produced))
             except BaseException as exc:  # noqa: BLE001 - the caller gets its own error
-                job.future.set_exception(exc)
-        # drop jobs whose encounter was discarded after they ran
+                refused.append((job, exc))
+        # jobs whose encounter copy was discarded after they ran: re-run on their own
+        orphans = [d[0] for d in done if touched.get(d[1].id) is not d[1]]
         done = [d for d in done if touched.get(d[1].id) is d[1]]
+
+        def settle_refusals() -> None:
+            for job, exc in refused:
+                job.future.set_exception(exc)
+            for job in orphans:
+                self._retry_alone(job)
+
         if not done:
+            settle_refusals()
             return
         hooks = [commit_hook(enc.id, version, produced, value, job.write_with)
                  for job, enc, value, version, produced in done
@@ -234,31 +246,32 @@ class GroupCommitWriter:
             if fresh:  # already a re-run: give up cleanly (nothing was written)
                 for job, *_ in done:
                     job.future.set_exception(exc)
+                settle_refusals()
                 return
-            for job, *_ in done:
+            for job in [d[0] for d in done] + [r[0] for r in refused] + orphans:
                 self._retry_alone(job)
             return
         except DatabaseUnavailable as exc:  # includes CommitOutcomeUnknown: never re-run
             for enc_id in touched:
                 self._cache.pop(enc_id, None)
-            for job, *_ in done:
+            for job in [d[0] for d in done] + [r[0] for r in refused] + orphans:
                 job.future.set_exception(exc)
             return
         except (IntegrityError, ClaimLost) as exc:
             for enc_id in touched:
                 self._cache.pop(enc_id, None)
-            if isinstance(exc, ClaimLost) and len(done) == 1:
-                done[0][0].future.set_exception(exc)
-                return
-            if len(done) == 1 and fresh:
+            if len(done) == 1 and not refused and not orphans and (
+                    isinstance(exc, ClaimLost) or fresh):
                 job = done[0][0]
-                job.future.set_exception(ConcurrencyConflict(
+                job.future.set_exception(exc if isinstance(exc, ClaimLost) else
+                                         ConcurrencyConflict(
                     "version", "version.conflict",
                     "version: another change was saved to this encounter first; reload it "
                     "and retry"))
                 return
             # isolate: nothing was committed; re-run each command alone on a fresh load
-            for job, *_ in done:
+            # (the refused ones too: what refused them may not have been committed)
+            for job in [d[0] for d in done] + [r[0] for r in refused] + orphans:
                 self._retry_alone(job)
             return
         positions: dict[tuple[UUID, int], int] = {
@@ -271,6 +284,7 @@ class GroupCommitWriter:
         for job, enc, value, version, produced in done:
             position = positions.get((enc.id, version)) if produced else None
             job.future.set_result(CommandResult(enc.id, version, position, value, produced))
+        settle_refusals()
 
     def _retry_alone(self, job: Job) -> None:
         attempts = 1 if job.expected_version is not None else 3
