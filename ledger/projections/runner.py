@@ -33,6 +33,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment
 
+from ledger.projections.aggregates import AggregateReadModel
 from ledger.projections.audit import AuditTrailView
 from ledger.projections.base import (
     APPLICATION_NAME,
@@ -98,6 +99,9 @@ class ProjectionRunner:
             raise KeyError(f"no projection named {', '.join(unknown)} "
                            f"(known: {', '.join(VIEWS)})")
         self.views: dict[str, ReadModel] = {n: VIEWS[n](self.datastore) for n in selected}
+        for view in self.views.values():
+            if isinstance(view, AggregateReadModel):
+                view.mapper = self.reader.mapper  # replays decode as the reader does
         self.page_size = page_size
         self.max_page_size = max(page_size, max_page_size)
         self._limit = page_size  # grows while pages come back full (catching up)
