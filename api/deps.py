@@ -3,7 +3,9 @@ application, the caller, the raw body."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,7 +15,6 @@ from api.permissions import PERMISSIONS, PUBLIC, allowed
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter, Identity
 from ledger.domain.encounter import Encounter
-from ledger.domain.errors import NotFound
 from ledger.domain.model import Actor
 
 bearer = HTTPBearer(auto_error=False, description="an API token: `lgr_<id>.<secret>`")
@@ -77,12 +78,22 @@ async def current_actor(identity: Annotated[Identity, Depends(current_identity)]
     return identity.actor
 
 
-def check_advocate_scope(identity: Identity, enc: Encounter) -> None:
-    """Minimum necessary: an advocate reads only encounters with a dispute assigned to them.
-    Anything else is answered 404, as if it did not exist (no confirmation it does)."""
-    if identity.role == "advocate" and not any(
-            d.advocate_id == identity.user_id for d in enc.disputes.values()):
-        raise NotFound("encounter_id", "encounter.exists", "encounter_id: no such encounter")
+def check_encounter_access(identity: Identity, enc: Encounter) -> None:
+    """Minimum necessary: an advocate reads or works an encounter only through an active
+    grant recorded on it (AccessGranted, not revoked, not expired). Anything else is answered
+    exactly like an encounter that does not exist (no confirmation it does)."""
+    enc.require_access(identity.actor, datetime.now(UTC))
+
+
+async def require_encounter_access(ledger: LedgerApplication, identity: Identity,
+                                   encounter_id: UUID) -> None:
+    """For writes: refuse an advocate without a grant before anything else is looked at
+    (If-Match, the body's rules), so a write answers the same 404 for "does not exist" and
+    "exists but not yours". Other roles pass at no cost."""
+    if identity.role != "advocate":
+        return
+    enc = await run_in_threadpool(ledger.get_encounter, encounter_id)
+    check_encounter_access(identity, enc)
 
 
 LedgerDep = Annotated[LedgerApplication, Depends(get_ledger)]

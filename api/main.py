@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI
 from api import access_log, errors, openapi, routes_audit, routes_codes, routes_x12
 from api.deps import authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, queries, replay
+from api.routes import admin, commands, disputes, queries, replay
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.config import Settings, get_settings
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     access_log.install(app)
     openapi.install(app)
     app.include_router(commands.router)
+    app.include_router(disputes.router)
     app.include_router(replay.router)
     app.include_router(queries.router)
     app.include_router(admin.router)

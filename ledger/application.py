@@ -56,6 +56,8 @@ COMMANDS: dict[str, bool] = {
     "open_dispute": False,
     "add_dispute_note": False,
     "resolve_dispute": False,
+    "grant_access": False,
+    "revoke_access": False,
 }
 
 

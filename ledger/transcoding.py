@@ -35,6 +35,7 @@ DATACLASSES: dict[str, type] = {
     "claim": model.Claim,
     "dispute": model.Dispute,
     "actor": model.Actor,
+    "access_grant": model.AccessGrant,
 }
 _NAMES = {cls: name for name, cls in DATACLASSES.items()}
 _FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in DATACLASSES.values()}
