@@ -11,9 +11,10 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from api.client_address import client_address
 from api.permissions import PERMISSIONS, PUBLIC, allowed
 from ledger.application import LedgerApplication
-from ledger.auth import AuthStore, FailureLimiter, Identity
+from ledger.auth import AuthStore, FailureLimiter, Identity, token_parts
 from ledger.domain.encounter import Encounter
 from ledger.domain.model import Actor
 
@@ -28,7 +29,8 @@ async def authorize(
 
     401: no token, or an invalid/revoked one. 403: a valid token whose role may not call the
     route (or a route with no declared permission: default deny). 429: too many failed
-    authentications from this address.
+    authentications from this address (from trusted proxies' headers only) or with this
+    token id.
     """
     route = request.scope.get("route")
     template = getattr(route, "path", request.url.path)
@@ -37,19 +39,23 @@ async def authorize(
         return None
     store: AuthStore = request.app.state.auth
     limiter: FailureLimiter = request.app.state.auth_failures
-    client = request.client.host if request.client else "unknown"
-    if limiter.blocked(client):
+    client = client_address(request)
+    parts = token_parts(credentials.credentials) if credentials else None
+    if limiter.blocked(client) or (parts is not None and limiter.token_blocked(*parts)):
         raise HTTPException(429, "too many failed authentications; retry later",
                             headers={"Retry-After": str(int(limiter.window))})
     identity = None
     if credentials:
         # a recently verified token is answered from memory; otherwise argon2 + a database
         # read, in a worker thread
-        identity = store.cached(credentials.credentials) or await run_in_threadpool(
-            store.authenticate, credentials.credentials)
+        identity = store.cached(credentials.credentials)
+        if identity is None:
+            identity = await run_in_threadpool(store.authenticate, credentials.credentials)
+            if identity is not None and parts is not None:
+                limiter.succeeded(*parts)
     if identity is None:
         if credentials:  # a wrong token counts toward the limit; a missing one does not
-            limiter.failed(client)
+            limiter.failed(client, parts[0] if parts else None)
         raise HTTPException(401, "a valid bearer token is required",
                             headers={"WWW-Authenticate": 'Bearer realm="ledger"'})
     request.state.identity = identity

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.error_log import log_unexpected
 from api.responses import ProblemResponse
 from ledger.domain.errors import (
     ConcurrencyConflict,
@@ -90,8 +91,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> ProblemResponse:
-        log.error("unexpected error on %s %s: %s", request.method, request.url.path,
-                  type(exc).__name__, exc_info=exc)
+        rid = log_unexpected(request, exc)  # route template + request id only: no PHI
         body = problem(500, "Internal error", "the ledger could not complete the request",
-                       instance=request.url.path)
+                       instance=request.url.path, request_id=rid)
         return ProblemResponse(body, status_code=500)

@@ -10,7 +10,8 @@ from datetime import timedelta
 import psycopg
 from fastapi import Depends, FastAPI
 
-from api import access_log, errors, openapi, routes_audit, routes_codes, routes_x12
+from api import access_log, error_log, errors, openapi, routes_audit, routes_codes, routes_x12
+from api.client_address import parse_trusted
 from api.deps import authorize
 from api.responses import OrjsonResponse
 from api.routes import admin, commands, disputes, queries, replay
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = new_pool(url, max_size=settings.pool_size + settings.max_overflow)
         app.state.auth = AuthStore(app.state.pool, cache_seconds=settings.token_cache_seconds)
         app.state.auth_failures = FailureLimiter(settings.auth_failure_limit, 60.0)
+        app.state.trusted_proxies = parse_trusted(settings.trusted_proxies)
         app.state.idempotency = IdempotencyStore(
             app.state.pool, retention=timedelta(hours=settings.idempotency_retention_hours))
         app.state.projection_waiter = ProjectionWaiter(url)
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(authorize)],
     )
     errors.install(app)
+    error_log.install(app)  # innermost: a 500 is answered here, logged without PHI
     access_log.install(app)
     openapi.install(app)
     app.include_router(commands.router)

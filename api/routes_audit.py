@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from api.client_address import client_address
 from api.deps import ActorDep
 from api.errors import problem
 from api.responses import OrjsonResponse, ProblemResponse
@@ -143,7 +144,7 @@ class AccessLogMiddleware:
             await run_in_threadpool(
                 record_access, _target(request), actor=actor_id[:200], actor_role=role,
                 resource_type=kind, resource_id=resource_id, encounter_id=encounter_id,
-                route=route, client=request.client.host if request.client else None,
+                route=route, client=client_address(request),
                 outcome=outcome_for(status), status=status,
                 request_id=request.headers.get("x-request-id"))
         except Exception as exc:  # noqa: BLE001 - any failure to record refuses the read

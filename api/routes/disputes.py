@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
+from api.client_address import client_address
 from api.commands import etag, run_command
 from api.deps import IdentityDep, LedgerDep, RawBody, require_encounter_access
 from api.responses import OrjsonResponse
@@ -98,7 +99,7 @@ def _side_write(write: Any, request: Request, encounter_id: UUID, role: str,
                 then: Any) -> Any:
     """The grant table row and access-log record, in the transaction of the event, then the
     idempotency record (if any)."""
-    client = request.client.host if request.client else None
+    client = client_address(request)
     request_id = request.headers.get("x-request-id")
 
     def side(curs: Any, result: Any) -> None:
