@@ -18,7 +18,7 @@ from api.routes import admin, commands, disputes, queries, replay
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.config import Settings, get_settings
-from ledger.database import database_url, eventsourcing_env
+from ledger.database import app_url, database_url, eventsourcing_env
 from ledger.idempotency import IdempotencyStore, new_pool
 from ledger.projections.runner import start_in_process
 from ledger.projections.waiting import ProjectionWaiter
@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             group_commit_max_batch=settings.group_commit_max_batch,
             group_commit_writers=settings.group_commit_writers,
         )
-        app.state.pool = new_pool(url, max_size=settings.pool_size + settings.max_overflow)
+        app.state.pool = new_pool(app_url(url, settings),
+                                  max_size=settings.pool_size + settings.max_overflow)
         app.state.auth = AuthStore(app.state.pool, cache_seconds=settings.token_cache_seconds)
         app.state.auth_failures = FailureLimiter(settings.auth_failure_limit, 60.0)
         app.state.trusted_proxies = parse_trusted(settings.trusted_proxies)

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import argon2
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from ledger.domain.errors import InvalidValue, NotFound, RuleViolation
@@ -66,19 +67,27 @@ class AuthStore:
                                "user_id: 1-80 letters, digits, '.', '_' or '-' (no PHI)")
         if role not in ROLES:
             raise InvalidValue("role", "role.enum", f"role: one of {', '.join(ROLES)}")
-        with self.pool.connection() as conn:
-            cur = conn.execute(
-                "INSERT INTO ledger_users (user_id, role, created_by) VALUES (%s, %s, %s)"
-                " ON CONFLICT (user_id) DO NOTHING", (user_id, role, created_by))
-            if cur.rowcount == 0:
-                raise RuleViolation("user_id", "user.unique", "user_id: already exists")
+        if not self._admin_call("ledger_auth_create_user", user_id, role, created_by):
+            raise RuleViolation("user_id", "user.unique", "user_id: already exists")
 
-    def set_disabled(self, user_id: str, disabled: bool) -> None:
+    def _admin_call(self, function: str, *args: object) -> bool:
+        """Users and tokens change only through the SECURITY DEFINER functions of migration
+        0091 (the app role may not write the tables); each records the acting user (its
+        last argument) in ledger_auth_log, and refuses one that is not an enabled admin
+        unless this session is the tables' owner (the shell)."""
+        placeholders = ", ".join(["%s"] * len(args))
         with self.pool.connection() as conn:
-            cur = conn.execute("UPDATE ledger_users SET disabled = %s WHERE user_id = %s",
-                               (disabled, user_id))
-            if cur.rowcount == 0:
-                raise NotFound("user_id", "user.exists", "user_id: no such user")
+            try:
+                row = conn.execute(f"SELECT {function}({placeholders})", args).fetchone()
+            except psycopg.errors.InsufficientPrivilege:
+                raise RuleViolation("actor", "admin.required",
+                                    "actor: user administration needs an enabled admin"
+                                    ) from None
+        return bool(row and row[0])
+
+    def set_disabled(self, user_id: str, disabled: bool, actor: str = "cli") -> None:
+        if not self._admin_call("ledger_auth_set_disabled", user_id, disabled, actor):
+            raise NotFound("user_id", "user.exists", "user_id: no such user")
         self._forget_user(user_id)
 
     def list_users(self) -> list[dict[str, object]]:
@@ -93,7 +102,7 @@ class AuthStore:
 
     # ------------------------------------------------------------------ tokens
     def create_token(self, user_id: str, label: str = "", *, token_id: str | None = None,
-                     secret: str | None = None) -> str:
+                     secret: str | None = None, actor: str = "cli") -> str:
         """Create a token for ``user_id``; returns it (the only time the secret is shown).
         ``token_id``/``secret`` may be given (tests, provisioning); otherwise random."""
         token_id = token_id or secrets.token_hex(6)
@@ -101,22 +110,14 @@ class AuthStore:
         token = f"lgr_{token_id}.{secret}"
         if not TOKEN_RE.match(token):
             raise InvalidValue("token", "token.format", "token: bad token id or secret")
-        with self.pool.connection() as conn:
-            user = conn.execute("SELECT disabled FROM ledger_users WHERE user_id = %s",
-                                (user_id,)).fetchone()
-            if user is None:
-                raise NotFound("user_id", "user.exists", "user_id: no such user")
-            conn.execute("INSERT INTO ledger_tokens (token_id, user_id, secret_hash, label)"
-                         " VALUES (%s, %s, %s, %s)",
-                         (token_id, user_id, HASHER.hash(secret), label[:80]))
+        if not self._admin_call("ledger_auth_create_token", token_id, user_id,
+                                HASHER.hash(secret), label[:80], actor):
+            raise NotFound("user_id", "user.exists", "user_id: no such user")
         return token
 
-    def revoke_token(self, token_id: str) -> None:
-        with self.pool.connection() as conn:
-            cur = conn.execute("UPDATE ledger_tokens SET revoked_at = now()"
-                               " WHERE token_id = %s AND revoked_at IS NULL", (token_id,))
-            if cur.rowcount == 0:
-                raise NotFound("token_id", "token.exists", "token_id: no active token")
+    def revoke_token(self, token_id: str, actor: str = "cli") -> None:
+        if not self._admin_call("ledger_auth_revoke_token", token_id, actor):
+            raise NotFound("token_id", "token.exists", "token_id: no active token")
         with self._lock:
             self._verified.pop(token_id, None)
 
