@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.trusted_proxies = parse_trusted(settings.trusted_proxies)
         app.state.idempotency = IdempotencyStore(
             app.state.pool, retention=timedelta(hours=settings.idempotency_retention_hours))
+        app.state.sealer = app.state.ledger.sealer  # a signed checkpoint per committed batch
         app.state.projection_waiter = ProjectionWaiter(url)
         app.state.projection_runner = None
         if settings.projections_in_process:

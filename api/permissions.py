@@ -71,6 +71,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # audit controls
     ("GET", "/audit/verify"): frozenset({AUDITOR}),
     ("GET", "/audit/access"): frozenset({AUDITOR}),
+    ("GET", "/audit/sealing"): frozenset({AUDITOR, ADMIN}),
     # administration of users and tokens (no claim data)
     ("GET", "/admin/users"): frozenset({ADMIN}),
     ("POST", "/admin/users"): frozenset({ADMIN}),

@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Transcoder
 
+from ledger.audit.sealing import install_from_settings
 from ledger.codes.edits import edit_tables_from_settings
 from ledger.codes.icd10cm import default_code_set
 from ledger.domain.codeset import DiagnosisCodeSet
@@ -116,11 +117,15 @@ class LedgerApplication(Application[UUID]):
         elif group_commit:
             self.writer = GroupCommitWriter(self, window=group_commit_window,
                                             max_batch=group_commit_max_batch)
+        # issue 14: a signed checkpoint over every batch this application commits
+        self.sealer = install_from_settings(self)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
         super().close()
+        if self.sealer is not None:
+            self.sealer.close()  # the newest checkpoint copied out before we go
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()

@@ -18,6 +18,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from ledger.audit.chain import ChainedRecorderMixin
+from ledger.audit.sealing import SealingRecorderMixin
 
 SideWrite = Callable[[Any, Sequence[StoredEvent], Sequence[int]], None]
 
@@ -44,8 +45,9 @@ class LargeSavesWithoutPipeline(PostgresApplicationRecorder):
                 return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
 
-class LedgerRecorder(ChainedRecorderMixin, LargeSavesWithoutPipeline):
+class LedgerRecorder(SealingRecorderMixin, ChainedRecorderMixin, LargeSavesWithoutPipeline):
     # ChainedRecorderMixin: each event's chain_hash, in the insert's transaction (issue 8).
+    # SealingRecorderMixin: a signed checkpoint over each batch, in its transaction (issue 14).
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -53,4 +55,5 @@ class LedgerRecorder(ChainedRecorderMixin, LargeSavesWithoutPipeline):
         hooks: Sequence[SideWrite] = kwargs.get("side_writes") or ()
         for hook in hooks:
             hook(curs, stored_events, ids or [])
+        self._seal_batch(curs)
         return ids

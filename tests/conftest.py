@@ -93,3 +93,22 @@ def app(app_env: dict[str, str]) -> Iterator[object]:
     application = LedgerApplication(env=app_env)
     yield application
     application.close()
+
+
+@pytest.fixture(scope="session")
+def _checkpoint_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("keys") / "checkpoint-ed25519.pem"
+
+
+@pytest.fixture(autouse=True)
+def _audit_files_per_test(tmp_path: Path, _checkpoint_key_file: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Checkpoint exports (one directory per log, and a test database is reused after its
+    tables are emptied) and the signing key live under the test's tmp_path, not .ledger."""
+    from ledger.audit.settings import get_audit_settings
+
+    monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(_checkpoint_key_file))
+    get_audit_settings.cache_clear()
+    yield
+    get_audit_settings.cache_clear()
