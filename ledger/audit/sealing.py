@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.audit.checkpoints import (
@@ -72,8 +73,9 @@ _CHECKPOINT = (
 def log_id(conn: psycopg.Connection[Any]) -> str:
     """This log's identity: the server's system identifier and the database name (several
     databases of one data directory are several logs)."""
-    sysid, dbname = conn.execute(
-        "SELECT system_identifier, current_database() FROM pg_control_system()").fetchone()
+    with conn.cursor(row_factory=tuple_row) as cur:  # whatever the connection's factory
+        sysid, dbname = cur.execute(
+            "SELECT system_identifier, current_database() FROM pg_control_system()").fetchone()
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in dbname)
     return f"{sysid}-{safe}"
 
