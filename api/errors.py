@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.error_log import log_unexpected
 from api.responses import ProblemResponse
 from ledger.database import CommitOutcomeUnknown, DatabaseUnavailable
 from ledger.domain.errors import (
@@ -143,8 +144,7 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> ProblemResponse:
         if is_unavailable(exc):
             return await database_unavailable(request, exc)
-        log.error("unexpected error on %s %s: %s", request.method, request.url.path,
-                  type(exc).__name__, exc_info=exc)
+        rid = log_unexpected(request, exc)  # route template + request id only: no PHI
         body = problem(500, "Internal error", "the ledger could not complete the request",
-                       instance=request.url.path)
+                       instance=request.url.path, request_id=rid)
         return ProblemResponse(body, status_code=500)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from api.client_address import client_address
 from api.deps import ActorDep
 from api.errors import problem
 from api.responses import OrjsonResponse, ProblemResponse
@@ -56,12 +57,38 @@ def audit_verify(request: Request, actor: ActorDep,
     if actor.role not in AUDIT_ROLES:
         return _forbidden(request)
     from ledger.audit.checkpoints import trusted_public_key
+    from ledger.audit.sealing import log_export_dir
     from ledger.audit.settings import get_audit_settings
     from ledger.audit.verify import verify
 
-    report = verify(_url(request), encounter=encounter_id, public_key=trusted_public_key(),
-                    export_dir=get_audit_settings().export_dir, snapshots=snapshots)
+    settings = get_audit_settings()
+    url = _url(request)
+    report = verify(url, encounter=encounter_id, public_key=trusted_public_key(),
+                    export_dir=log_export_dir(settings.export_dir, url), snapshots=snapshots,
+                    require_sealed=settings.seal_per_batch)
     return OrjsonResponse(report.as_dict())
+
+
+@router.get("/sealing", summary="Sealing: what is not yet signed or copied outside the database")
+def audit_sealing(request: Request, actor: ActorDep) -> Response:
+    """The unsealed backlog (events after the latest checkpoint), what this process sealed and
+    exported, and failures; the same fields ``ledger.audit.sealing.sealing_status`` gives
+    ``/ready`` and metrics."""
+    if actor.role not in AUDIT_ROLES:
+        return _forbidden(request)
+    from ledger.audit.sealing import sealing_status
+
+    pool = getattr(request.app.state, "pool", None)
+    sealer = getattr(request.app.state, "sealer", None)
+    if pool is None:
+        return OrjsonResponse(sealing_status(sealer))
+    try:
+        with pool.connection(timeout=2) as conn:
+            return OrjsonResponse(sealing_status(sealer, conn))
+    except Exception as exc:  # noqa: BLE001 - the database is down: report what we know
+        status = sealing_status(sealer)
+        status["database"] = f"unavailable ({type(exc).__name__})"
+        return OrjsonResponse(status)
 
 
 @router.get("/access", summary="The read-access log (newest first)")
@@ -143,7 +170,7 @@ class AccessLogMiddleware:
             await run_in_threadpool(
                 record_access, _target(request), actor=actor_id[:200], actor_role=role,
                 resource_type=kind, resource_id=resource_id, encounter_id=encounter_id,
-                route=route, client=request.client.host if request.client else None,
+                route=route, client=client_address(request),
                 outcome=outcome_for(status), status=status,
                 request_id=request.headers.get("x-request-id"))
         except Exception as exc:  # noqa: BLE001 - any failure to record refuses the read

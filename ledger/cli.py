@@ -124,7 +124,11 @@ def serve(
     start_in_process(url)
     try:
         uvicorn.run("api.main:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level=settings.log_level.lower(), access_log=False)
+                    workers=workers, log_level=settings.log_level.lower(), access_log=False,
+                    # the client address is resolved by api.client_address from
+                    # LEDGER_TRUSTED_PROXIES only; uvicorn's own handling would trust any
+                    # loopback proxy's X-Forwarded-For
+                    proxy_headers=False, forwarded_allow_ips="")
     finally:
         if projections is not None:
             projections.terminate()

@@ -51,7 +51,10 @@ class Settings(BaseSettings):
     token_cache_seconds: float = Field(30.0, description="How long a process trusts a token it "
                                        "verified (revocations take effect within this).")
     auth_failure_limit: int = Field(20, description="Failed authentications per client "
-                                    "address per minute before 429.")
+                                    "address, and per token id, per minute before 429.")
+    trusted_proxies: str = Field("", description="Comma-separated addresses or networks of "
+                                 "reverse proxies whose Forwarded / X-Forwarded-For headers "
+                                 "name the client (empty: those headers are ignored).")
     cipher_key: str | None = Field(None, description="base64 of 32 bytes: encrypt event state "
                                    "at rest (AES-GCM). Create one with `ledger keys new`.")
     cipher_old_keys: str = Field("", description="Comma-separated previous cipher keys, for "

@@ -49,10 +49,15 @@ def discover(directory: Path | None = None) -> list[Migration]:
     return [Migration(p.stem, p) for p in files]
 
 
+NO_TIMEOUTS = "-c statement_timeout=0 -c lock_timeout=0"
+
+
 def migrate(url: str, directory: Path | None = None) -> list[str]:
     """Apply every pending migration; return the versions applied (empty when up to date)."""
     applied_now: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    # a migration may wait for locks and run long: the service's statement/lock timeouts
+    # (PGOPTIONS, set by ledger.database.configure_client) do not apply to it
+    with psycopg.connect(url, autocommit=True, options=NO_TIMEOUTS) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             conn.execute(

@@ -15,6 +15,8 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import pytest
 
+from ledger.migrate import NO_TIMEOUTS
+
 ROOT = Path(__file__).resolve().parent.parent
 # The public X12 fixtures: ../shared/fixtures where the workplace provides it (CI does), else
 # the verbatim copy kept in tests/fixtures/shared (licences beside the files, PROVENANCE.md).
@@ -36,19 +38,33 @@ def _with_db(url: str, dbname: str) -> str:
     return urlunparse(parts._replace(path="/" + dbname))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _client_environment() -> Iterator[None]:
+    """Starting the API sets process-wide libpq options (PGOPTIONS with its statement/lock
+    timeouts, PGCONNECT_TIMEOUT): restore them after each module (servers are module-scoped
+    at most) so no later module inherits another's timeouts."""
+    saved = {k: os.environ.get(k) for k in ("PGOPTIONS", "PGCONNECT_TIMEOUT")}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test session; dropped afterwards."""
     server = _server_url()
     name = f"ledger_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(server, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True, options=NO_TIMEOUTS) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = _with_db(server, name)
     from ledger.migrate import migrate
 
     migrate(url)
     yield url
-    with psycopg.connect(server, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True, options=NO_TIMEOUTS) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -93,3 +109,22 @@ def app(app_env: dict[str, str]) -> Iterator[object]:
     application = LedgerApplication(env=app_env)
     yield application
     application.close()
+
+
+@pytest.fixture(scope="session")
+def _checkpoint_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("keys") / "checkpoint-ed25519.pem"
+
+
+@pytest.fixture(autouse=True)
+def _audit_files_per_test(tmp_path: Path, _checkpoint_key_file: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Checkpoint exports (one directory per log, and a test database is reused after its
+    tables are emptied) and the signing key live under the test's tmp_path, not .ledger."""
+    from ledger.audit.settings import get_audit_settings
+
+    monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(_checkpoint_key_file))
+    get_audit_settings.cache_clear()
+    yield
+    get_audit_settings.cache_clear()
