@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ledger.auth import ROLES, AuthStore
+from ledger.console import make_console
 
 users_app = typer.Typer(help="Users (staff or systems; one role each).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (bearer; hashed at rest).", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys for event state at rest.", no_args_is_help=True)
-console = Console(soft_wrap=True)
+console = make_console()
 
 
 def _store() -> AuthStore:

@@ -13,14 +13,14 @@ import time
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from ledger.console import make_console
 from ledger.projections import PROJECTION_NAMES
 
 app = typer.Typer(help="Read models (claims, balances, queue, audit trail, trends): run, "
                        "status, rebuild, verify.", no_args_is_help=True)
-console = Console()
+console = make_console()
 
 
 def _url() -> str:
