@@ -110,4 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          "log_position": position},
         })
 
+    from api import observability  # issue 17: GET /metrics
+
+    observability.install(app)
     return app

