@@ -192,9 +192,10 @@ def serve(
         import tempfile
 
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ledger-metrics-")
-    if workers > 1:
+    if workers > 1 and settings.projections_in_process:
         # Several API processes: none runs the projections; one worker process of its own
-        # does (`ledger projections run`), so each event is projected by one runner.
+        # does (`ledger projections run`), so each event is projected by one runner. With
+        # LEDGER_PROJECTIONS_IN_PROCESS=0 they run elsewhere (compose: their own service).
         import subprocess
 
         os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = "0"
@@ -212,6 +213,8 @@ def serve(
                     log_config=uvicorn_log_config(settings.log_level, settings.log_format))
     finally:
         if projections is not None:
+            import subprocess
+
             projections.terminate()
             try:
                 projections.wait(timeout=15)
