@@ -1,4 +1,6 @@
-"""``GET /metrics``: Prometheus exposition of ``ledger.metrics`` (no token: counts and route
+"""The service's own pages: ``GET /metrics`` (and ``/problems/{rule}``, api/problems.py).
+
+``GET /metrics``: Prometheus exposition of ``ledger.metrics`` (no token: counts and route
 templates only; keep the port off the public network or scrape through a proxy)."""
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ from ledger.metrics import DatabaseCollector, render
 
 
 def install(app: FastAPI) -> None:
+    from api import problems
+
+    app.include_router(problems.router)
+
     @app.get("/metrics", tags=["service"], summary="Prometheus metrics",
              response_class=Response, include_in_schema=True,
              responses={200: {"content": {"text/plain": {}},

@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import ActorDep
-from api.errors import problem
+from api.errors import PROBLEM_BASE, problem
 from api.responses import OrjsonResponse, ProblemResponse
 from ledger.audit.access import is_opaque, outcome_for, pseudonym, query_access, record_access
 
@@ -34,7 +34,7 @@ UNAUDITED = ("/health", "/metrics", "/problems/", "/docs", "/redoc", "/openapi.j
 def _forbidden(request: Request) -> Response:
     return ProblemResponse(problem(
         403, "Forbidden", "X-Actor-Role: the audit routes need the auditor or admin role",
-        type_="https://claims-ledger.dev/problems/role.auditor", instance=request.url.path,
+        type_=PROBLEM_BASE + "role.auditor", instance=request.url.path,
         field="X-Actor-Role", rule="role.auditor"), status_code=403)
 
 

@@ -171,14 +171,15 @@ def serve(
 
     run(url)
     if demo or settings.demo:
-        from ledger.demo import load_demo
+        from ledger.demo import demo_users, load_demo, next_steps
 
-        count = load_demo(url)
-        console.print(f"demo: loaded {count} sample encounters")
-        from ledger.demo import demo_users
-
-        for user, token in demo_users(url).items():
+        for line in load_demo(url).describe():
+            console.print(line, markup=False, highlight=False)
+        tokens = demo_users(url)
+        for user, token in tokens.items():
             console.print(f"demo token for {user}: {token}", soft_wrap=True, markup=False)
+        for line in next_steps(f"http://{host}:{port}", tokens):
+            console.print(line, markup=False, highlight=False)
     _hint_first_admin(url)
     console.print(f"[bold green]Claims ledger serving on http://{host}:{port}[/] "
                   f"(docs: http://{host}:{port}/docs, health: http://{host}:{port}/health)")

