@@ -45,6 +45,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", E + "/write-offs"): frozenset({BILLER}),
     ("POST", "/remittances"): frozenset({BILLER}),
     ("POST", "/claims/x12"): frozenset({BILLER}),
+    ("GET", "/exceptions"): frozenset({BILLER, AUDITOR}),
+    ("POST", "/exceptions/{exception_id}/resolve"): frozenset({BILLER}),
     # disputes: advocates open and work them; billing staff answer them
     ("POST", E + "/disputes"): frozenset({ADVOCATE, BILLER}),
     ("POST", E + "/disputes/{dispute_id}/notes"): frozenset({ADVOCATE, BILLER}),

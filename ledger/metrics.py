@@ -177,24 +177,21 @@ class DatabaseCollector(Collector):
         yield g
 
     def _open_items(self, conn: Any) -> Iterator[GaugeMetricFamily]:
-        """Open exceptions: the work queue's denials, rejections and disputes (and an
-        ``exceptions`` table, where a release has one)."""
-        g = GaugeMetricFamily("ledger_exceptions_open", "Open work items by kind (denials, "
-                              "rejections, disputes).", labels=["kind"])
+        """Open exceptions: the X12 exceptions queue (``x12_exceptions``, where the release
+        has it) and the work queue's denials, rejections and disputes."""
+        g = GaugeMetricFamily("ledger_exceptions_open", "Open exceptions by queue (x12: "
+                              "the X12 exceptions queue; work: denials, rejections, disputes) "
+                              "and kind.", labels=["queue", "kind"])
+        if self._exists(conn, "x12_exceptions"):
+            for kind, count in conn.execute(
+                    "SELECT kind, count(*) FROM x12_exceptions WHERE status = 'open' "
+                    "GROUP BY kind ORDER BY kind"):
+                g.add_metric(["x12", str(kind)], count)
         if self._exists(conn, "work_queue"):
             for kind, count in conn.execute(
                     "SELECT item_kind, count(*) FROM work_queue WHERE status <> 'resolved' "
                     "GROUP BY item_kind ORDER BY item_kind"):
-                g.add_metric([str(kind)], count)
-        for table in ("ledger_exceptions", "exceptions"):
-            if self._exists(conn, table):
-                columns = {r[0] for r in conn.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
-                    (table,))}
-                where = " WHERE status = 'open'" if "status" in columns else ""
-                g.add_metric([table], conn.execute(
-                    f"SELECT count(*) FROM {table}{where}").fetchone()[0])
-                break
+                g.add_metric(["work", str(kind)], count)
         yield g
 
 

@@ -36,6 +36,7 @@ from uuid import UUID
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from ledger.domain.model import books_adjustment
 from ledger.projections.base import PagedEvent, ReadModel, event_name
 from ledger.projections.rows import (
     ZERO,
@@ -482,12 +483,17 @@ def on_claim_created(enc: Encounter, e: Any, pe: PagedEvent) -> None:
                   bucket=e.bucket, frequency=e.frequency, original_icn=e.original_icn,
                   replaces=e.replaces, line_nos=list(e.line_nos))
     enc.claims[claim.number] = claim
+    if getattr(e, "crossover", False):  # the prior payer forwarded it: already submitted
+        claim.status = "submitted"
+        claim.submissions = 1
+        claim.submitted_on = claim.first_submitted_on = e.timestamp.date()
+        claim.submitted_charge = sum((enc.lines[n].charge for n in e.line_nos
+                                      if not enc.lines[n].removed), ZERO)
     _touch(claim, pe)
     if e.replaces:
         original = enc.claims[e.replaces]
         original.replaced_by = claim.number
-        if e.frequency == "8":
-            original.status = "voided"
+        original.status = "voided" if e.frequency == "8" else "replaced"
         _touch(original, pe)
         _sync_items(enc, original, pe)
 
@@ -564,17 +570,18 @@ def on_claim_adjudicated(enc: Encounter, e: Any, pe: PagedEvent) -> None:
     claim.paid += paid
     claim.patient_responsibility += pr
     claim.remarks.extend(e.remarks)
-    if e.payer_icn:
+    if e.payer_icn and e.reverses_seq is None:
         claim.payer_icn = e.payer_icn
     enc.book(claim.bucket, -paid)
     for adj in e.claim_adjustments:
         value = amount(adj.amount)
         key = (adj.group, adj.reason)
         claim.adjustments[key] = claim.adjustments.get(key, ZERO) + value
-        if adj.group != "PR":
+        if books_adjustment(adj.group, adj.reason, claim.bucket, enc.first_bucket):
             enc.book(claim.bucket, -value)
     if e.reverses_seq is not None:
-        claim.status = "closed" if claim.replaced_by else "submitted"
+        if claim.status not in ("replaced", "voided"):
+            claim.status = "closed" if claim.replaced_by else "submitted"
     else:
         claim.status = CLAIM_STATUS_FOR_CODE.get(e.status_code, "adjudicated")
         if claim.status == "paid" and not paid > 0:
@@ -611,7 +618,7 @@ def on_line_adjudicated(enc: Encounter, e: Any, pe: PagedEvent) -> None:
         claim.adjustments[key] = claim.adjustments.get(key, ZERO) + value
         if adj.group == "PR":
             cl.patient_responsibility += value
-        else:
+        elif books_adjustment(adj.group, adj.reason, claim.bucket, enc.first_bucket):
             enc.book(claim.bucket, -value)
     cl.remarks.extend(r.remarks)
     _touch(claim, pe)
@@ -635,7 +642,15 @@ def on_provider_adjustment(enc: Encounter, e: Any, pe: PagedEvent) -> None:
     claim = enc.claims.get(e.claim_number)
     if claim is not None:
         claim.provider_adjustments += value
+        if getattr(e, "books", False) and claim.status != "voided":
+            enc.book(claim.bucket, value)
         _touch(claim, pe)
+
+
+def on_void_settled(enc: Encounter, e: Any, pe: PagedEvent) -> None:
+    claim = enc.claims[e.claim_number]
+    enc.book(claim.bucket, -amount(e.amount))
+    _touch(claim, pe)
 
 
 def on_denial(enc: Encounter, e: Any, pe: PagedEvent) -> None:
@@ -767,7 +782,7 @@ def _handlers() -> dict[type, Callable[[Encounter, Any, PagedEvent], None]]:
         E.StatementIssued: on_statement, E.PatientPaymentReceived: on_patient_payment,
         E.RefundIssued: on_refund, E.WriteOffPosted: on_write_off,
         E.DisputeOpened: on_dispute_opened, E.DisputeNoteAdded: on_dispute_note,
-        E.DisputeResolved: on_dispute_resolved,
+        E.DisputeResolved: on_dispute_resolved, E.ClaimVoidSettled: on_void_settled,
         # RemittanceReceived, ClaimForwardedToSecondary: no state of their own here (the
         # forwarded amount moves with PatientResponsibilityAssigned.to_bucket).
     }

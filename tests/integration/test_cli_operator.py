@@ -80,11 +80,13 @@ def test_import_json_prints_only_json_on_stdout(clean_db, tmp_path):
     done = subprocess.run([LEDGER, "import", "--json", *files], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1  # the second file is quarantined
-    reports = [json.loads(line) for line in done.stdout.splitlines()]  # nothing but JSON
-    assert len(reports) == 2
-    assert "835.line_balance" in json.dumps(reports[1])
-    # the table went to stderr, whole words even though it is piped (no 80-column cut)
-    assert "quarantined" in done.stderr and "…" not in done.stderr
+    report = json.loads(done.stdout)  # nothing but JSON on stdout
+    assert len(report["files"]) == 2 and report["ok"] is False
+    assert "835.line_balance" in json.dumps(report["files"][1])
+    # without --json the table is printed whole even though it is piped (no 80-column cut)
+    table = subprocess.run([LEDGER, "import", *files], env={**env, "COLUMNS": "80"},
+                           capture_output=True, text=True, timeout=120)
+    assert "quarantined" in table.stdout and "…" not in table.stdout
 
 
 @pytest.mark.postgres
