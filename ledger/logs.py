@@ -12,6 +12,7 @@ without its message or locals: a database error's message can quote a row's valu
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import os
@@ -27,8 +28,14 @@ FIELDS = ("method", "route", "status", "duration_ms", "actor", "projection", "po
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
 
+_PREFIX = os.urandom(4).hex()  # per process: ids from several workers never collide
+_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return os.urandom(8).hex()
+    """16 hex digits: a random per-process prefix and a counter (no system call per
+    request)."""
+    return f"{_PREFIX}{next(_COUNTER) & 0xFFFFFFFF:08x}"
 
 
 def accept_request_id(value: str | None) -> str:
@@ -72,6 +79,15 @@ def formatter(fmt: str) -> logging.Formatter:
     return logging.Formatter(TEXT_FORMAT) if fmt == "text" else JsonFormatter()
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on whatever ``sys.stderr`` is when a record is written (a test runner or a
+    CLI harness may have swapped it since, and closed the old one)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """The root logger: one handler on stderr (or ``stream``) with the chosen format; quiet
     third-party chatter. Idempotent (replaces the handler it installed before)."""
@@ -79,7 +95,7 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
     for handler in list(root.handlers):
         if getattr(handler, "_ledger", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler._ledger = True  # type: ignore[attr-defined]
     handler.setFormatter(formatter(fmt))
     root.addHandler(handler)
