@@ -7,7 +7,7 @@ HASH   := $(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
 RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: run test bench lint install lock clean
+.PHONY: run test test-faults bench lint install lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: $(RUN_STAMP)  ## install, migrate and serve on the embedded PostgreSQL (add
 
 test: $(DEV_STAMP)  ## install and run the whole suite (PostgreSQL tests on the embedded server)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-faults: $(DEV_STAMP)  ## fault tests, then the long kill run (>= 10 API and 10 PostgreSQL kill -9s)
+	$(BIN)/python -m pytest -p no:cacheprovider -q tests/faults
+	$(BIN)/python -m tests.faults.kill_run --long $(ARGS)
 
 bench: $(DEV_STAMP)  ## benchmarks (see bench/README.md)
 	$(BIN)/python -m bench.run_all $(ARGS)

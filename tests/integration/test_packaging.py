@@ -76,6 +76,17 @@ def test_the_wheel_ships_every_migration(wheel):
     assert len(shipped) >= 10
 
 
+def test_the_wheel_ships_every_data_file_of_the_packages(wheel):
+    """Code sets and other data beside the code (not only .py files) are in the wheel."""
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    data = [p.relative_to(ROOT).as_posix() for folder in ("ledger", "api")
+            for p in (ROOT / folder).rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    missing = [name for name in data if name not in names]
+    assert not missing, f"not in the wheel (add to [tool.setuptools.package-data]): {missing}"
+
+
 def test_runtime_requirements_exclude_test_tools_and_cover_every_import(wheel):
     runtime = _runtime(wheel)
     names = {canonicalize_name(r.name) for r in runtime}
