@@ -431,6 +431,10 @@ class EncounterLife:
                 enc.resolve_dispute(did, outcome=rng.choice(("upheld", "rejected")),
                                     actor=self.biller(), reason="reviewed")
                 yield
+                if rng.random() < 0.6:  # the advocate's work is done: access ends
+                    enc.revoke_access(f"G{self.serial}", actor=self.biller(),
+                                      reason="dispute resolved")
+                    yield
 
 
 def run_workload(save: Callable[..., Any], *, encounters: int, seed: int = 1,
