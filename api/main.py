@@ -10,10 +10,10 @@ from datetime import timedelta
 import psycopg
 from fastapi import Depends, FastAPI
 
-from api import access_log, errors, openapi, routes_audit, routes_codes, routes_x12
+from api import access_log, errors, openapi, routes_audit, routes_codes, routes_x12, ui
 from api.deps import authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, queries, replay
+from api.routes import admin, commands, explain, queries, replay
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.config import Settings, get_settings
@@ -80,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
         dependencies=[Depends(authorize)],
+        docs_url=None,  # served by api.ui with vendored assets (no CDN)
+        redoc_url=None,
     )
     errors.install(app)
     access_log.install(app)
@@ -91,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
     app.include_router(routes_codes.router)
     app.include_router(routes_x12.router)
+    app.include_router(explain.router)  # GET /encounters/{id}/explain
+    ui.install(app)  # the workbench under /ui/, / -> /ui/, /docs and /redoc offline
 
     @app.get("/health", tags=["service"], summary="Service and database status")
     def health() -> OrjsonResponse:

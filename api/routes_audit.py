@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/audit", tags=["audit"])
 AUDIT_ROLES = ("auditor", "admin")
 # Reads that are not claim/encounter data and need no access record.
-UNAUDITED = ("/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+UNAUDITED = ("/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect",
+             "/ui/static/")
 
 
 def _forbidden(request: Request) -> Response:

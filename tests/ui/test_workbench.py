@@ -1,0 +1,218 @@
+"""The workbench over HTTP (no browser): sign-in sessions, CSRF, the permission table, the
+advocate's scope, forms running the API's commands, explanations that sum, CSV, offline docs."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+
+from api.ui.gate import PAGES, check_table
+from tests.api.conftest import token_for
+from tests.ui.seed import BILLER, seed
+
+pytestmark = pytest.mark.postgres
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def sign_in(client, actor: str) -> None:
+    client.cookies.clear()
+    form = client.get("/ui/signin")
+    assert form.status_code == 200
+    r = client.post("/ui/signin", data={"token": token_for(actor),
+                                        "csrf_token": csrf_of(form.text)},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+
+
+@pytest.fixture
+def data(client):
+    return seed(client)
+
+
+def test_every_page_uses_a_route_of_the_permission_table():
+    assert check_table() == []
+    assert len(PAGES) > 20
+
+
+def test_root_redirects_and_pages_need_a_session(client):
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code in (302, 307) and r.headers["location"] == "/ui/"
+    r = client.get("/ui/claims?status=paid", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/ui/signin?next=%2Fui%2Fclaims")
+
+
+def test_wrong_token_is_refused_and_sign_out_ends_the_session(client):
+    form = client.get("/ui/signin")
+    r = client.post("/ui/signin", data={"token": "lgr_t-biller-1.wrong-secret-xxxxxxxxxxxx",
+                                        "csrf_token": csrf_of(form.text)})
+    assert r.status_code == 401 and "not valid" in r.text
+    sign_in(client, "biller-1")
+    page = client.get("/ui/")
+    assert page.status_code == 200 and "biller-1" in page.text
+    old = client.cookies.get("ledger_session", path="/ui")
+    assert old
+    r = client.post("/ui/signout", data={"csrf_token": csrf_of(page.text)},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["set-cookie"].startswith("ledger_session=")  # the cookie is cleared
+    client.cookies.set("ledger_session", old, path="/ui")
+    r = client.get("/ui/", follow_redirects=False)
+    assert r.status_code == 303  # the old cookie no longer signs anyone in
+
+
+def test_sign_in_without_csrf_is_refused(client):
+    client.get("/ui/signin")
+    r = client.post("/ui/signin", data={"token": token_for("biller-1")})
+    assert r.status_code == 403
+
+
+def test_forms_without_csrf_are_refused_and_write_nothing(client, data):
+    sign_in(client, "biller-1")
+    url = f"/ui/encounters/{data['s1']}/patient-payments"
+    before = client.get(f"/encounters/{data['s1']}", headers=BILLER).json()["version"]
+    r = client.post(url, data={"amount": "10.00", "method": "card", "received_on": "2026-05-01"})
+    assert r.status_code == 403 and "CSRF" in r.text
+    r = client.post(url, data={"amount": "10.00", "method": "card", "received_on": "2026-05-01",
+                               "csrf_token": "forged"})
+    assert r.status_code == 403
+    assert client.get(f"/encounters/{data['s1']}", headers=BILLER).json()["version"] == before
+
+
+def test_biller_posts_a_payment_and_a_refusal_names_the_field(client, data):
+    sign_in(client, "biller-1")
+    claim_url = f"/ui/encounters/{data['s1']}/claims/{data['claim']}"
+    page = client.get(claim_url)
+    assert page.status_code == 200 and "S1-0001" in page.text
+    token = csrf_of(page.text)
+    url = f"/ui/encounters/{data['s1']}/patient-payments"
+    bad = client.post(url, data={"amount": "-5", "method": "card", "received_on": "2026-05-01",
+                                 "csrf_token": token, "next": claim_url})
+    assert bad.status_code == 422
+    assert 'id="payment-amount-error"' in bad.text  # shown next to the amount field
+    r = client.post(url, data={"amount": "12.50", "method": "card",
+                               "received_on": "2026-05-01", "csrf_token": token,
+                               "next": claim_url}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith(claim_url)
+    enc = client.get(f"/encounters/{data['s1']}", headers=BILLER).json()
+    assert enc["patient_paid"] == "12.50" and enc["balances"]["patient"] == "17.50"
+
+
+def test_roles_follow_the_permission_table(client, data):
+    sign_in(client, "advocate-1")
+    assert client.get("/ui/payers").status_code == 403  # STAFF_READERS only
+    assert client.get(f"/ui/encounters/{data['s1']}/access").status_code == 403
+    sign_in(client, "coder-a")
+    page = client.get(f"/ui/encounters/{data['s1']}/claims/{data['claim']}")
+    r = client.post(f"/ui/encounters/{data['s1']}/patient-payments",
+                    data={"amount": "1.00", "method": "card", "received_on": "2026-05-01",
+                          "csrf_token": csrf_of(page.text)})
+    assert r.status_code == 403  # coders may not post payments, in the API or here
+
+
+def test_advocate_sees_only_granted_encounters(client, data):
+    sign_in(client, "advocate-1")
+    assert client.get(f"/ui/encounters/{data['s1']}").status_code == 200
+    for path in ("", "/timeline", "/statement", "/explain?figure=balance:patient"):
+        r = client.get(f"/ui/encounters/{data['other']}{path}")
+        assert r.status_code == 404, (path, r.status_code)
+    listing = client.get("/ui/claims")
+    assert "S1-0001" in listing.text
+    disputes = client.get("/ui/disputes")
+    assert data["dispute"] in disputes.text
+    page = client.get(f"/ui/encounters/{data['s1']}/disputes/{data['dispute']}")
+    assert page.status_code == 200 and "receipt requested" in page.text
+    sign_in(client, "advocate-2")
+    assert client.get(f"/ui/encounters/{data['s1']}").status_code == 404
+    assert "S1-0001" not in client.get("/ui/claims").text
+
+
+def test_page_reads_are_in_the_read_access_log(client, data):
+    sign_in(client, "auditor-1")
+    client.get(f"/ui/encounters/{data['s1']}/claims/{data['claim']}")
+    page = client.get(f"/ui/encounters/{data['s1']}/access")
+    assert page.status_code == 200
+    rows = client.get("/audit/access", params={"encounter_id": data["s1"]},
+                      headers={"Authorization": f"Bearer {token_for('auditor-1')}"}).json()
+    routes = {(r["actor"], r["route"]) for r in rows["items"]}
+    assert ("auditor-1", "/encounters/{encounter_id}/claims/{claim_number}") in routes
+
+
+def test_explanations_sum_to_the_figure_as_json_and_page(client, data):
+    auth = {"Authorization": f"Bearer {token_for('biller-1')}"}
+    enc = client.get(f"/encounters/{data['s1']}", headers=auth).json()
+    checks = {"balance:patient": enc["balances"]["patient"],
+              "balance:primary": enc["balances"]["primary"],
+              "claim:S1-0001:paid": enc["claims"][0]["paid"],
+              "line:1:paid": enc["lines"][0]["paid"], "total_charge": enc["total_charge"]}
+    for figure, shown in checks.items():
+        r = client.get(f"/encounters/{data['s1']}/explain", params={"figure": figure},
+                       headers=auth)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["value"] == shown
+        assert sum(Decimal(p["amount"]) for p in body["parts"]) == Decimal(shown), figure
+    body = client.get(f"/encounters/{data['s1']}/explain",
+                      params={"figure": "claim:S1-0001:paid"}, headers=auth).json()
+    assert [p["event"] for p in body["parts"]] == ["ClaimAdjudicated"]
+    assert body["parts"][0]["effective_date"] == "2026-04-20"
+    r = client.get(f"/encounters/{data['s1']}/explain", params={"figure": "nonsense"},
+                   headers=auth)
+    assert r.status_code == 422 and r.json()["field"] == "figure"
+    sign_in(client, "biller-1")
+    page = client.get(f"/ui/encounters/{data['s1']}/explain?figure=balance:primary")
+    amounts = [Decimal(a) for a in re.findall(r'class="num part" data-amount="([^"]+)"',
+                                              page.text)]
+    assert amounts and sum(amounts) == Decimal(enc["balances"]["primary"])
+
+
+def test_claim_search_filters_pages_and_csv(client, data):
+    sign_in(client, "biller-1")
+    r = client.get("/ui/claims", params={"claim_number": "S1-0001"})
+    assert r.status_code == 200 and "S1-0001" in r.text
+    assert "No claims match" in client.get("/ui/claims", params={"claim_number": "NOPE"}).text
+    assert "S1-0001" in client.get("/ui/claims", params={"payer_id": "PAYER-A",
+                                                          "status": "paid"}).text
+    assert "No claims match" in client.get("/ui/claims", params={"outstanding": "true"}).text
+    assert client.get("/ui/claims", params={"status": "bogus"}).status_code == 422
+    csv = client.get("/ui/claims", params={"claim_number": "S1-0001", "format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[1].startswith("S1-0001,")
+    for url in ("/ui/payers", f"/ui/encounters/{data['s1']}/timeline",
+                f"/ui/encounters/{data['s1']}/statement", "/ui/disputes"):
+        assert client.get(url, params={"format": "csv"}).status_code == 200, url
+
+
+def test_auditor_timeline_as_of_and_diff(client, data):
+    sign_in(client, "auditor-1")
+    eid = data["audit"]
+    now = client.get(f"/ui/encounters/{eid}/timeline")
+    assert "R10.31" in now.text and "specificity" in now.text
+    then = client.get(f"/ui/encounters/{eid}/timeline", params={"version": 2})
+    asof = then.text.split('id="asof-diagnoses"')[1].split("</ol>")[0]
+    assert "R10.9" in asof and "R10.31" not in asof
+    diff = client.get(f"/ui/encounters/{eid}/diff", params={"from_version": 2,
+                                                            "to_version": 4})
+    assert "<del class=\"code\">R10.9</del>" in diff.text
+    assert "<ins class=\"code\">R10.31</ins>" in diff.text
+    assert client.get("/ui/code-revisions").status_code == 200
+    verify = client.get("/ui/verify", params={"encounter_id": eid})
+    assert verify.status_code == 200 and "Verified" in verify.text
+
+
+def test_docs_and_redoc_use_vendored_assets(client):
+    for path, asset in (("/docs", "/ui/static/vendor/swagger-ui/swagger-ui-bundle.js"),
+                        ("/redoc", "/ui/static/vendor/redoc/redoc.standalone.js")):
+        page = client.get(path)
+        assert page.status_code == 200 and asset in page.text
+        assert "http://" not in page.text and "https://" not in page.text
+        assert client.get(asset).status_code == 200
