@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.ui.gate import SignInRequired
+from api.ui.gate import SignInRequired, may_page
 from api.ui.render import render
 from ledger.domain.errors import LedgerError, NotFound
 
@@ -27,7 +27,8 @@ def _error_page(request: Request, status: int, title: str, detail: str) -> HTMLR
     return render(request, "error.html", status_code=status, title=title, detail=detail,
                   identity=identity, csrf_token=getattr(getattr(request.state, "session", None),
                                                        "csrf_token", ""),
-                  may=lambda *_: False)
+                  may=lambda method, tpl: identity is not None and may_page(
+                      identity.role, method, tpl))
 
 
 def workbench(parent: FastAPI) -> FastAPI:

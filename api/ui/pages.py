@@ -34,7 +34,7 @@ from api.ui.sessions import COOKIE, SIGNIN_COOKIE, Session
 from ledger.audit.access import query_access
 from ledger.auth import Identity
 from ledger.domain.encounter import Encounter
-from ledger.domain.errors import LedgerError, NotFound
+from ledger.domain.errors import InvalidValue, LedgerError, NotFound
 from ledger.explain import explain, figures_of
 from ledger.projections import queries as q
 from ledger.views import claim_view, diff_claims, encounter_view, event_view
@@ -154,26 +154,36 @@ def claim_search(request: Request,
                  patient_ref: Annotated[str, Query(max_length=80)] = "",
                  payer_id: Annotated[str, Query(max_length=80)] = "",
                  status: Annotated[str, Query(max_length=20)] = "",
-                 dos_from: date | None = None, dos_to: date | None = None,
+                 dos_from: Annotated[str, Query(max_length=10)] = "",
+                 dos_to: Annotated[str, Query(max_length=10)] = "",
                  outstanding: bool = False,
                  sort: Annotated[str, Query(max_length=20)] = "created_position",
                  order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
                  page: Annotated[int, Query(ge=1, le=100000)] = 1,
                  format: Annotated[str, Query(pattern="^(html|csv)$")] = "html") -> Response:
-    f = uq.ClaimSearch(claim_number.strip(), patient_ref.strip(), payer_id.strip(),
-                       status.strip(), dos_from, dos_to, outstanding, sort, order, page)
-    identity = _identity(request)
     errors: dict[str, str] = {}
+    dates: dict[str, date | None] = {}
+    for name, text in (("dos_from", dos_from), ("dos_to", dos_to)):
+        try:  # an empty date field of the search form means "any"
+            dates[name] = date.fromisoformat(text) if text else None
+        except ValueError:
+            dates[name] = None
+            errors[name] = f"{name}: a date like 2026-03-10"
+    f = uq.ClaimSearch(claim_number.strip(), patient_ref.strip(), payer_id.strip(),
+                       status.strip(), dates["dos_from"], dates["dos_to"], outstanding, sort,
+                       order, page)
+    identity = _identity(request)
     rows: list[dict[str, Any]] = []
     more = False
     try:
         with _pool(request).connection() as conn:
             mine = _advocate_encounters(conn, identity) if identity.role == "advocate" \
                 else None
-            rows, more = uq.search_claims(conn, f, per_page=1000 if format == "csv"
-                                          else uq.PER_PAGE, encounters=mine)
-    except LedgerError as exc:
-        errors[exc.field] = exc.message
+            if not errors:
+                rows, more = uq.search_claims(conn, f, per_page=1000 if format == "csv"
+                                              else uq.PER_PAGE, encounters=mine)
+    except InvalidValue as exc:
+        errors.setdefault(exc.field, exc.message)
     if format == "csv":
         cols = ["claim_number", "encounter_id", "payer_id", "status", "service_from",
                 "total_charge", "paid", "patient_responsibility", "outstanding"]

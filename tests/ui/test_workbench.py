@@ -184,6 +184,14 @@ def test_claim_search_filters_pages_and_csv(client, data):
                                                           "status": "paid"}).text
     assert "No claims match" in client.get("/ui/claims", params={"outstanding": "true"}).text
     assert client.get("/ui/claims", params={"status": "bogus"}).status_code == 422
+    # the search form sends empty date fields: they mean "any"; a bad date is named
+    r = client.get("/ui/claims", params={"claim_number": "S1-0001", "dos_from": "",
+                                         "dos_to": ""})
+    assert r.status_code == 200 and "S1-0001" in r.text
+    r = client.get("/ui/claims", params={"dos_from": "2026-13-45"})
+    assert r.status_code == 422 and 'id="f-dos_from-error"' in r.text
+    r = client.get("/ui/claims", params={"dos_from": "2026-03-11"})
+    assert "No claims match" in r.text  # service on 2026-03-10 only
     csv = client.get("/ui/claims", params={"claim_number": "S1-0001", "format": "csv"})
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[1].startswith("S1-0001,")
