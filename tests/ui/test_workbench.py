@@ -224,3 +224,98 @@ def test_docs_and_redoc_use_vendored_assets(client):
         assert page.status_code == 200 and asset in page.text
         assert "http://" not in page.text and "https://" not in page.text
         assert client.get(asset).status_code == 200
+
+
+def test_x12_upload_shows_the_import_report(client):
+    from tests.conftest import FIXTURES
+
+    sign_in(client, "biller-1")
+    token = csrf_of(client.get("/ui/x12").text)
+    claims = (FIXTURES / "scenarios/s01_original_freq1.837p").read_bytes()
+    r = client.post("/ui/x12", data={"kind": "837", "csrf_token": token},
+                    files={"file": ("s01.837p", claims, "text/plain")})
+    assert r.status_code == 200 and "Import report: imported" in r.text
+    bad = (FIXTURES / "x12/linuxforhealth-x12/835_005010X221A1__tertiary-payment.835"
+           ).read_bytes()
+    r = client.post("/ui/x12", data={"kind": "835", "csrf_token": token},
+                    files={"file": ("bad.835", bad, "text/plain")})
+    assert r.status_code == 422 and "quarantined" in r.text and "835.line_balance" in r.text
+    r = client.post("/ui/x12", data={"kind": "835"},
+                    files={"file": ("bad.835", bad, "text/plain")})
+    assert r.status_code == 403  # no CSRF token, nothing imported
+    sign_in(client, "coder-a")
+    assert client.get("/ui/x12").status_code == 403  # the API's POST /remittances: billers
+
+
+def test_sessions_expire_and_end_with_their_token(client, settings):
+    from datetime import timedelta
+
+    from api.ui.sessions import SessionStore
+    from ledger.auth import Identity
+    from ledger.idempotency import new_pool
+
+    pool = new_pool(settings.database_url, max_size=2)
+    try:
+        identity = Identity("biller-1", "biller", "t-biller-1")
+        expired, _ = SessionStore(pool, timedelta(seconds=-1)).start(identity)
+        store = SessionStore(pool, timedelta(hours=1))
+        assert store.get(expired) is None
+        live, session = store.start(identity)
+        assert store.get(live) == session and session.csrf_ok(session.csrf_token)
+        assert not session.csrf_ok("") and not session.csrf_ok(None)
+        with pool.connection() as conn:  # only a hash of the session id is stored
+            stored = [r[0] for r in conn.execute("SELECT session_hash FROM ledger_ui_sessions")]
+        assert live not in stored and len(stored) == 2
+        admin = {"Authorization": f"Bearer {token_for('admin-1')}"}
+        assert client.post("/admin/tokens/t-biller-1/revoke", headers=admin).status_code == 200
+        assert store.get(live) is None  # revoking the token ends its sessions
+    finally:
+        pool.close()
+
+
+def test_every_figure_explained_equals_the_encounter_view(client, data):
+    """The explanation's value is the figure the pages show, for every figure of every
+    encounter, at the current version and at every earlier one."""
+    from ledger.explain import explain, figures_of
+    from ledger.views import claim_view, encounter_view
+
+    ledger = client.app.state.ledger
+    for eid in (data["s1"], data["audit"]):
+        history = ledger.history(eid)
+        for version in range(1, len(history) + 1):
+            enc = ledger.get_encounter(eid, version=version)
+            view = encounter_view(enc)
+            shown = {"total_charge": view["total_charge"], "patient_paid": view["patient_paid"],
+                     "refunded": view["refunded"], "written_off": view["written_off"]}
+            shown |= {f"balance:{b}": v for b, v in view["balances"].items()}
+            for c in enc.claims.values():
+                cv = claim_view(enc, c)
+                shown |= {f"claim:{c.number}:{k}": cv[k] for k in
+                          ("charge", "paid", "allowed", "patient_responsibility")}
+            for ln in view["lines"]:
+                shown |= {f"line:{ln['line_no']}:paid": ln["paid"],
+                          f"line:{ln['line_no']}:allowed": ln["allowed"]}
+            assert set(shown) <= set(figures_of(enc))  # every figure shown has a link
+            for figure, value in shown.items():
+                result = explain(history, figure, as_of_version=version)
+                assert result["value"] == value, (eid, version, figure)
+                assert sum((p["amount"] for p in result["parts"]),
+                           start=type(value).zero()) == value
+
+
+def test_templates_and_assets_ship_in_the_wheel():
+    """Every template and static file matches the package-data patterns in pyproject.toml."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["api.ui"]
+    base = root / "api" / "ui"
+    files = [p.relative_to(base).as_posix() for sub in ("templates", "static")
+             for p in (base / sub).rglob("*") if p.is_file()]
+    assert len(files) > 20
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) and
+                                           f.count("/") == pat.count("/") for pat in patterns)]
+    assert not missing, missing
