@@ -98,6 +98,40 @@ def _effective_date(event: Any) -> date | None:
     return None
 
 
+def _adjustments(adjustments: Iterable[Any]) -> str:
+    return ", ".join(f"{a.group}-{a.reason} {a.amount}" for a in adjustments)
+
+
+def describe(event: Any) -> str:
+    """What an event says about money, in a few words (codes, not PHI)."""
+    name = type(event).__name__
+    g = event.__dict__.get
+    if name in ("ServiceLineAdded", "SupplyAdded"):
+        line = g("line")
+        return f"line {line.line_no} {line.procedure_code or line.revenue_code} " \
+               f"charge {line.charge}" if line is not None else ""
+    if name == "ClaimAdjudicated":
+        text = f"claim {g('claim_number')} CLP02 {g('status_code')}, paid {g('paid')}"
+        extra = _adjustments(g("claim_adjustments") or [])
+        return text + (f"; claim-level {extra}" if extra else "")
+    if name == "LineAdjudicated":
+        r = g("result")
+        return f"claim {g('claim_number')} line {r.line_no} {r.procedure_code}: paid " \
+               f"{r.paid}" + (f"; {_adjustments(r.adjustments)}" if r.adjustments else "")
+    if name == "PatientResponsibilityAssigned":
+        parts = [f"{k} {g(k)}" for k in SHARES if g(k) is not None and not g(k).is_zero()]
+        return f"claim {g('claim_number')}: " + ", ".join(parts) + f" to {g('to_bucket')}"
+    if name in ("PatientPaymentReceived", "RefundIssued"):
+        return f"{g('method')}, balance after {g('balance_after')}"
+    if name == "WriteOffPosted":
+        return f"{g('category')} from {g('bucket')}, approved by {g('approver_id')}"
+    if name in ("ChargeAdjusted", "ChargeReversed"):
+        return f"line {g('line_no')}"
+    if name in ("AppealFiled", "AppealDecided"):
+        return f"claim {g('claim_number')}" + (f": {g('outcome')}" if g("outcome") else "")
+    return f"claim {g('claim_number')}" if g("claim_number") else ""
+
+
 def explain(events: Iterable[Any], figure: str, *, as_of_version: int | None = None
             ) -> dict[str, Any]:
     """Replay ``events`` (one encounter's, in order) and return the figure with its parts:
@@ -123,6 +157,7 @@ def explain(events: Iterable[Any], figure: str, *, as_of_version: int | None = N
                 "actor_id": getattr(event, "actor_id", ""),
                 "actor_role": getattr(event, "actor_role", ""),
                 "reason": getattr(event, "reason", ""),
+                "detail": describe(event),
                 "amount": amount,
                 "sign": "+" if amount.is_positive() else "-",
                 "before": value,

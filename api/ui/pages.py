@@ -587,9 +587,7 @@ def explain_page(request: Request, encounter_id: UUID,
     enc = _encounter(request, encounter_id)
     result = explain(_ledger(request).history(encounter_id), figure)
     if format == "csv":
-        return _csv("explanation", ["version", "event", "recorded_at", "effective_date",
-                                    "actor_id", "actor_role", "reason", "amount"],
-                    [[p["version"], p["event"], p["recorded_at"].isoformat(),
-                      p["effective_date"], p["actor_id"], p["actor_role"], p["reason"],
-                      p["amount"]] for p in result["parts"]])
+        cols = ["version", "event", "recorded_at", "effective_date", "actor_id",
+                "actor_role", "detail", "reason", "amount"]
+        return _csv("explanation", cols, [[p[c] for c in cols] for p in result["parts"]])
     return _page(request, "explain.html", enc=enc, result=result, figures=figures_of(enc))

@@ -83,9 +83,9 @@ def page(browser, server, request) -> Iterator[object]:
     context.close()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, *, full: bool = True) -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=full)
 
 
 def sign_in(page, actor: str) -> None:
@@ -132,6 +132,7 @@ def test_biller_finds_a_claim_by_number_and_posts_a_patient_payment(page, server
     page.get_by_role("link", name=data["claim"]).click()
     page.wait_for_selector("#claim-number")
     shot(page, "claim")
+    shot(page, "readme-claim", full=False)  # the README's picture (docs/workbench-claim.png)
     due = money(page.locator('#balances td[data-bucket="patient"]').inner_text())
     page.get_by_label("Amount (USD)").first.fill("10.00")
     page.get_by_role("button", name="Post payment").click()
@@ -209,6 +210,8 @@ def test_an_explanations_parts_sum_to_the_figure_shown(page, server):
         assert parts, figure
         assert sum(parts) == shown == money(page.locator("#figure-value").inner_text())
         shot(page, "explain-" + figure.replace(":", "-"))
+        if figure == "balance:primary":
+            shot(page, "readme-explain", full=False)  # docs/workbench-explain.png
         page.go_back()
     assert not page.blocked
 
