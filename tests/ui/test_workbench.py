@@ -162,6 +162,11 @@ def test_explanations_sum_to_the_figure_as_json_and_page(client, data):
         assert body["value"] == shown
         assert sum(Decimal(p["amount"]) for p in body["parts"]) == Decimal(shown), figure
     body = client.get(f"/encounters/{data['s1']}/explain",
+                      params={"figure": "balance:patient"}, headers=auth).json()
+    assert [(p["event"], p["amount"], p["sign"]) for p in body["parts"]] == [
+        ("PatientResponsibilityAssigned", "30.00", "+")]
+    assert body["parts"][0]["detail"] == "claim S1-0001: copay 30.00 to patient"
+    body = client.get(f"/encounters/{data['s1']}/explain",
                       params={"figure": "claim:S1-0001:paid"}, headers=auth).json()
     assert [p["event"] for p in body["parts"]] == ["ClaimAdjudicated"]
     assert body["parts"][0]["effective_date"] == "2026-04-20"
