@@ -34,6 +34,8 @@ PAGES: dict[tuple[str, str], tuple[str, str] | str] = {
     ("GET", "/payers/explain"): ("GET", "/payers/balances"),
     ("GET", "/x12"): ("POST", "/remittances"),
     ("POST", "/x12"): ("POST", "/remittances"),
+    # those who post remittances work their exceptions (issue 12 adds GET /exceptions)
+    ("GET", "/exceptions"): ("POST", "/remittances"),
     ("GET", UE): ("GET", E),
     ("GET", UC): ("GET", E + "/claims/{claim_number}"),
     ("POST", UE + "/lines"): ("POST", E + "/lines"),

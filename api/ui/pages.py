@@ -409,6 +409,17 @@ async def write_off(request: Request, encounter_id: UUID) -> Response:
                            command="write_off", back=back, claim_number=claim)
 
 
+@router.get("/exceptions", response_class=HTMLResponse)
+def exceptions_queue(request: Request,
+                     format: Annotated[str, Query(pattern="^(html|csv)$")] = "html") -> Response:
+    with _pool(request).connection() as conn:
+        rows = uq.exceptions(conn)
+    cols = list(rows[0]) if rows else []
+    if format == "csv":
+        return _csv("exceptions", cols, [[r[c] for c in cols] for r in rows or []])
+    return _page(request, "exceptions.html", rows=rows, cols=cols)
+
+
 @router.get("/x12", response_class=HTMLResponse)
 def x12_form(request: Request) -> HTMLResponse:
     return _page(request, "x12.html", report=None, outcome="")

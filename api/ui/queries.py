@@ -97,3 +97,18 @@ def payer_claims(conn: Connection[Any], payer_id: str, party_kind: str,
                 "FROM current_claims WHERE {} ORDER BY submitted_on, claim_number").format(
         SQL(" AND ").join(where))
     return _rows(conn, query, params)
+
+
+# The exceptions queue (quarantined files, unmatched lines, suspected duplicate payments,
+# unreconciled remittances) is being built with the remittance money paths (issue 12). Until its
+# table lands, the page says so; point EXCEPTIONS_TABLE at it (and the page's permission at its
+# GET /exceptions route in api/ui/gate.py) when it does.
+EXCEPTIONS_TABLE = "remittance_exceptions"
+
+
+def exceptions(conn: Connection[Any], limit: int = 200) -> list[dict[str, Any]] | None:
+    """The newest exceptions, or None when this build has no exceptions table yet."""
+    if conn.execute("SELECT to_regclass(%s)", (EXCEPTIONS_TABLE,)).fetchone()[0] is None:
+        return None
+    return _rows(conn, SQL("SELECT * FROM {} ORDER BY 1 DESC LIMIT %s").format(
+        Identifier(EXCEPTIONS_TABLE)), [limit])

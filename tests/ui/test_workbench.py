@@ -324,3 +324,27 @@ def test_templates_and_assets_ship_in_the_wheel():
     missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) and
                                            f.count("/") == pat.count("/") for pat in patterns)]
     assert not missing, missing
+
+
+def test_exceptions_page_reads_the_queue_table_when_there_is_one(client, settings,
+                                                                   monkeypatch):
+    import psycopg
+
+    from api.ui import queries as uq
+
+    sign_in(client, "biller-1")
+    monkeypatch.setattr(uq, "EXCEPTIONS_TABLE", "ui_test_exceptions")
+    assert 'id="exceptions-unavailable"' in client.get("/ui/exceptions").text
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE ui_test_exceptions (id int, kind text, trace text)")
+        conn.execute("INSERT INTO ui_test_exceptions VALUES (1, 'duplicate_payment', 'TRN-1')")
+    try:
+        page = client.get("/ui/exceptions")
+        assert "duplicate_payment" in page.text and "TRN-1" in page.text
+        csv = client.get("/ui/exceptions", params={"format": "csv"}).text
+        assert csv.splitlines() == ["id,kind,trace", "1,duplicate_payment,TRN-1"]
+    finally:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE ui_test_exceptions")
+    sign_in(client, "advocate-1")
+    assert client.get("/ui/exceptions").status_code == 403
