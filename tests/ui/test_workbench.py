@@ -348,3 +348,11 @@ def test_exceptions_page_reads_the_queue_table_when_there_is_one(client, setting
             conn.execute("DROP TABLE ui_test_exceptions")
     sign_in(client, "advocate-1")
     assert client.get("/ui/exceptions").status_code == 403
+
+
+def test_csv_cells_cannot_become_spreadsheet_formulas():
+    from api.ui.pages import _cell
+    from ledger.domain.values import Money
+
+    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("@x") == "'@x"
+    assert _cell(Money.parse("-5.00")) == Money.parse("-5.00") and _cell("S1-0001") == "S1-0001"
