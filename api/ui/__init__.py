@@ -64,6 +64,12 @@ def workbench(parent: FastAPI) -> FastAPI:
     return ui
 
 
+# Only this server: the browser itself refuses anything else (e.g. ReDoc's logo from its CDN).
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self'; worker-src 'self' blob:; connect-src 'self'; "
+            "frame-ancestors 'none'")
+
+
 def _docs_html(title: str, body: str) -> str:
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">{body}</html>')
@@ -77,14 +83,14 @@ def install(app: FastAPI) -> None:
                          include_in_schema=False)
 
     def swagger(request: Request) -> HTMLResponse:
-        return HTMLResponse(_docs_html(
+        return HTMLResponse(headers={"Content-Security-Policy": DOCS_CSP}, content=_docs_html(
             f"{app.title} - API", '<link rel="stylesheet" href="/ui/static/vendor/swagger-ui/'
             'swagger-ui.css"></head><body><div id="swagger-ui"></div>'
             '<script src="/ui/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>'
             '<script src="/ui/static/docs.js"></script></body>'))
 
     def redoc(request: Request) -> HTMLResponse:
-        return HTMLResponse(_docs_html(
+        return HTMLResponse(headers={"Content-Security-Policy": DOCS_CSP}, content=_docs_html(
             f"{app.title} - ReDoc", '</head><body><div id="redoc"></div>'
             '<script src="/ui/static/vendor/redoc/redoc.standalone.js"></script>'
             '<script src="/ui/static/redoc-init.js"></script></body>'))

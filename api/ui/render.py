@@ -15,6 +15,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ledger.domain.values import Money
 
 HERE = Path(__file__).parent
+# Pages load only this server's own files; no inline script, no framing, forms post here.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; script-src 'self'; "
+                               "style-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",  # pages hold claim data: not kept in shared caches
+}
 
 
 def money(value: Any) -> str:
@@ -56,4 +65,4 @@ ENV.globals["query"] = query
 def render(request: Request, template: str, *, status_code: int = 200,
            **context: Any) -> HTMLResponse:
     html = ENV.get_template(template).render(request=request, **context)
-    return HTMLResponse(html, status_code=status_code)
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
