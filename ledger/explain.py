@@ -19,7 +19,7 @@ from typing import Any
 
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue, NotFound
-from ledger.domain.values import Money
+from ledger.domain.values import Money, icd10cm_dotted
 
 FIGURE_HELP = {
     "total_charge": "the encounter's total charge (active lines)",
@@ -103,9 +103,25 @@ def _adjustments(adjustments: Iterable[Any]) -> str:
 
 
 def describe(event: Any) -> str:
-    """What an event says about money, in a few words (codes, not PHI)."""
+    """What an event did, in a few words (codes and amounts, never PHI)."""
     name = type(event).__name__
     g = event.__dict__.get
+    if name == "DiagnosisCoded":
+        return f"diagnosis {g('position')}: {icd10cm_dotted(g('code'))}"
+    if name == "DiagnosisRevised":
+        return f"diagnosis {g('position')}: {icd10cm_dotted(g('old_code'))} → " \
+               f"{icd10cm_dotted(g('new_code'))}"
+    if name == "DiagnosisRemoved":
+        return f"diagnosis {g('position')} {icd10cm_dotted(g('code'))} removed"
+    if name == "ServiceLineRevised":
+        before, after = g("before") or {}, g("after") or {}
+        return f"line {g('line_no')}: " + ", ".join(
+            f"{k} {before.get(k)} → {after.get(k)}" for k in after)
+    if name == "ServiceLineRemoved":
+        return f"line {g('line_no')} removed"
+    if name == "ClaimCreated":
+        return f"claim {g('claim_number')} to {g('payer_id')} ({g('bucket')}), frequency " \
+               f"{g('frequency')}"
     if name in ("ServiceLineAdded", "SupplyAdded"):
         line = g("line")
         return f"line {line.line_no} {line.procedure_code or line.revenue_code} " \

@@ -35,7 +35,7 @@ from ledger.audit.access import query_access
 from ledger.auth import Identity
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue, LedgerError, NotFound
-from ledger.explain import explain, figures_of
+from ledger.explain import describe, explain, figures_of
 from ledger.projections import queries as q
 from ledger.views import claim_view, diff_claims, encounter_view, event_view
 
@@ -468,12 +468,11 @@ def timeline(request: Request, encounter_id: UUID,
             as_of = as_of.replace(tzinfo=UTC)
         version = _ledger(request).version_at(encounter_id, as_of)
     shown = _encounter(request, encounter_id, version)
-    events = [event_view(e) for e in _ledger(request).history(encounter_id)]
+    events = [event_view(e) | {"detail": describe(e)}
+              for e in _ledger(request).history(encounter_id)]
     if format == "csv":
-        return _csv("timeline", ["version", "type", "recorded_at", "actor_id", "actor_role",
-                                 "reason"],
-                    [[e["version"], e["type"], e["recorded_at"].isoformat(), e["actor_id"],
-                      e["actor_role"], e["reason"]] for e in events])
+        cols = ["version", "type", "recorded_at", "actor_id", "actor_role", "detail", "reason"]
+        return _csv("timeline", cols, [[e[c] for c in cols] for e in events])
     return _page(request, "timeline.html", enc=current, shown=shown,
                  view=encounter_view(shown), events=events)
 
@@ -494,7 +493,8 @@ def diff(request: Request, encounter_id: UUID,
         return {"diagnoses": [d["code"] for d in view["diagnoses"]], "lines": view["lines"],
                 "status": None, "charge": view["total_charge"]}
 
-    events = [event_view(e) for e in _ledger(request).history(encounter_id)
+    events = [event_view(e) | {"detail": describe(e)}
+              for e in _ledger(request).history(encounter_id)
               if from_version < e.originator_version <= to_version]
     claims = []
     for number in sorted(set(before.claims) | set(after.claims)):

@@ -210,6 +210,7 @@ def test_auditor_timeline_as_of_and_diff(client, data):
     eid = data["audit"]
     now = client.get(f"/ui/encounters/{eid}/timeline")
     assert "R10.31" in now.text and "specificity" in now.text
+    assert "diagnosis 1: R10.9 → R10.31" in now.text  # what the event did
     then = client.get(f"/ui/encounters/{eid}/timeline", params={"version": 2})
     asof = then.text.split('id="asof-diagnoses"')[1].split("</ol>")[0]
     assert "R10.9" in asof and "R10.31" not in asof
