@@ -357,3 +357,17 @@ def test_csv_cells_cannot_become_spreadsheet_formulas():
 
     assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("@x") == "'@x"
     assert _cell(Money.parse("-5.00")) == Money.parse("-5.00") and _cell("S1-0001") == "S1-0001"
+
+
+def test_the_session_cookie_is_secure_over_tls(settings):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with TestClient(create_app(settings), base_url="https://testserver") as tls:
+        form = tls.get("/ui/signin")
+        r = tls.post("/ui/signin", data={"token": token_for("auditor-1"),
+                                         "csrf_token": csrf_of(form.text)},
+                     follow_redirects=False)
+        assert r.status_code == 303
+        assert "; Secure" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
