@@ -31,6 +31,7 @@ from ledger.projections.workload import run_workload
 EVENTS = int(os.environ.get("BENCH_UI_EVENTS", "1000000"))
 REQUESTS = int(os.environ.get("BENCH_UI_REQUESTS", "200"))
 SECRET = "bench-secret-0123456789abcdef"
+KEEP = os.environ.get("BENCH_UI_KEEP", "") not in ("", "0", "n", "no")  # keep the database
 
 
 def fill(url: str) -> int:
@@ -75,9 +76,10 @@ def serve(url: str) -> tuple[str, Callable[[], None]]:
 
 def main() -> Report:
     report = Report(f"workbench pages (ms per request, {REQUESTS} requests each)")
-    with fresh_database("ui") as url:
+    with fresh_database("ui", keep=KEEP) as url:
         started = time.perf_counter()
         events = fill(url)
+        print(f"# database {url.rsplit('/', 1)[-1]}", flush=True)
         print(f"# filled and projected {events:,} events in {time.perf_counter() - started:.0f}s;"
               f" machine {machine()}", flush=True)
         from ledger.auth import AuthStore
@@ -128,9 +130,11 @@ def main() -> Report:
                     path = f"/encounters/{eid}/claims/{number}"
                     timed("claim page (/ui)", lambda p=path: http.get("/ui" + p))
                     timed("claim read (API JSON)", lambda p=path: http.get(p, headers=api))
-                    _, params = searches()
+                    kind, params = searches()
                     timed("claim search (/ui)", lambda q=params: http.get("/ui/claims",
                                                                           params=q))
+                    timings.setdefault(f"  search by {kind}", []).append(
+                        timings["claim search (/ui)"][-1])
                     api_params = {k: v for k, v in params.items()
                                   if k in ("patient_ref", "payer_id", "status")}
                     timed("claims list (API JSON)", lambda q=api_params: http.get(
