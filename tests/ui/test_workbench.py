@@ -214,6 +214,10 @@ def test_auditor_timeline_as_of_and_diff(client, data):
     then = client.get(f"/ui/encounters/{eid}/timeline", params={"version": 2})
     asof = then.text.split('id="asof-diagnoses"')[1].split("</ol>")[0]
     assert "R10.9" in asof and "R10.31" not in asof
+    later = client.get(f"/ui/encounters/{eid}/timeline", params={"as_of": "2100-01-01T00:00:00"})
+    assert 'id="shown-version">4<' in later.text  # a moment: the version recorded by then
+    before = client.get(f"/ui/encounters/{eid}/timeline", params={"as_of": "2000-01-01T00:00"})
+    assert before.status_code == 404 and "did not exist yet" in before.text
     diff = client.get(f"/ui/encounters/{eid}/diff", params={"from_version": 2,
                                                             "to_version": 4})
     assert "<del class=\"code\">R10.9</del>" in diff.text
