@@ -20,11 +20,12 @@ from api import (
     routes_audit,
     routes_codes,
     routes_x12,
+    ui,
 )
 from api.client_address import parse_trusted
 from api.deps import authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, disputes, queries, replay
+from api.routes import admin, commands, disputes, explain, queries, replay
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
         dependencies=[Depends(authorize)],
+        docs_url=None,  # served by api.ui with vendored assets (no CDN)
+        redoc_url=None,
     )
     errors.install(app)
     error_log.install(app)  # innermost: a 500 is answered here, logged without PHI
@@ -117,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
     app.include_router(routes_codes.router)
     app.include_router(routes_x12.router)
+    app.include_router(explain.router)  # GET /encounters/{id}/explain
+    ui.install(app)  # the workbench under /ui/, / -> /ui/, /docs and /redoc offline
 
     @app.get("/health", tags=["service"], summary="Service and database status")
     def health() -> OrjsonResponse:

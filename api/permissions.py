@@ -62,6 +62,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", C): READERS,
     ("GET", E + "/history"): READERS,
     ("GET", E + "/diff"): READERS,
+    ("GET", E + "/explain"): READERS,
     ("GET", "/claims"): READERS,
     ("GET", "/payers/balances"): STAFF_READERS,
     ("GET", "/patients/{patient_ref}/balance"): READERS,

@@ -29,7 +29,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 AUDIT_ROLES = ("auditor", "admin")
 # Reads that are not claim/encounter data and need no access record.
 UNAUDITED = ("/health", "/ready", "/metrics", "/problems/", "/docs", "/redoc", "/openapi.json",
-             "/docs/oauth2-redirect")
+             "/docs/oauth2-redirect", "/ui/static/")
 
 
 def _forbidden(request: Request) -> Response:

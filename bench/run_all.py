@@ -29,10 +29,12 @@ BENCHES = [
     ("x12", "bench.x12_import"),
     ("chain", "bench.chain"),
     ("verify", "bench.verify"),
+    ("ui", "bench.ui_pages"),  # workbench pages with a large store
 ]
 
 
-LIGHT_ENV = {"BENCH_PROJECTION_SINGLE": "0", "BENCH_PTP_ROWS": "300000"}
+LIGHT_ENV = {"BENCH_PROJECTION_SINGLE": "0", "BENCH_PTP_ROWS": "300000",
+             "BENCH_UI_EVENTS": "200000"}
 LIGHT_ARGV = {"x12": ["--runs", "1"]}
 
 
