@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -47,6 +48,33 @@ Event-sourced claims ledger for medical coding and billing.
 """
 
 
+class _Housekeeping:
+    """Every ``interval`` seconds: forget expired Idempotency-Keys and commit tokens older
+    than two days (a token is needed only until its save's outcome is known)."""
+
+    def __init__(self, idempotency: IdempotencyStore, ledger: LedgerApplication,
+                 interval: float = 600.0) -> None:
+        self.idempotency, self.ledger, self.interval = idempotency, ledger, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
+
+    def start(self) -> _Housekeeping:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.idempotency.purge_expired()
+                self.ledger.recorder.purge_commit_tokens()  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - next round; an outage is logged elsewhere
+                log.debug("housekeeping skipped (%s)", type(exc).__name__)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -82,9 +110,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.state.projection_runner is not None:
             monitor.on_recovery(app.state.projection_runner.wake)
         monitor.start()
+        housekeeping = _Housekeeping(app.state.idempotency, app.state.ledger).start()
         try:
             yield
         finally:
+            housekeeping.close()
             monitor.close()
             if app.state.projection_runner is not None:
                 app.state.projection_runner.close()

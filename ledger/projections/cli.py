@@ -58,8 +58,11 @@ def run(
 ) -> None:
     """Run the projections until stopped (SIGTERM/Ctrl-C): the deployment worker."""
     _logging()
+    from ledger.config import get_settings
+    from ledger.database import configure_client
     from ledger.projections.runner import ProjectionRunner, runner_env
 
+    configure_client(get_settings())  # timeouts; reconnect every 0.2 s after an outage
     runner = ProjectionRunner(runner_env(_url()), _names(only), page_size=page_size,
                               max_page_size=max_page_size, poll_interval=poll_interval,
                               stall_after=stall_after)

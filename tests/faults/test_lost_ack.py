@@ -185,3 +185,12 @@ def test_an_import_interrupted_at_commit_and_rerun_posts_nothing_twice(pgproxy, 
             (first, again.outcome)
     finally:
         app.close()
+
+
+def test_every_save_leaves_a_commit_token_that_housekeeping_purges(app, clean_db):
+    s.open_encounter(app)
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_commits WHERE committed"
+                            ).fetchone()[0] == 1
+        conn.execute("UPDATE ledger_commits SET recorded_at = now() - interval '3 days'")
+    assert app.recorder.purge_commit_tokens(older_than_hours=48) == 1
