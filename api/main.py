@@ -28,7 +28,13 @@ from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
 from ledger.config import Settings, get_settings
-from ledger.database import configure_client, database_url, eventsourcing_env
+from ledger.database import (
+    apply_connection_options,
+    configure_client,
+    connection_options,
+    database_url,
+    eventsourcing_env,
+)
 from ledger.idempotency import IdempotencyStore, new_pool
 from ledger.projections.runner import start_in_process
 from ledger.projections.waiting import ProjectionWaiter
@@ -93,8 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             group_commit_max_batch=settings.group_commit_max_batch,
             group_commit_writers=settings.group_commit_writers,
         )
+        apply_connection_options(app.state.ledger.recorder.datastore.pool, settings)
         app.state.pool = new_pool(url, max_size=settings.pool_size + settings.max_overflow,
-                                  timeout=settings.pool_timeout)
+                                  timeout=settings.pool_timeout,
+                                  options=connection_options(settings))
         app.state.auth = AuthStore(app.state.pool, cache_seconds=settings.token_cache_seconds)
         app.state.auth_failures = FailureLimiter(settings.auth_failure_limit, 60.0)
         app.state.idempotency = IdempotencyStore(
@@ -104,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.projection_runner = None
         if settings.projections_in_process:
             app.state.projection_runner = start_in_process(
-                eventsourcing_env(url, settings))
+                eventsourcing_env(url, settings), settings)
         monitor = app.state.db_monitor = DatabaseMonitor(url)
         monitor.on_recovery(app.state.idempotency.retry_releases)
         if app.state.projection_runner is not None:
