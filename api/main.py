@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -30,7 +31,14 @@ from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
 from ledger.config import Settings, get_settings
-from ledger.database import app_url, configure_client, database_url, eventsourcing_env
+from ledger.database import (
+    app_url,
+    apply_connection_options,
+    configure_client,
+    connection_options,
+    database_url,
+    eventsourcing_env,
+)
 from ledger.idempotency import IdempotencyStore, new_pool
 from ledger.projections.runner import start_in_process
 from ledger.projections.waiting import ProjectionWaiter
@@ -48,6 +56,33 @@ Event-sourced claims ledger for medical coding and billing.
 * Every refusal is `application/problem+json` (RFC 9457) naming the field and the rule.
 * Money is a JSON string with two decimals (`"180.00"`), never a number.
 """
+
+
+class _Housekeeping:
+    """Every ``interval`` seconds: forget expired Idempotency-Keys and commit tokens older
+    than two days (a token is needed only until its save's outcome is known)."""
+
+    def __init__(self, idempotency: IdempotencyStore, ledger: LedgerApplication,
+                 interval: float = 600.0) -> None:
+        self.idempotency, self.ledger, self.interval = idempotency, ledger, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
+
+    def start(self) -> _Housekeeping:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.idempotency.purge_expired()
+                self.ledger.recorder.purge_commit_tokens()  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - next round; an outage is logged elsewhere
+                log.debug("housekeeping skipped (%s)", type(exc).__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,9 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             group_commit_max_batch=settings.group_commit_max_batch,
             group_commit_writers=settings.group_commit_writers,
         )
+        apply_connection_options(app.state.ledger.recorder.datastore.pool, settings)
         app.state.pool = new_pool(app_url(url, settings),
                                   max_size=settings.pool_size + settings.max_overflow,
-                                  timeout=settings.pool_timeout)
+                                  timeout=settings.pool_timeout,
+                                  options=connection_options(settings))
         app.state.auth = AuthStore(app.state.pool, cache_seconds=settings.token_cache_seconds)
         app.state.auth_failures = FailureLimiter(settings.auth_failure_limit, 60.0)
         app.state.trusted_proxies = parse_trusted(settings.trusted_proxies)
@@ -82,15 +119,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.projection_runner = None
         if settings.projections_in_process:
             app.state.projection_runner = start_in_process(
-                eventsourcing_env(url, settings))
+                eventsourcing_env(url, settings), settings)
         monitor = app.state.db_monitor = DatabaseMonitor(url)
         monitor.on_recovery(app.state.idempotency.retry_releases)
         if app.state.projection_runner is not None:
             monitor.on_recovery(app.state.projection_runner.wake)
         monitor.start()
+        housekeeping = _Housekeeping(app.state.idempotency, app.state.ledger).start()
         try:
             yield
         finally:
+            housekeeping.close()
             monitor.close()
             if app.state.projection_runner is not None:
                 app.state.projection_runner.close()

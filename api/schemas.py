@@ -56,6 +56,8 @@ def _iso_date_only(value: Any) -> Any:
 
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A filter's date: an ISO date string only (never a number: 0 is not a date).
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
 # An ISO date string only (never a number: 0 is not a date), 1900-01-01 to a year from today.
 BillingDate = Annotated[date, BeforeValidator(_iso_date_only), AfterValidator(_date_in_range),
                         Field(description="YYYY-MM-DD, from 1900-01-01 to a year from today")]

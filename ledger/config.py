@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     pool_size: int = Field(5, description="Connections per pool kept open.")
     max_overflow: int = Field(10, description="Extra connections a pool may open under load.")
     lock_timeout: int = Field(5, description="Seconds a writer waits for the event-table lock.")
-    connect_timeout: float = Field(2.0, description="Seconds to wait for a new database "
+    connect_timeout: float = Field(5.0, description="Seconds to wait for a new database "
                                    "connection (libpq connect_timeout, at least 2).")
     pool_timeout: float = Field(5.0, description="Seconds a request waits for a pooled "
                                 "connection before it is answered 503 (an outage is answered "

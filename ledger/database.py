@@ -5,7 +5,6 @@ and the errors that say it is not there."""
 from __future__ import annotations
 
 import logging
-import os
 from urllib.parse import parse_qs, quote, unquote, urlparse, urlunparse
 
 from ledger import embedded
@@ -76,22 +75,32 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
 
 
 def configure_client(settings: Settings) -> None:
-    """Process-wide client limits, from configuration: libpq's connect timeout and the
-    statement/lock timeouts sent with every new connection (PGCONNECT_TIMEOUT, PGOPTIONS);
-    connection pools retry a lost server every ~0.2 s (not with psycopg_pool's doubling
-    back-off, which delayed recovery by up to 10 s after an outage); their per-attempt
-    warnings are left to the availability monitor, which logs one line per change."""
-    os.environ["PGCONNECT_TIMEOUT"] = str(max(2, round(settings.connect_timeout)))
-    options = [o for o in os.environ.get("PGOPTIONS", "").split("-c ") if o.strip()
-               and not o.strip().startswith(("statement_timeout=", "lock_timeout="))]
-    if settings.statement_timeout:
-        options.append(f"statement_timeout={int(settings.statement_timeout * 1000)} ")
-    os.environ["PGOPTIONS"] = "".join(f"-c {o.strip()} " for o in options).strip()
+    """Process-wide: connection pools retry a lost server every ~0.2 s (not with
+    psycopg_pool's doubling back-off, which delayed recovery by up to 10 s after an outage);
+    their per-attempt warnings are left to the availability monitor, which logs one line per
+    change of state."""
     from psycopg_pool.base import AttemptWithBackoff
 
     AttemptWithBackoff.INITIAL_DELAY = 0.2
     AttemptWithBackoff.DELAY_BACKOFF = 1.0
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+def connection_options(settings: Settings) -> dict[str, str]:
+    """libpq keywords for the service's own connections, from configuration: how long to
+    wait for a connection, and the statement timeout sent with every new one."""
+    options = {"connect_timeout": str(max(2, round(settings.connect_timeout)))}
+    if settings.statement_timeout:
+        options["options"] = f"-c statement_timeout={int(settings.statement_timeout * 1000)}"
+    return options
+
+
+def apply_connection_options(pool: object, settings: Settings) -> None:
+    """Use ``connection_options`` for every connection ``pool`` opens from now on (a
+    psycopg_pool pool, such as an event-sourcing datastore's)."""
+    kwargs = getattr(pool, "kwargs", None)
+    if isinstance(kwargs, dict):
+        kwargs.update(connection_options(settings))
 
 
 class DatabaseUnavailable(Exception):

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from api.deps import IdentityDep
 from api.responses import OrjsonResponse
+from api.schemas import IsoDate
 from ledger.access_grants import granted_encounters, granted_patient
 from ledger.auth import Identity
 from ledger.domain.errors import InvalidValue, NotFound
@@ -59,7 +60,7 @@ def list_claims(request: Request, identity: IdentityDep,
                 status: Annotated[str | None, Query(max_length=20)] = None,
                 payer_id: Annotated[str | None, Query(max_length=80)] = None,
                 patient_ref: Annotated[str | None, Query(max_length=80)] = None,
-                dos_from: date | None = None, dos_to: date | None = None,
+                dos_from: IsoDate | None = None, dos_to: IsoDate | None = None,
                 code: Annotated[str | None, Query(max_length=12)] = None,
                 actor_id: Annotated[str | None, Query(max_length=80)] = None,
                 limit: Limit = 50, cursor: Cursor = None,
@@ -81,7 +82,7 @@ def list_claims(request: Request, identity: IdentityDep,
 def payer_balances(request: Request, identity: IdentityDep,
                    payer_id: Annotated[str | None, Query(max_length=80)] = None,
                    party_kind: Literal["insurer", "business", "patient"] | None = None,
-                   as_of: date | None = None,
+                   as_of: IsoDate | None = None,
                    min_position: MinPosition = None) -> OrjsonResponse:
     _ready(request, min_position)
     with _conn(request) as conn:
@@ -110,7 +111,7 @@ def patient_balance(request: Request, patient_ref: str, identity: IdentityDep,
             summary="Open denials, rejections and disputes, earliest deadline first")
 def work_queue(request: Request, identity: IdentityDep,
                kind: Literal["denial", "rejection", "dispute"] | None = None,
-               open_only: bool = True, due_before: date | None = None,
+               open_only: bool = True, due_before: IsoDate | None = None,
                payer_id: Annotated[str | None, Query(max_length=80)] = None,
                assignee: Annotated[str | None, Query(max_length=80)] = None,
                limit: Limit = 50, cursor: Cursor = None,

@@ -488,12 +488,19 @@ class CheckpointWriter:
 
     def run_forever(self, interval: float, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
+        failing = False
         while not stop.is_set():
             try:
                 self.catch_up()
+                if failing:
+                    log.warning("checkpoint runs resumed")
+                failing = False
             except psycopg.Error as exc:
-                log.warning("checkpoint run failed (%s); retrying", type(exc).__name__)
-            stop.wait(interval)
+                if not failing:  # one line per outage, not one per attempt
+                    log.warning("checkpoint run failed (%s); retrying", type(exc).__name__)
+                failing = True
+                self.close()  # reconnect next time (the server may have restarted)
+            stop.wait(min(interval, 1.0) if failing else interval)
         self.close()
 
     def start_background(self, interval: float) -> tuple[threading.Thread, threading.Event]:

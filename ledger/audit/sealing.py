@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import tuple_row
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from psycopg.rows import tuple_row
 
 from ledger.audit.checkpoints import (
     LOCK_KEY,

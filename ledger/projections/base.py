@@ -164,15 +164,16 @@ class ReadModel(PostgresTrackingRecorder):
         """The tracked position: every event up to it is reflected in the view."""
         return self.max_tracking_id(self.application_name) or 0
 
-    def process_page(self, page: Page) -> int:
+    def process_page(self, page: Page, *, commit: bool = True) -> int:
         """Apply the events of ``page`` this view has not applied yet, and track them, in one
         transaction. Returns the tracked position afterwards.
 
         Raises ``PageRefused`` (nothing written) when the page does not continue from the
         tracked position, ``ProjectionBusy`` when another runner is applying a page to this
         view, and a lock-timeout error when DDL holds one of its tables (rolled back).
+        ``commit=False``: a trial (everything is rolled back), to find a failing event.
         """
-        with self.datastore.transaction(commit=True) as curs:
+        with self.datastore.transaction(commit=commit) as curs:
             position = self._lock_position(curs, wait=False)
             curs.execute(f"SET LOCAL lock_timeout = '{PAGE_LOCK_TIMEOUT}'")
             if page.after > position:

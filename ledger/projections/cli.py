@@ -57,11 +57,15 @@ def run(
 ) -> None:
     """Run the projections until stopped (SIGTERM/Ctrl-C): the deployment worker."""
     _logging()
+    from ledger.config import get_settings
+    from ledger.database import apply_connection_options, configure_client
     from ledger.projections.runner import ProjectionRunner, runner_env
 
+    configure_client(get_settings())  # reconnect every 0.2 s after an outage
     runner = ProjectionRunner(runner_env(_url()), _names(only), page_size=page_size,
                               max_page_size=max_page_size, poll_interval=poll_interval,
                               stall_after=stall_after)
+    apply_connection_options(runner.datastore.pool, get_settings())
     stop = runner.stop
     signal.signal(signal.SIGTERM, lambda *_: stop(timeout=0))
     signal.signal(signal.SIGINT, lambda *_: stop(timeout=0))

@@ -205,30 +205,37 @@ class ProjectionRunner:
                 self.health[name].retry_at = time.monotonic() + 0.25
                 self._database_down(exc)
                 return None
-            if len(page.events) > 1:  # which event? apply the page one event at a time
-                return self._isolate(name, page)
-            return _EventFailure(exc, page.events[0]) if page.events else exc
+            return self._isolate(name, page, exc)  # which event?
         return None
 
-    def _isolate(self, name: str, page: Page) -> BaseException | None:
-        """Apply ``page`` event by event (each its own transaction): the events before the
-        failing one are kept, and the failure names the event it happened on."""
+    def _isolate(self, name: str, page: Page, error: BaseException) -> BaseException | None:
+        """Which event of ``page`` fails? Trial runs (rolled back) of ever shorter prefixes
+        of the page — always from the page's own start, so a view sees the events as it
+        would in one page — find the first failing event; the prefix before it is then
+        applied for real, and the failure names the event."""
         view = self.views[name]
-        for event in page.events:
-            position = self.health[name].position
-            if event.position <= position:
-                continue
+        position = self.health[name].position
+        events = [e for e in page.events if e.position > position]
+        lo, hi = 0, len(events)  # events[:lo] apply cleanly; events[:hi] fail with `error`
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
             try:
-                self._set_position(name, view.process_page(Page(position, [event])))
-            except PageRefused:
+                view.process_page(Page(position, events[:mid]), commit=False)
+                lo = mid
+            except PageRefused:  # reset meanwhile, or another runner is on it: re-read
                 self._set_position(name, view.position())
                 return None
-            except Exception as exc:  # noqa: BLE001 - reported by run_page
+            except Exception as exc:  # noqa: BLE001 - narrowing down
                 if _transient(exc) or _unavailable(exc):
                     self.health[name].retry_at = time.monotonic() + 0.25
                     return None
-                return _EventFailure(exc, event)
-        return None
+                hi, error = mid, exc
+        if lo:
+            try:
+                self._set_position(name, view.process_page(Page(position, events[:lo])))
+            except Exception:  # noqa: BLE001 - the next round starts over
+                return None
+        return _EventFailure(error, events[hi - 1]) if events else error
 
     def _database_down(self, exc: BaseException) -> None:
         if not self.database_down:
@@ -419,7 +426,13 @@ def runner_env(url: str | None = None) -> dict[str, str]:
     return eventsourcing_env(url or database_url(settings), settings)
 
 
-def start_in_process(env: Mapping[str, str]) -> ProjectionRunner:
+def start_in_process(env: Mapping[str, str], settings: Any = None) -> ProjectionRunner:
     """Start a background runner for all projections (what the API does at start-up when
-    ``LEDGER_PROJECTIONS_IN_PROCESS`` is true). Call ``close()`` at shutdown."""
-    return ProjectionRunner(env).start()
+    ``LEDGER_PROJECTIONS_IN_PROCESS`` is true). Call ``close()`` at shutdown. ``settings``:
+    the service's connection timeouts for the runner's connections."""
+    runner = ProjectionRunner(env)
+    if settings is not None:
+        from ledger.database import apply_connection_options
+
+        apply_connection_options(runner.datastore.pool, settings)
+    return runner.start()

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -7,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.api.conftest import provision
+from tests.conftest import ROOT
 from tests.faults.pgproxy import PgProxy
 from tests.faults.private_pg import PrivatePostgres
 
@@ -27,11 +31,16 @@ def proxied_url(proxy: PgProxy, clean_db: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
-    """A PostgreSQL of the module's own, which its tests may stop, kill and freeze."""
-    pg = PrivatePostgres(tmp_path_factory.mktemp("pg"))
-    yield pg
-    pg.close()
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL of the module's own, which its tests may stop, kill and freeze (under the
+    project's .ledger, like the test server: the server's OS user can reach it)."""
+    directory = ROOT / ".ledger" / "faults-tests" / f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    pg = PrivatePostgres(directory)
+    try:
+        yield pg
+    finally:
+        pg.close()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -149,3 +149,48 @@ def test_a_released_claim_can_never_store_its_response(clean_db):
         assert store.begin("s", "k", "fp").__class__.__name__ == "Replay"
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize("fault", ["ack", "commit"])
+def test_an_import_interrupted_at_commit_and_rerun_posts_nothing_twice(pgproxy, clean_db,
+                                                                       fault):
+    """`ledger import` across a dropped connection at COMMIT: the import either reports its
+    posting (the commit is found) or fails cleanly; running it again posts nothing twice."""
+    from ledger.x12.importer import X12Importer
+    from tests.conftest import FIXTURES
+
+    scen = FIXTURES / "scenarios"
+    url = proxied_url(pgproxy, clean_db)
+    app = _app(url, group_commit=False)
+    try:
+        importer = X12Importer(app, url)
+        assert importer.import_path(scen / "s01_original_freq1.837p").outcome == "imported"
+        before = len(_history(clean_db))
+        (pgproxy.drop_at_commit_ack if fault == "ack" else pgproxy.drop_before_commit)()
+        try:
+            first = importer.import_path(scen / "s01_copay_co45.835").outcome
+        except Exception as exc:  # an interrupted import: the operator runs it again
+            first = type(exc).__name__
+        assert pgproxy.fired == [fault]
+        again = importer.import_path(scen / "s01_copay_co45.835")
+        posted_events = len(_history(clean_db)) - before
+        assert posted_events > 0 and _contiguous(_history(clean_db))
+        # posted exactly once: a third run is a duplicate and adds nothing
+        third = importer.import_path(scen / "s01_copay_co45.835")
+        assert third.outcome == "duplicate" and third.posted == 0
+        assert len(_history(clean_db)) - before == posted_events
+        # either the first run's posting was found committed (the re-run is a duplicate), or
+        # the interrupted run posted nothing (the re-run posts it)
+        assert again.outcome == ("duplicate" if first == "posted" else "posted"), \
+            (first, again.outcome)
+    finally:
+        app.close()
+
+
+def test_every_save_leaves_a_commit_token_that_housekeeping_purges(app, clean_db):
+    s.open_encounter(app)
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_commits WHERE committed"
+                            ).fetchone()[0] == 1
+        conn.execute("UPDATE ledger_commits SET recorded_at = now() - interval '3 days'")
+    assert app.recorder.purge_commit_tokens(older_than_hours=48) == 1

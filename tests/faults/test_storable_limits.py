@@ -122,3 +122,8 @@ def _code_set():
     from ledger.codes.icd10cm import default_code_set
 
     return default_code_set()
+
+
+def test_a_number_is_not_a_date_in_a_filter_either(client):
+    _refused(client.get("/claims?dos_from=0", headers=BILLER), "dos_from", "date.format")
+    assert client.get("/claims?dos_from=2026-01-01", headers=BILLER).status_code == 200
