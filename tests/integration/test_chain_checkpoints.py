@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from urllib.parse import urlparse
+import uuid
+from urllib.parse import urlparse, urlunparse
 
 import psycopg
 import pytest
@@ -277,3 +278,44 @@ def test_key_rotation_keeps_old_checkpoints_verifiable(app, clean_db, tmp_path, 
         assert not only_new.ok and "not a trusted key" in only_new.first.detail
     finally:
         get_audit_settings.cache_clear()
+
+
+def test_two_databases_share_one_data_directory(app, clean_db, key, tmp_path):
+    """Exported checkpoints are kept per log (system identifier + database name), so two
+    databases whose services share one data directory each verify clean, and neither reads
+    the other's exports (before, the second looked tampered: "missing from the database")."""
+    from ledger.application import LedgerApplication
+    from ledger.audit.sealing import log_export_dir
+    from ledger.config import Settings
+    from ledger.database import eventsourcing_env
+    from ledger.migrate import NO_TIMEOUTS, migrate
+
+    name = f"ledger_second_{uuid.uuid4().hex[:8]}"
+    other = urlunparse(urlparse(clean_db)._replace(path="/" + name))
+    with psycopg.connect(clean_db, autocommit=True, options=NO_TIMEOUTS) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        migrate(other)
+        second = LedgerApplication(env=eventsourcing_env(
+            other, Settings(database_url=other, cache_size=0)))
+        try:
+            make_history(app)
+            make_history(second, encounters=2)  # a different log: another size, other roots
+        finally:
+            second.close()
+        shared = tmp_path / "one-data-dir" / "checkpoints"
+        sizes = {}
+        for url in (clean_db, other):
+            writer = CheckpointWriter(url, key, export_dir=log_export_dir(shared, url))
+            sizes[url] = writer.run_once().tree_size
+            writer.close()
+        assert sizes[clean_db] == 12 and sizes[other] == 8
+        assert len([p for p in shared.iterdir() if p.is_dir()]) == 2
+        for url in (clean_db, other):
+            report = verify(url, public_key=key.public_key(),
+                            export_dir=log_export_dir(shared, url))
+            assert report.ok, report.problems
+            assert report.exported_checkpoints == 1 and report.covered == sizes[url]
+    finally:
+        with psycopg.connect(clean_db, autocommit=True, options=NO_TIMEOUTS) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
