@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
+from ledger.domain import figures
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue, NotFound
 from ledger.domain.values import Money, icd10cm_dotted
@@ -74,6 +75,8 @@ def figure_reader(figure: str) -> Reader:
                     return Money.zero()
                 if what == "charge":  # as the claim view shows it
                     return claim.submitted_charge or e.claim_charge(claim)
+                if what == "allowed":  # the one money model's rule (ledger.domain.figures)
+                    return figures.claim_allowed(claim)
                 return getattr(claim, what)
             return guard(claim_figure)
     if kind == "line" and ":" in rest:

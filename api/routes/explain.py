@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import IdentityDep, LedgerDep, check_advocate_scope
+from api.deps import IdentityDep, LedgerDep, check_encounter_access
 from api.responses import OrjsonResponse
 from ledger.explain import FIGURE_HELP, explain, figures_of
 
@@ -21,7 +21,7 @@ def explain_figure(ledger: LedgerDep, identity: IdentityDep, encounter_id: UUID,
                    as_of_version: int | None = None) -> dict:
     """The explanation, after the same encounter-access check as every encounter read."""
     current = ledger.get_encounter(encounter_id)
-    check_advocate_scope(identity, current)
+    check_encounter_access(identity, current)
     result = explain(ledger.history(encounter_id), figure, as_of_version=as_of_version)
     result["encounter_id"] = str(encounter_id)
     result["figures"] = figures_of(current)

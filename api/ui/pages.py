@@ -4,7 +4,7 @@ Thin like the API routes: reads replay the encounter (``LedgerApplication``) or 
 models; forms validate with the API's own request schemas and run the same application
 commands (``execute_async``), so the domain's refusals are the API's, shown next to the field
 they name. Every page passes ``gate`` first (session, permission table, CSRF on forms) and every
-encounter goes through the API's own encounter-access check (``check_advocate_scope``).
+encounter goes through the API's own encounter-access check (``check_encounter_access``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
-from api.deps import check_advocate_scope
+from api.deps import check_encounter_access
 from api.routes.queries import _advocate_encounters
 from api.ui import queries as uq
 from api.ui.gate import UC, UE, gate, may_page, sessions
@@ -63,7 +63,7 @@ def _encounter(request: Request, encounter_id: UUID, version: int | None = None)
     """The encounter (optionally as of a version) after the API's encounter-access check."""
     ledger = _ledger(request)
     current = ledger.get_encounter(encounter_id)
-    check_advocate_scope(_identity(request), current)
+    check_encounter_access(_identity(request), current)
     if version is None or version == current.version:
         return current
     if not 1 <= version <= current.version:

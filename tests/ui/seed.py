@@ -24,12 +24,16 @@ def coding_audit(client) -> str:
 
 
 def seed(client) -> dict[str, str]:
-    """Scenario 1 (paid, patient owes the 30.00 copay) with a dispute assigned to advocate-1,
+    """Scenario 1 (paid, patient owes the 30.00 copay) granted to advocate-1, who disputes it,
     the coding audit of scenario 5, and an encounter no advocate may see. Waits until the
     read models show it all."""
     s1 = scenario_1(client)
+    # billing staff grant advocate-1 access on the patient's authorization (issue 14)
+    ok(client.post(f"/encounters/{s1}/grants", headers=BILLER, json={
+        "grantee_id": "advocate-1", "authorization_ref": "AUTH-UI-1",
+        "valid_until": "2099-01-01T00:00:00Z"}), 201)
     dispute = ok(client.post(f"/encounters/{s1}/disputes", headers=ADVOCATE, json={
-        "line_nos": [1], "category": "balance", "advocate_id": "advocate-1",
+        "line_nos": [1], "category": "balance",
         "description": "patient says the copay was paid at the desk"}), 201)["result"]
     ok(client.post(f"/encounters/{s1}/disputes/{dispute['dispute_id']}/notes",
                    headers=ADVOCATE, json={"note": "receipt requested from the patient"}))
