@@ -4,6 +4,7 @@ empty ledger only; the demo users (one per role) and what to try next."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import psycopg
@@ -17,6 +18,7 @@ from ledger.domain.model import Actor
 DEMO_USERS = (("demo-coder", "coder"), ("demo-biller", "biller"), ("demo-auditor", "auditor"),
               ("demo-advocate", "advocate"), ("demo-admin", "admin"))
 DEMO_ADVOCATE = Actor("demo-advocate", "advocate")
+DEMO_BILLER = Actor("demo-biller", "biller")
 DISPUTE_ID = "D-DEMO-1"
 
 
@@ -74,10 +76,16 @@ def load_demo(url: str) -> DemoLoad:
         samples.scenario_3_appeal_paid(app, eid, line)
         out.loaded.append(("denial, appeal filed and overturned, then paid", eid))
         out.loaded.append(("inpatient (institutional) claim", samples.scenario_8_inpatient(app)))
-        # A disputed charge, assigned to (and opened by) the demo advocate, who can read this
-        # encounter and no other.
+        # A disputed charge: billing staff grant the demo advocate access to this encounter
+        # (on the patient's authorization, for a year), and the advocate opens the dispute;
+        # the advocate reads this encounter and no other.
+        now = datetime.now(UTC)
+        app.execute(clean, "grant_access", actor=DEMO_BILLER, grant_id="G-DEMO-1",
+                    grantee_id=DEMO_ADVOCATE.id, authorization_ref="AUTH-DEMO-1",
+                    valid_until=now + timedelta(days=365), at=now,
+                    reason="patient authorized the advocate")
         app.execute(clean, "open_dispute", actor=DEMO_ADVOCATE, dispute_id=DISPUTE_ID,
-                    line_nos=[1], category="charge", advocate_id=DEMO_ADVOCATE.id,
+                    line_nos=[1], category="charge", at=now,
                     description="Patient questions the office-visit level billed on line 1")
         out.loaded.append((f"dispute {DISPUTE_ID} on S1-0001 line 1, assigned to "
                            "demo-advocate", clean))

@@ -6,6 +6,7 @@ Nothing is skipped: when no database can be had, the PostgreSQL tests error.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -93,7 +94,7 @@ def database_url() -> Iterator[str]:
 
 LEDGER_TABLES_SQL = """
 SELECT tablename FROM pg_tables
-WHERE schemaname = 'public' AND tablename <> 'ledger_migrations'
+WHERE schemaname = 'public' AND tablename NOT IN ('ledger_migrations', 'ledger_log_identity')
 """
 
 
@@ -135,18 +136,23 @@ def app(app_env: dict[str, str]) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def _checkpoint_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("keys") / "checkpoint-ed25519.pem"
+def _checkpoint_key_file() -> Path:
+    return SESSION_DIR / "keys" / "checkpoint-ed25519.pem"
+
+
+_EXPORT_DIRS = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
-def _audit_files_per_test(tmp_path: Path, _checkpoint_key_file: Path,
+def _audit_files_per_test(_checkpoint_key_file: Path,
                           monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Checkpoint exports (one directory per log, and a test database is reused after its
-    tables are emptied) and the signing key live under the test's tmp_path, not .ledger."""
+    """Checkpoint exports (a directory of their own per test: a test database is reused after
+    its tables are emptied) and the signing key live in this session's directory, never in
+    the user's data directory."""
     from ledger.audit.settings import get_audit_settings
 
-    monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("LEDGER_CHECKPOINT_DIR",
+                       str(SESSION_DIR / "checkpoints" / str(next(_EXPORT_DIRS))))
     monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(_checkpoint_key_file))
     get_audit_settings.cache_clear()
     yield

@@ -71,9 +71,16 @@ _CHECKPOINT = (
 
 
 def log_id(conn: psycopg.Connection[Any]) -> str:
-    """This log's identity: the server's system identifier and the database name (several
-    databases of one data directory are several logs)."""
+    """This log's identity, made once by migration 0099 and kept in the database (so a backup
+    restored elsewhere is the same log, and several databases sharing one data directory are
+    several logs). A database migrated before 0099 falls back to the server's system
+    identifier and the database name."""
     with conn.cursor(row_factory=tuple_row) as cur:  # whatever the connection's factory
+        row = cur.execute("SELECT to_regclass('ledger_log_identity') IS NOT NULL").fetchone()
+        if row and row[0]:
+            stored = cur.execute("SELECT log_id FROM ledger_log_identity").fetchone()
+            if stored:
+                return str(stored[0])
         sysid, dbname = cur.execute(
             "SELECT system_identifier, current_database() FROM pg_control_system()").fetchone()
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in dbname)
@@ -81,7 +88,7 @@ def log_id(conn: psycopg.Connection[Any]) -> str:
 
 
 def log_export_dir(base: Path, target: psycopg.Connection[Any] | str) -> Path:
-    """Where this log's checkpoints are exported: ``<base>/<system id>-<database>``."""
+    """Where this log's checkpoints are exported: ``<base>/<log id>``."""
     if isinstance(target, str):
         with psycopg.connect(target) as conn:
             return Path(base) / log_id(conn)

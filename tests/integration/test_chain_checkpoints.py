@@ -248,7 +248,11 @@ def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch
         assert (tmp_path / "k" / "key.pem").exists()  # generated on first use
         key = load_public_key(tmp_path / "k" / "key.pem.pub")
         assert verify(clean_db, public_key=key, export_dir=directory).ok
-        assert directory.name.endswith("-" + urlparse(clean_db).path.lstrip("/"))
+        from ledger.audit.sealing import log_id
+
+        with psycopg.connect(clean_db) as conn:  # the log id kept in the database (0099)
+            stored = conn.execute("SELECT log_id::text FROM ledger_log_identity").fetchone()[0]
+            assert directory.name == log_id(conn) == stored
     finally:
         get_audit_settings.cache_clear()
 

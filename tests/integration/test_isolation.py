@@ -18,6 +18,16 @@ from tests.conftest import ROOT, SESSION_DIR, USER_DATA_DIR, _server_url
 pytestmark = pytest.mark.postgres
 
 
+@pytest.fixture(autouse=True)
+def _writers_do_not_seal(monkeypatch):
+    """These tests make another log's checkpoints with the checkpoint job, which seals what
+    writers left unsealed (as with LEDGER_SEAL_PER_BATCH=0)."""
+    from ledger.audit.settings import get_audit_settings
+
+    monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
+    get_audit_settings.cache_clear()
+
+
 def _tree(directory: Path) -> dict[str, tuple[str, int]]:
     """Every file under ``directory``: content hash and modification time (ns)."""
     return {str(p.relative_to(directory)): (hashlib.sha256(p.read_bytes()).hexdigest(),
