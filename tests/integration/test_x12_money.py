@@ -390,3 +390,26 @@ def test_read_models_catch_up_over_the_whole_month(app, app_env, imp, clean_db):
     assert claims["ENC7001"] == "replaced" and claims["ENC7001~r2"] == "paid"
     assert claims["ENC7002"] == "voided" and claims["ENC7004~secondary"] == "paid"
     assert all(b >= 0 for _, b in balances), balances
+
+
+def test_large_837_read_and_saved_in_chunks_gives_the_same_ledger(app, clean_db):
+    """Slices of 2 claims, saves every 20 events: the same six encounters, each whole."""
+    small = X12Importer(app, clean_db, claims_per_chunk=2, max_837_events_per_save=20)
+    r = small.import_path(HERE / "c1_originals.837p")
+    assert (r.outcome, r.posted, r.quarantined) == ("imported", 6, 0), r.as_dict()
+    numbers = set()
+    for eid in r.encounters:
+        enc = app.get_encounter(eid)
+        (claim,) = enc.claims.values()
+        assert claim.status == "submitted" and claim.submitted_charge == enc.total_charge
+        numbers.add(claim.number)
+    assert numbers == {f"ENC700{i}" for i in range(1, 7)}
+    assert app.get_encounter(next(e for e in r.encounters if "ENC7004" in
+                                  app.get_encounter(e).claims)).parties[1].payer_id == "88888"
+    # the whole file is recorded once: sending it again is a duplicate
+    again = small.import_path(HERE / "c1_originals.837p")
+    assert again.outcome == "duplicate" and again.posted == 0
+    with psycopg.connect(clean_db) as conn:
+        row = conn.execute("SELECT sender_id, interchange_control, group_control,"
+                           " transaction_controls, claims FROM x12_claim_files").fetchall()
+    assert row == [("PROVIDERSUBMIT", "000007001", "7001", ["7001"], 6)]
