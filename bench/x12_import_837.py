@@ -121,7 +121,8 @@ def main() -> None:
             posted, outcome, import_s, import_mb = run_child("import", path, url)
         assert (outcome, posted) == ("imported", n), (outcome, posted)
     report.add(figure="parse_only_peak_rss_mb", claims=n, bytes=len(data), median=parse_mb,
-               seconds=round(parse_s, 2), note="baseline: the importer's reader alone (read_837_chunks), no database")
+               seconds=round(parse_s, 2),
+               note="baseline: the importer's reader alone (read_837_chunks), no database")
     report.add(figure="import_peak_rss_mb", claims=n, median=import_mb,
                seconds=round(import_s, 2), limit_mb=args.limit_mb,
                within_limit=import_mb < args.limit_mb,
