@@ -122,3 +122,25 @@ def resolve(conn: Any, exception_id: str, *, action: str, reason: str,
                      " VALUES (%s, %s, %s, %s)", (eid, action, reason.strip()[:500],
                                                   str(actor_id)[:60]))
     return {"exception_id": str(eid), "resolution": action, "reason": reason.strip()[:500]}
+
+
+RECONCILIATION_COLUMNS = ("payer_id", "trace_number", "file_hash", "bpr_amount", "claims_paid",
+                          "plb_total", "plb_claims", "plb_provider", "posted_paid", "held_paid",
+                          "difference", "reconciled", "outcome", "recorded_at")
+
+
+def list_reconciliation(conn: Any, *, only_unreconciled: bool = False,
+                        limit: int = 500) -> list[dict[str, Any]]:
+    """Per remittance: BPR02 against Σ CLP04 − Σ PLB, and what was posted or held."""
+    sql = (f"SELECT {', '.join(RECONCILIATION_COLUMNS)} FROM x12_reconciliation"
+           + (" WHERE NOT reconciled" if only_unreconciled else "")
+           + " ORDER BY recorded_at, payer_id, trace_number LIMIT %s")
+    out = []
+    for row in conn.execute(sql, (max(1, min(int(limit), 5000)),)).fetchall():
+        item = dict(zip(RECONCILIATION_COLUMNS, row, strict=True))
+        for k, v in item.items():
+            if isinstance(v, Decimal):
+                item[k] = str(v)
+        item["recorded_at"] = item["recorded_at"].isoformat()
+        out.append(item)
+    return out

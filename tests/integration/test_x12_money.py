@@ -292,6 +292,12 @@ def test_cli_exceptions_and_import_exit_status(app, imp, clean_db, monkeypatch):
         assert bad.exit_code == 2 and "exceptions.open" in bad.stdout
         ok = runner.invoke(cli, ["import", str(HERE / "r3_secondary_crossover.835"), "--json"])
         assert ok.exit_code == 0 and orjson.loads(ok.stdout)["ok"] is True
+        recon = runner.invoke(cli, ["x12", "reconciliation", "--json"])
+        rows = orjson.loads(recon.stdout)["remittances"]
+        assert [(x["trace_number"], x["reconciled"]) for x in rows] == [
+            ("EFT7100", True), ("EFT7500", True), ("EFT7300", True)]
+        table = runner.invoke(cli, ["x12", "reconciliation"])
+        assert table.exit_code == 0 and "EFT7300" in table.stdout
     finally:
         get_settings.cache_clear()
 
