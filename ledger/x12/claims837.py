@@ -132,6 +132,20 @@ def read_837(data: bytes) -> Parsed837:
     return parsed
 
 
+def iter_segments(text: str, terminator: str, start: int = 0) -> Iterator[str]:
+    """The segments of X12 text one at a time (stripped, empty ones skipped), without a list
+    of the whole file's segments in memory."""
+    n = len(text)
+    while start < n:
+        end = text.find(terminator, start)
+        if end < 0:
+            end = n
+        seg = text[start:end].strip()
+        start = end + 1
+        if seg:
+            yield seg
+
+
 def read_837_chunks(data: bytes, claims_per_chunk: int = 400) -> Iterator[Parsed837]:
     """``read_837`` of a large file a slice at a time: each transaction's subscribers (HL 22,
     with their patients, HL 23) are cut into interchanges of about ``claims_per_chunk``
@@ -140,16 +154,16 @@ def read_837_chunks(data: bytes, claims_per_chunk: int = 400) -> Iterator[Parsed
     Every slice reports the whole file's hash and control numbers. A file of at most one
     slice (or one that is not a plain ISA interchange) is read whole."""
     text = data.decode("latin-1") if isinstance(data, bytes) else data
-    head = text.lstrip()
+    start = len(text) - len(text.lstrip())
+    head = text[start:start + 106]
     if not head.startswith("ISA") or len(head) < 106 or \
             text.count("CLM" + head[3]) <= claims_per_chunk:
         yield read_837(data)
         return
     element, terminator = head[3], head[105]
-    segments = [seg.strip() for seg in head.split(terminator)]
-    segments = [seg for seg in segments if seg]
+    segments = iter_segments(text, terminator, start)
     whole_hash = file_hash(data)
-    isa = next(seg for seg in segments if seg.startswith("ISA" + element))
+    isa = next(segments)
     gs = next((seg for seg in segments if seg.startswith("GS" + element)), "")
     isa13 = isa.split(element)[13] if len(isa.split(element)) > 13 else ""
     gs06 = gs.split(element)[6] if len(gs.split(element)) > 6 else ""

@@ -55,7 +55,13 @@ from ledger.domain.scrubber import RULESET_VERSION, scrub
 from ledger.domain.values import Money
 from ledger.x12 import index
 from ledger.x12.acks import ParsedAcks, read_277ca, read_999
-from ledger.x12.claims837 import FACILITY_TO_POS, ClaimDraft, Parsed837, read_837_chunks
+from ledger.x12.claims837 import (
+    FACILITY_TO_POS,
+    ClaimDraft,
+    Parsed837,
+    iter_segments,
+    read_837_chunks,
+)
 from ledger.x12.exceptions import RaisedException, write_raised
 from ledger.x12.loading import load_many
 from ledger.x12.model import ClaimPayment, Issue, ParsedFile, Remittance, ServicePayment
@@ -837,16 +843,16 @@ def _write_claim_file(curs: Any, row: tuple) -> None:
 
 def _envelope_837(data: bytes) -> tuple[str, str, str, list[str]]:
     """(ISA06 sender, ISA13, GS06, every ST02) of a file, read from its raw text."""
-    text = data.decode("latin-1").lstrip()
-    if not text.startswith("ISA") or len(text) < 106:
+    text = data.decode("latin-1")
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("ISA", start) or len(text) - start < 106:
         return "", "", "", []
-    element, terminator = text[3], text[105]
-    isa = text[:105].split(element)
+    element, terminator = text[start + 3], text[start + 105]
+    isa = text[start:start + 105].split(element)
     sender = isa[6].strip() if len(isa) > 6 else ""
     isa13 = isa[13].strip() if len(isa) > 13 else ""
     gs06, controls = "", set()
-    for seg in text.split(terminator):
-        seg = seg.strip()
+    for seg in iter_segments(text, terminator, start):
         if seg.startswith("GS" + element) and not gs06:
             parts = seg.split(element)
             gs06 = parts[6] if len(parts) > 6 else ""
