@@ -1,6 +1,7 @@
 """The exceptions queue: what an import could not post, kept to be worked.
 
-Kinds: ``quarantined_file`` (a file refused whole), ``unreconciled_remittance`` (BPR02 is not
+Kinds: ``quarantined_file`` (a file refused whole), ``refused_claim`` (an 837 claim not
+imported, with its rule), ``unreconciled_remittance`` (BPR02 is not
 Σ CLP04 - Σ PLB), ``unmatched_claim`` (a CLP that names no claim of ours), ``duplicate_payment``
 (a second paid/denied adjudication with no reversal in between: both traces kept),
 ``line_unmatched`` (an SVC that matches no claim line, or two) and ``unposted_plb`` (a PLB that
@@ -23,8 +24,8 @@ import orjson
 
 from ledger.domain.errors import IllegalTransition, InvalidValue, NotFound
 
-KINDS = ("quarantined_file", "unreconciled_remittance", "unmatched_claim", "duplicate_payment",
-         "line_unmatched", "unposted_plb")
+KINDS = ("quarantined_file", "refused_claim", "unreconciled_remittance", "unmatched_claim",
+         "duplicate_payment", "line_unmatched", "unposted_plb")
 RESOLUTIONS = ("rematched", "posted", "dismissed")
 _NAMESPACE = uuid.UUID("0b6f6f5e-5a43-4a57-9a3c-1d2e12c0e012")
 COLUMNS = ("exception_id", "kind", "status", "claim_number", "payer_id", "trace_number",

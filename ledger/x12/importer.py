@@ -690,11 +690,21 @@ class X12Importer:
     def _record_refused_claims(self, result: FileResult) -> None:
         report = {"issues": [i.as_dict() for i in result.issues if i.claim],
                   "file": result.name[:200], "imported": result.posted}
-        with self._connect() as conn:
-            conn.execute("INSERT INTO x12_quarantine (file_hash, file_name, kind, rules, report)"
-                         " VALUES (%s, %s, %s, %s, %s)",
-                         (result.file_hash, result.name[:200], result.kind, result.rules,
-                          orjson.dumps(report).decode()))
+        refused: dict[str, Issue] = {}
+        for i in result.issues:
+            if i.claim and i.severity == "error":
+                refused.setdefault(i.claim, i)
+        raised = [RaisedException("refused_claim", i.rule, f"{result.file_hash}|{claim}", claim,
+                                  file_hash=result.file_hash,
+                                  detail={"file": result.name[:200], "message": i.message})
+                  for claim, i in refused.items()]
+        result.exceptions.extend(raised)
+        with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("INSERT INTO x12_quarantine (file_hash, file_name, kind, rules, report)"
+                        " VALUES (%s, %s, %s, %s, %s)",
+                        (result.file_hash, result.name[:200], result.kind, result.rules,
+                         orjson.dumps(report).decode()))
+            write_raised(cur, raised)
 
     def _encounter_from(self, d: ClaimDraft, isa13: str, gs06: str, fhash: str) -> Encounter:
         institutional = d.kind == "837I"

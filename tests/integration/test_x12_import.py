@@ -378,6 +378,8 @@ def test_837_invalid_claim_reported_valid_one_imported(app, imp):
     r = imp.import_bytes(bad.encode(), "bad.837p")
     assert r.outcome == "nothing" and r.quarantined == 1
     assert [i.rule for i in r.issues if i.severity == "error"] == ["837.pointer"]
+    assert [(e.kind, e.rule, e.claim_number) for e in r.exceptions] == [
+        ("refused_claim", "837.pointer", "ENC1001")]
     total = text.replace("CLM*ENC1001*240*", "CLM*ENC1001*250*")
     r = imp.import_bytes(total.encode(), "total.837p")
     # x12sdk enforces CLM02 = sum of SV102 itself, for the whole file (not per claim)

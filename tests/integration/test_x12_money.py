@@ -419,3 +419,20 @@ def test_large_837_read_and_saved_in_chunks_gives_the_same_ledger(app, clean_db)
         row = conn.execute("SELECT sender_id, interchange_control, group_control,"
                            " transaction_controls, claims FROM x12_claim_files").fetchall()
     assert row == [("PROVIDERSUBMIT", "000007001", "7001", ["7001"], 6)]
+
+
+def test_claim_linked_plb_naming_no_claim_is_held_and_the_rest_posts(app, imp, clean_db):
+    run_month(app, imp)
+    remit = _remit(64, "EFTPLB", "-10.00", [
+        "PLB*1234567893*20261231*WO:NOSUCHICN*10"])
+    r = imp.import_bytes(remit, "plb.835")
+    assert r.held == 1 and r.posted == 0, r.as_dict()
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        (item,) = list_exceptions(conn, kind="unposted_plb")
+        recon = conn.execute("SELECT bpr_amount, plb_total, plb_claims, plb_provider,"
+                             " reconciled FROM x12_reconciliation WHERE trace_number ="
+                             " 'EFTPLB'").fetchone()
+    assert (item["claim_number"], item["amount"], item["rule"], item["detail"]["reason"]) == (
+        "NOSUCHICN", "10.00", "plb.claim_not_found", "WO")
+    assert recon == (Decimal("-10.00"), Decimal("10.00"), Decimal("0.00"), Decimal("0.00"),
+                     True)
