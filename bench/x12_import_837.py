@@ -88,7 +88,7 @@ def run_child(mode: str, path: str, url: str = "") -> tuple[int, str, float, flo
     return int(out[1]), out[2], float(out[3]), float(out[4])
 
 
-def main() -> None:
+def main() -> Report | None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--claims", type=int, default=20_000)
     ap.add_argument("--limit-mb", type=float, default=300.0)
@@ -100,7 +100,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         child(args.child, args.file, args.url)
-        return
+        return None
     if not os.environ.get("LEDGER_DATABASE_URL"):  # a server of its own
         from ledger import embedded
 
@@ -131,8 +131,13 @@ def main() -> None:
     report.add(figure="machine", **machine(), date=str(date.today()))
     print(report.table())
     if import_mb >= args.limit_mb:
-        sys.exit(1)
+        raise RuntimeError(f"837 import peak RSS {import_mb} MB is not under {args.limit_mb} MB")
+    return report
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RuntimeError as err:
+        print(f"# {err}", file=sys.stderr)
+        sys.exit(1)
