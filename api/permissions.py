@@ -17,6 +17,7 @@ C = E + "/claims/{claim_number}"
 
 PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/health"): PUBLIC,
+    ("GET", "/ready"): PUBLIC,
     # coding: coders (an encounter may also be opened by registration/billing staff)
     ("POST", "/encounters"): frozenset({CODER, BILLER}),
     ("POST", E + "/diagnoses"): frozenset({CODER}),

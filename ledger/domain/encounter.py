@@ -57,6 +57,8 @@ from ledger.domain.model import (
 )
 from ledger.domain.values import (
     Money,
+    check_date,
+    check_storable,
     hcpcs_level2_format,
     icd10cm_dotted,
     icd10cm_format,
@@ -369,7 +371,7 @@ class Encounter(Aggregate):
             line.adjustments.extend(self.result.adjustments)
             line.remarks.extend(self.result.remarks)
             latest = claim.adjudications[-1]
-            latest.lines.append(self.result)
+            latest.lines.append(self.result)  # per claim line money: ledger.domain.figures
             for adj in self.result.adjustments:
                 latest.adjustments.append(Adjustment(adj.group, adj.reason, adj.amount,
                                                      adj.quantity, self.result.line_no))
@@ -585,6 +587,17 @@ class Encounter(Aggregate):
         self.content_revision = 0
         self.voided = Money.zero()
 
+    # Every new event's values must fit the read models' columns (ledger.domain.values);
+    # checked before the event exists, never on replay.
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        check_storable(kwargs)
+        super().trigger_event(event_class, **kwargs)
+
+    @classmethod
+    def _create(cls, event_class: Any, **kwargs: Any) -> Any:
+        check_storable(kwargs)
+        return super()._create(event_class, **kwargs)
+
     @classmethod
     def open(
         cls,
@@ -598,8 +611,10 @@ class Encounter(Aggregate):
         actor: Actor,
         claim_type: str = "professional",
         encounter_id: Any = None,
+        today: date | None = None,
     ) -> Encounter:
-        """Open an encounter. ``patient_ref`` is a surrogate id, never a name or MRN."""
+        """Open an encounter. ``patient_ref`` is a surrogate id, never a name or MRN.
+        ``today`` (from the caller's clock): dates of service at most a year after it."""
         if not isinstance(facility_id, str) or not facility_id.strip():
             raise InvalidValue("facility_id", "required", "facility_id: required")
         if not isinstance(patient_ref, str) or not patient_ref.strip():
@@ -610,6 +625,8 @@ class Encounter(Aggregate):
         if not isinstance(service_to, date) or service_to < service_from:
             raise InvalidValue("service_to", "dates.order",
                                "service_to: must not be before service_from")
+        check_date(service_from, "service_from", today)
+        check_date(service_to, "service_to", today)
         if claim_type not in MAX_DIAGNOSES:
             raise InvalidValue("claim_type", "claim_type.enum",
                                "claim_type: must be professional or institutional")
