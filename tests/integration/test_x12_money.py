@@ -383,6 +383,13 @@ def test_read_models_catch_up_over_the_whole_month(app, app_env, imp, clean_db):
     from ledger.projections.runner import ProjectionRunner
 
     run_month(app, imp)
+    with ProjectionRunner(app_env) as runner:
+        runner.catch_up()
+    with psycopg.connect(clean_db) as conn:
+        # before the secondary pays, it awaits the 30.00 the primary forwarded, not 240.00
+        waiting = conn.execute("SELECT outstanding FROM payer_balances WHERE payer_id ="
+                               " '88888'").fetchone()
+    assert waiting == (Decimal("30.00"),)
     for name in ("c2_corrections.837p", "r2_reversal_correction.835",
                  "r3_secondary_crossover.835", "r4_plb_recoupment_interest.835"):
         assert imp.import_path(HERE / name).outcome in ("imported", "posted"), name
