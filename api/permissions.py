@@ -48,6 +48,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/remittances"): frozenset({BILLER}),
     ("POST", "/claims/x12"): frozenset({BILLER}),
     ("GET", "/exceptions"): frozenset({BILLER, AUDITOR}),
+    ("GET", "/remittances/reconciliation"): frozenset({BILLER, AUDITOR}),
     ("POST", "/exceptions/{exception_id}/resolve"): frozenset({BILLER}),
     # disputes: advocates open and work them; billing staff answer them
     ("POST", E + "/disputes"): frozenset({ADVOCATE, BILLER}),

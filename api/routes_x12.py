@@ -111,3 +111,21 @@ async def post_exception_resolution(request: Request, exception_id: str,
     out = await run_in_threadpool(_resolve, state.database_url, exception_id, body,
                                   identity.actor.id)
     return OrjsonResponse(out)
+
+
+def _reconciliation(url: str, unreconciled: bool, limit: int) -> list[dict[str, Any]]:
+    import psycopg
+
+    from ledger.x12.exceptions import list_reconciliation
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return list_reconciliation(conn, only_unreconciled=unreconciled, limit=limit)
+
+
+@router.get("/remittances/reconciliation", summary="Per remittance: BPR02 = Σ CLP04 − Σ PLB, "
+            "posted and held amounts, and whether it reconciles")
+async def get_reconciliation(request: Request, unreconciled: bool = False,
+                             limit: int = Query(500, ge=1, le=5000)) -> Response:
+    state: Any = request.app.state
+    items = await run_in_threadpool(_reconciliation, state.database_url, unreconciled, limit)
+    return OrjsonResponse({"remittances": items, "count": len(items)})

@@ -27,6 +27,7 @@ BENCHES = [
     ("projections", "bench.projection_catchup"),
     ("codes", "bench.codes_lookup"),
     ("x12", "bench.x12_import"),
+    ("x12-837", "bench.x12_import_837"),  # 20,000-claim 837P: peak RSS (issue 12), ~3 min
     ("chain", "bench.chain"),
     ("verify", "bench.verify"),
     ("ui", "bench.ui_pages"),  # workbench pages with a large store

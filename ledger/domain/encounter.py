@@ -109,6 +109,9 @@ def _positive_money(value: Any, field: str) -> Money:
 class Encounter(Aggregate):
     """One patient encounter and all the claims billed for it."""
 
+    # read by snapshots taken before issue 12 (they lack the attribute): nothing voided
+    voided = Money.zero()
+
     # ------------------------------------------------------------------ events
     class Event(Aggregate.Event):
         actor_id: str

@@ -97,6 +97,10 @@ def claim_outstanding(claim: Claim, written_off: Money | None = None) -> Money:
     if not claim.submissions or claim.status in ("closed", *SUPERSEDED_STATUSES) or \
             claim.replaced_by:
         return Money.zero()
+    if claim.bucket != SEQUENCES[0]:
+        # a later payer (COB) awaits what the earlier payers left in its bucket (the PR they
+        # forwarded), not the whole charge: the aggregate keeps it as the claim's open balance
+        return claim.open_balance - (written_off or Money.zero())
     charge = claim.submitted_charge or Money.zero()
     return charge - claim.paid - adjustment_total(claim_adjustments(claim)) - \
         (written_off or Money.zero())

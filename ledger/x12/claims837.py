@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -129,6 +130,97 @@ def read_837(data: bytes) -> Parsed837:
     if not parsed.claims:
         parsed.issues.append(Issue("x12.837.no_claims", "file: no claim (CLM) found"))
     return parsed
+
+
+def iter_segments(text: str, terminator: str, start: int = 0) -> Iterator[str]:
+    """The segments of X12 text one at a time (stripped, empty ones skipped), without a list
+    of the whole file's segments in memory."""
+    n = len(text)
+    while start < n:
+        end = text.find(terminator, start)
+        if end < 0:
+            end = n
+        seg = text[start:end].strip()
+        start = end + 1
+        if seg:
+            yield seg
+
+
+def read_837_chunks(data: bytes, claims_per_chunk: int = 400) -> Iterator[Parsed837]:
+    """``read_837`` of a large file a slice at a time: each transaction's subscribers (HL 22,
+    with their patients, HL 23) are cut into interchanges of about ``claims_per_chunk``
+    claims under their billing provider (HL 20) and the transaction's header, and each is
+    read on its own, so the reader's models of the whole file never sit in memory at once.
+    Every slice reports the whole file's hash and control numbers. A file of at most one
+    slice (or one that is not a plain ISA interchange) is read whole."""
+    text = data.decode("latin-1") if isinstance(data, bytes) else data
+    start = len(text) - len(text.lstrip())
+    head = text[start:start + 106]
+    if not head.startswith("ISA") or len(head) < 106 or \
+            text.count("CLM" + head[3]) <= claims_per_chunk:
+        yield read_837(data)
+        return
+    element, terminator = head[3], head[105]
+    segments = iter_segments(text, terminator, start)
+    whole_hash = file_hash(data)
+    isa = next(segments)
+    gs = next((seg for seg in segments if seg.startswith("GS" + element)), "")
+    isa13 = isa.split(element)[13] if len(isa.split(element)) > 13 else ""
+    gs06 = gs.split(element)[6] if len(gs.split(element)) > 6 else ""
+
+    def emit(header: list[str], provider: list[str], groups: list[list[str]]) -> Parsed837:
+        body = header + provider + [seg for g in groups for seg in g]
+        st02 = header[0].split(element)[2] if len(header[0].split(element)) > 2 else ""
+        body.append(element.join(("SE", str(len(body) + 1), st02)))
+        chunk = [isa, gs, *body, element.join(("GE", "1", gs06)),
+                 element.join(("IEA", "1", isa13))]
+        parsed = read_837(((terminator + "\n").join(chunk) + terminator).encode("latin-1"))
+        parsed.file_hash = whole_hash
+        return parsed
+
+    header: list[str] = []
+    provider: list[str] = []
+    groups: list[list[str]] = []
+    claims = 0
+    block: list[str] | None = None
+    in_tx = False
+    for seg in segments:
+        sid = seg.split(element, 1)[0]
+        if sid == "ST":
+            in_tx, header, provider, groups, claims, block = True, [seg], [], [], 0, None
+            continue
+        if not in_tx:
+            continue
+        if sid == "SE":
+            if groups:
+                yield emit(header, provider, groups)
+            in_tx = False
+            continue
+        if sid == "HL":
+            level = seg.split(element)[3] if len(seg.split(element)) > 3 else ""
+            if level == "20":
+                if groups:
+                    yield emit(header, provider, groups)
+                    groups, claims = [], 0
+                provider = block = [seg]
+                continue
+            if level == "22" and claims >= claims_per_chunk:
+                yield emit(header, provider, groups)
+                groups, claims = [], 0
+            if level == "22" or not groups:
+                groups.append([seg])
+            else:
+                groups[-1].append(seg)
+            block = groups[-1]
+            continue
+        if sid in ("GE", "IEA"):
+            continue
+        if block is None:
+            header.append(seg)
+        else:
+            block.append(seg)
+            if sid == "CLM":
+                claims += 1
 
 
 def _first_line(exc: Exception) -> str:

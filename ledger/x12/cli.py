@@ -163,3 +163,27 @@ def resolve_cmd(
         console.print(f"[red]{err.field}[/]: {err.rule}: {err.message}")
         raise typer.Exit(2) from None
     console.print(f"{out['exception_id']}: {out['resolution']}")
+
+
+@x12_app.command("reconciliation")
+def reconciliation_cmd(
+    unreconciled: Annotated[bool, typer.Option(help="only those that do not reconcile")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print only JSON on stdout")] = False,
+) -> None:
+    """Per remittance: BPR02 = Σ CLP04 − Σ PLB, and what was posted or held."""
+    from ledger.x12.exceptions import list_reconciliation
+
+    with _connect() as conn:  # type: ignore[attr-defined]
+        items = list_reconciliation(conn, only_unreconciled=unreconciled)
+    if as_json:
+        sys.stdout.write(orjson.dumps({"remittances": items}).decode() + "\n")
+        return
+    table = Table("payer", "trace", "BPR02", "ΣCLP04", "ΣPLB", "PLB claims", "PLB provider",
+                  "posted", "held", "difference", "reconciled", "outcome",
+                  title="X12 remittance reconciliation")
+    for r in items:
+        table.add_row(r["payer_id"], r["trace_number"], r["bpr_amount"], r["claims_paid"],
+                      r["plb_total"], r["plb_claims"], r["plb_provider"], r["posted_paid"],
+                      r["held_paid"], r["difference"], "yes" if r["reconciled"] else "[red]no[/]",
+                      r["outcome"])
+    console.print(table)

@@ -1,6 +1,7 @@
 """The exceptions queue: what an import could not post, kept to be worked.
 
-Kinds: ``quarantined_file`` (a file refused whole), ``unreconciled_remittance`` (BPR02 is not
+Kinds: ``quarantined_file`` (a file refused whole), ``refused_claim`` (an 837 claim not
+imported, with its rule), ``unreconciled_remittance`` (BPR02 is not
 Σ CLP04 - Σ PLB), ``unmatched_claim`` (a CLP that names no claim of ours), ``duplicate_payment``
 (a second paid/denied adjudication with no reversal in between: both traces kept),
 ``line_unmatched`` (an SVC that matches no claim line, or two) and ``unposted_plb`` (a PLB that
@@ -23,8 +24,8 @@ import orjson
 
 from ledger.domain.errors import IllegalTransition, InvalidValue, NotFound
 
-KINDS = ("quarantined_file", "unreconciled_remittance", "unmatched_claim", "duplicate_payment",
-         "line_unmatched", "unposted_plb")
+KINDS = ("quarantined_file", "refused_claim", "unreconciled_remittance", "unmatched_claim",
+         "duplicate_payment", "line_unmatched", "unposted_plb")
 RESOLUTIONS = ("rematched", "posted", "dismissed")
 _NAMESPACE = uuid.UUID("0b6f6f5e-5a43-4a57-9a3c-1d2e12c0e012")
 COLUMNS = ("exception_id", "kind", "status", "claim_number", "payer_id", "trace_number",
@@ -122,3 +123,25 @@ def resolve(conn: Any, exception_id: str, *, action: str, reason: str,
                      " VALUES (%s, %s, %s, %s)", (eid, action, reason.strip()[:500],
                                                   str(actor_id)[:60]))
     return {"exception_id": str(eid), "resolution": action, "reason": reason.strip()[:500]}
+
+
+RECONCILIATION_COLUMNS = ("payer_id", "trace_number", "file_hash", "bpr_amount", "claims_paid",
+                          "plb_total", "plb_claims", "plb_provider", "posted_paid", "held_paid",
+                          "difference", "reconciled", "outcome", "recorded_at")
+
+
+def list_reconciliation(conn: Any, *, only_unreconciled: bool = False,
+                        limit: int = 500) -> list[dict[str, Any]]:
+    """Per remittance: BPR02 against Σ CLP04 − Σ PLB, and what was posted or held."""
+    sql = (f"SELECT {', '.join(RECONCILIATION_COLUMNS)} FROM x12_reconciliation"
+           + (" WHERE NOT reconciled" if only_unreconciled else "")
+           + " ORDER BY recorded_at, payer_id, trace_number LIMIT %s")
+    out = []
+    for row in conn.execute(sql, (max(1, min(int(limit), 5000)),)).fetchall():
+        item = dict(zip(RECONCILIATION_COLUMNS, row, strict=True))
+        for k, v in item.items():
+            if isinstance(v, Decimal):
+                item[k] = str(v)
+        item["recorded_at"] = item["recorded_at"].isoformat()
+        out.append(item)
+    return out

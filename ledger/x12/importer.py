@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import logging
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -53,7 +55,13 @@ from ledger.domain.scrubber import RULESET_VERSION, scrub
 from ledger.domain.values import Money
 from ledger.x12 import index
 from ledger.x12.acks import ParsedAcks, read_277ca, read_999
-from ledger.x12.claims837 import FACILITY_TO_POS, ClaimDraft, read_837
+from ledger.x12.claims837 import (
+    FACILITY_TO_POS,
+    ClaimDraft,
+    Parsed837,
+    iter_segments,
+    read_837_chunks,
+)
 from ledger.x12.exceptions import RaisedException, write_raised
 from ledger.x12.loading import load_many
 from ledger.x12.model import ClaimPayment, Issue, ParsedFile, Remittance, ServicePayment
@@ -111,7 +119,8 @@ class X12Importer:
     """Imports X12 files through a ``LedgerApplication`` and its database."""
 
     def __init__(self, app: Any, database_url: str, *, actor: Actor = IMPORTER,
-                 max_attempts: int = 3, max_events_per_save: int = 20_000) -> None:
+                 max_attempts: int = 3, max_events_per_save: int = 20_000,
+                 claims_per_chunk: int = 250, max_837_events_per_save: int = 2_500) -> None:
         self.app = app
         self.url = database_url
         self.actor = actor
@@ -123,6 +132,10 @@ class X12Importer:
         # per-claim remittance key makes a re-import after an interruption post only what is
         # missing.
         self.max_events_per_save = max_events_per_save
+        # 837s are read ``claims_per_chunk`` claims at a time and their new encounters saved
+        # every ``max_837_events_per_save`` events, so memory stays flat with the file's size
+        self.claims_per_chunk = claims_per_chunk
+        self.max_837_events_per_save = max_837_events_per_save
 
     # ------------------------------------------------------------------ entry points
     def import_path(self, path: str | Path) -> FileResult:
@@ -131,12 +144,15 @@ class X12Importer:
 
     def import_bytes(self, data: bytes, name: str = "", *, expect: str | None = None) -> FileResult:
         fhash = file_hash(data) if data else ""
-        try:
-            tokens = tokenize(data)
-        except X12Error as err:
-            return FileResult(name, "unknown", "error", fhash,
-                              issues=[Issue(err.rule, err.message)])
-        kind = sniff(tokens).kind
+        kind = _sniff_large(data)  # a large 835/837 is not tokenized whole just to sniff it
+        tokens = None
+        if kind is None:
+            try:
+                tokens = tokenize(data)
+            except X12Error as err:
+                return FileResult(name, "unknown", "error", fhash,
+                                  issues=[Issue(err.rule, err.message)])
+            kind = sniff(tokens).kind
         if expect and kind not in expect.split("|"):
             return FileResult(name, kind, "error", fhash, issues=[Issue(
                 "x12.transaction_type", f"file: a {kind} file, expected {expect}")])
@@ -144,7 +160,7 @@ class X12Importer:
             return self._import_835(data, name)
         if kind in ("837P", "837I"):
             return self._import_837(data, name)
-        if kind in ("999", "277CA"):
+        if kind in ("999", "277CA") and tokens is not None:
             parsed = read_999(tokens) if kind == "999" else read_277ca(tokens)
             return self._import_acks(parsed, fhash, name)
         return FileResult(name, kind, "error", fhash, issues=[Issue(
@@ -492,59 +508,89 @@ class X12Importer:
         is (same hash) or its ISA/GS/ST control numbers from the same sender (ISA06) are.
         Encounters are saved in chunks of at most ``max_events_per_save`` events, built and
         released chunk by chunk, so a 20,000-claim file stays small in memory."""
-        parsed = read_837(data)
-        result = FileResult(name, parsed.kind, "imported", parsed.file_hash,
-                            issues=list(parsed.issues))
-        if any(i.severity == "error" for i in parsed.issues):
+        fhash = file_hash(data)
+        sender, isa13, gs06, controls = _envelope_837(data)
+        result = FileResult(name, "837P", "imported", fhash)
+        chunks = read_837_chunks(data, self.claims_per_chunk)
+        first = next(chunks)
+        result.kind = first.kind
+        result.issues.extend(first.issues)
+        if any(i.severity == "error" for i in first.issues):
             return self._quarantine(result)
-        sender = _isa_sender(data)
-        controls = sorted({d.transaction_control for d in parsed.claims})
         with self._connect() as conn:
             seen = conn.execute(
                 "SELECT file_hash FROM x12_claim_files WHERE file_hash = %s OR (sender_id = %s"
                 " AND interchange_control = %s AND group_control = %s AND"
                 " transaction_controls && %s::text[]) LIMIT 1",
-                (parsed.file_hash, sender, parsed.interchange_control, parsed.group_control,
-                 controls)).fetchone()
+                (fhash, sender, isa13, gs06, controls)).fetchone()
             if seen is not None:
                 result.outcome = "duplicate"
-                result.duplicates = len(parsed.claims)
+                result.duplicates = len(first.claims)
                 result.issues.append(Issue(
                     "837.file_duplicate", "file: already imported (same content, or the same "
                     "ISA13/GS06/ST02 control numbers from the same sender)", "warning"))
                 return result
             index.catch_up(self.app, conn)
             index.catch_up_icn(self.app, conn)
-            found = index.lookup(conn, [c.claim_number for c in parsed.claims])
-            by_icn = index.lookup_icn(conn, [c.original_icn for c in parsed.claims
-                                             if c.original_icn])
+            return self._import_837_chunks(conn, first, chunks, result,
+                                           (fhash, sender, isa13, gs06, controls, name[:200]))
+
+    def _import_837_chunks(self, conn: Any, first: Parsed837, chunks: Iterator[Parsed837],
+                           result: FileResult, file_row: tuple) -> FileResult:
         pending: list[Encounter] = []
-        pending_events = 0
         corrected: dict[UUID, Encounter] = {}
         saved: list[UUID] = []
-        file_row = (parsed.file_hash, sender, parsed.interchange_control, parsed.group_control,
-                    controls, name[:200], len(parsed.claims))
+        claims_seen = 0
 
         def flush(last: bool) -> None:
-            nonlocal pending, pending_events
             batch = pending + [e for e in corrected.values() if e.pending_events] if last \
                 else pending
             # the file is recorded (for duplicate detection) once something of it is saved
-            writes = [lambda curs, *_: _write_claim_file(curs, file_row)] if last else []
+            row = (*file_row, claims_seen)
+            writes = [lambda curs, *_: _write_claim_file(curs, row)] if last else []
             if batch or (writes and saved):
                 try:
                     if batch:
                         self.app.save(*batch, side_writes=writes)
                     else:
                         with self._connect() as c2, c2.transaction(), c2.cursor() as cur:
-                            _write_claim_file(cur, file_row)
+                            _write_claim_file(cur, row)
                 except (IntegrityError, psycopg.errors.UniqueViolation):
                     # a concurrent import of the same claims or file: report them as duplicates
                     result.duplicates += len(batch)
                     batch = []
             saved.extend(e.id for e in batch)
-            pending, pending_events = [], 0
+            pending.clear()  # released: a large file is held one chunk at a time
+            batch = []
+            _release_memory()
 
+        for parsed in itertools.chain([first], chunks):
+            if parsed is not first:
+                known = {(i.rule, i.message) for i in result.issues}
+                result.issues.extend(i for i in parsed.issues if (i.rule, i.message) not in known)
+                if any(i.severity == "error" for i in parsed.issues):
+                    result.quarantined += 1  # a slice the reader refused whole
+                    continue
+            claims_seen += len(parsed.claims)
+            found = index.lookup(conn, [c.claim_number for c in parsed.claims])
+            by_icn = index.lookup_icn(conn, [c.original_icn for c in parsed.claims
+                                             if c.original_icn])
+            self._drafts_837(parsed, found, by_icn, result, pending, corrected, flush)
+            parsed.claims.clear()  # the slice's drafts are in the encounters now
+        flush(True)
+        result.posted = len(saved)
+        result.encounters = saved
+        if not saved:
+            result.outcome = "duplicate" if result.duplicates and not result.quarantined \
+                else "nothing"
+        if result.quarantined:
+            self._record_refused_claims(result)
+        return result
+
+    def _drafts_837(self, parsed: Parsed837, found: dict[str, list[tuple[UUID, str]]],
+                    by_icn: dict[str, list[UUID]], result: FileResult,
+                    pending: list[Encounter], corrected: dict[UUID, Encounter],
+                    flush: Callable[[bool], None]) -> None:
         for draft in parsed.claims:
             result.issues.extend(draft.issues)
             if not draft.valid:
@@ -582,18 +628,8 @@ class X12Importer:
                 corrected.pop(getattr(err, "encounter_id", None), None)  # type: ignore[arg-type]
                 continue
             pending.append(enc)
-            pending_events += len(enc.pending_events)
-            if pending_events >= self.max_events_per_save:
+            if sum(len(e.pending_events) for e in pending) >= self.max_837_events_per_save:
                 flush(False)
-        flush(True)
-        result.posted = len(saved)
-        result.encounters = saved
-        if not saved:
-            result.outcome = "duplicate" if result.duplicates and not result.quarantined \
-                else "nothing"
-        if result.quarantined:
-            self._record_refused_claims(result)
-        return result
 
     def _correct(self, enc: Encounter, d: ClaimDraft, isa13: str, gs06: str,
                  fhash: str) -> None:
@@ -657,11 +693,21 @@ class X12Importer:
     def _record_refused_claims(self, result: FileResult) -> None:
         report = {"issues": [i.as_dict() for i in result.issues if i.claim],
                   "file": result.name[:200], "imported": result.posted}
-        with self._connect() as conn:
-            conn.execute("INSERT INTO x12_quarantine (file_hash, file_name, kind, rules, report)"
-                         " VALUES (%s, %s, %s, %s, %s)",
-                         (result.file_hash, result.name[:200], result.kind, result.rules,
-                          orjson.dumps(report).decode()))
+        refused: dict[str, Issue] = {}
+        for i in result.issues:
+            if i.claim and i.severity == "error":
+                refused.setdefault(i.claim, i)
+        raised = [RaisedException("refused_claim", i.rule, f"{result.file_hash}|{claim}", claim,
+                                  file_hash=result.file_hash,
+                                  detail={"file": result.name[:200], "message": i.message})
+                  for claim, i in refused.items()]
+        result.exceptions.extend(raised)
+        with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("INSERT INTO x12_quarantine (file_hash, file_name, kind, rules, report)"
+                        " VALUES (%s, %s, %s, %s, %s)",
+                        (result.file_hash, result.name[:200], result.kind, result.rules,
+                         orjson.dumps(report).decode()))
+            write_raised(cur, raised)
 
     def _encounter_from(self, d: ClaimDraft, isa13: str, gs06: str, fhash: str) -> Encounter:
         institutional = d.kind == "837I"
@@ -784,19 +830,73 @@ def _write_remittance_rows(curs: Any, remits: list[tuple], unmatched: list[tuple
             " %s, %s, %s) ON CONFLICT DO NOTHING", row)
 
 
+_SNIFF_PREFIX = 64 * 1024
+
+
+def _sniff_large(data: bytes) -> str | None:
+    """The kind of a large 835/837 from its first segments (None: tokenize it whole). The
+    whole file's tokens of a 20,000-claim 837 would hold ~150 MB for the whole import."""
+    if len(data) <= 4 * _SNIFF_PREFIX:
+        return None
+    start = len(data) - len(data.lstrip())
+    if data[start:start + 3] != b"ISA" or len(data) < start + 106:
+        return None
+    cut = data.rfind(data[start + 105:start + 106], start, start + _SNIFF_PREFIX)
+    if cut < 0:
+        return None
+    try:
+        found = sniff(tokenize(data[:cut + 1]))
+    except X12Error:
+        return None
+    if found.kind == "835" or (found.kind in ("837P", "837I") and
+                               ("X222" in found.version or "X223" in found.version)):
+        return found.kind
+    return None
+
+
+def _release_memory() -> None:
+    """Hand freed heap back to the OS after a chunk (glibc keeps it in its arenas otherwise,
+    and a 20,000-claim file's peak RSS would grow with every chunk). A no-op elsewhere."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
+
+
 def _write_claim_file(curs: Any, row: tuple) -> None:
     curs.execute("INSERT INTO x12_claim_files (file_hash, sender_id, interchange_control,"
                  " group_control, transaction_controls, file_name, claims) VALUES (%s, %s, %s,"
                  " %s, %s, %s, %s) ON CONFLICT (file_hash) DO NOTHING", row)
 
 
-def _isa_sender(data: bytes) -> str:
-    """ISA06 (interchange sender id) of the first interchange."""
-    head = data.lstrip()[:106].decode("ascii", "replace")
-    if not head.startswith("ISA") or len(head) < 4:
-        return ""
-    parts = head.split(head[3])
-    return parts[6].strip() if len(parts) > 6 else ""
+def _envelope_837(data: bytes) -> tuple[str, str, str, list[str]]:
+    """(ISA06 sender, ISA13, GS06, every ST02) of a file, read from its raw text."""
+    text = data.decode("latin-1")
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("ISA", start) or len(text) - start < 106:
+        return "", "", "", []
+    element, terminator = text[start + 3], text[start + 105]
+    isa = text[start:start + 105].split(element)
+    sender = isa[6].strip() if len(isa) > 6 else ""
+    isa13 = isa[13].strip() if len(isa) > 13 else ""
+    gs06, controls = "", set()
+    for seg in iter_segments(text, terminator, start):
+        if seg.startswith("GS" + element) and not gs06:
+            parts = seg.split(element)
+            gs06 = parts[6] if len(parts) > 6 else ""
+        elif seg.startswith("ST" + element):
+            parts = seg.split(element)
+            controls.add(parts[2] if len(parts) > 2 else "")
+    return sender, isa13, gs06, sorted(controls)
 
 
 def _write_money_rows(curs: Any, recon: list[tuple], provider: list[tuple]) -> None:

@@ -91,3 +91,8 @@ def test_exceptions_listed_for_billers_and_auditors_and_resolved_by_an_event(cli
     assert client.get("/exceptions", headers=BILLER).json()["exceptions"] == []
     done = client.get("/exceptions?status=resolved", headers=BILLER).json()["exceptions"]
     assert [(d["resolution"], d["resolved_by"]) for d in done] == [("dismissed", "biller-1")]
+    recon = client.get("/remittances/reconciliation", headers=auditor).json()["remittances"]
+    assert [(x["trace_number"], x["bpr_amount"], x["posted_paid"], x["held_paid"],
+             x["difference"], x["reconciled"]) for x in recon] == [
+        ("EFT7100", "363.64", "363.64", "0.00", "0.00", True),
+        ("EFT7500", "114.82", "0.00", "114.82", "0.00", True)]

@@ -168,7 +168,11 @@ def test_unmatched_claims_are_listed_not_dropped(imp, clean_db):
     with psycopg.connect(clean_db) as conn:
         n = conn.execute("SELECT count(*) FROM x12_unmatched").fetchone()[0]
         remits = conn.execute("SELECT claims_unmatched FROM x12_remittances").fetchall()
+        queued = conn.execute("SELECT kind, rule, claim_number FROM x12_exceptions").fetchall()
     assert n == 3 and remits == [(3,)]
+    # each is in the exceptions queue, to be re-matched or dismissed
+    assert sorted(queued) == sorted(("unmatched_claim", "835.claim_unmatched", u["claim"])
+                                    for u in r.unmatched_claims)
     assert imp.import_path(X12 / "keironstoddart-edi-835-parser/emedny_sample.txt"
                            ).outcome == "duplicate"
 
@@ -374,6 +378,8 @@ def test_837_invalid_claim_reported_valid_one_imported(app, imp):
     r = imp.import_bytes(bad.encode(), "bad.837p")
     assert r.outcome == "nothing" and r.quarantined == 1
     assert [i.rule for i in r.issues if i.severity == "error"] == ["837.pointer"]
+    assert [(e.kind, e.rule, e.claim_number) for e in r.exceptions] == [
+        ("refused_claim", "837.pointer", "ENC1001")]
     total = text.replace("CLM*ENC1001*240*", "CLM*ENC1001*250*")
     r = imp.import_bytes(total.encode(), "total.837p")
     # x12sdk enforces CLM02 = sum of SV102 itself, for the whole file (not per claim)

@@ -292,6 +292,12 @@ def test_cli_exceptions_and_import_exit_status(app, imp, clean_db, monkeypatch):
         assert bad.exit_code == 2 and "exceptions.open" in bad.stdout
         ok = runner.invoke(cli, ["import", str(HERE / "r3_secondary_crossover.835"), "--json"])
         assert ok.exit_code == 0 and orjson.loads(ok.stdout)["ok"] is True
+        recon = runner.invoke(cli, ["x12", "reconciliation", "--json"])
+        rows = orjson.loads(recon.stdout)["remittances"]
+        assert [(x["trace_number"], x["reconciled"]) for x in rows] == [
+            ("EFT7100", True), ("EFT7500", True), ("EFT7300", True)]
+        table = runner.invoke(cli, ["x12", "reconciliation"])
+        assert table.exit_code == 0 and "EFT7300" in table.stdout
     finally:
         get_settings.cache_clear()
 
@@ -377,6 +383,13 @@ def test_read_models_catch_up_over_the_whole_month(app, app_env, imp, clean_db):
     from ledger.projections.runner import ProjectionRunner
 
     run_month(app, imp)
+    with ProjectionRunner(app_env) as runner:
+        runner.catch_up()
+    with psycopg.connect(clean_db) as conn:
+        # before the secondary pays, it awaits the 30.00 the primary forwarded, not 240.00
+        waiting = conn.execute("SELECT outstanding FROM payer_balances WHERE payer_id ="
+                               " '88888'").fetchone()
+    assert waiting == (Decimal("30.00"),)
     for name in ("c2_corrections.837p", "r2_reversal_correction.835",
                  "r3_secondary_crossover.835", "r4_plb_recoupment_interest.835"):
         assert imp.import_path(HERE / name).outcome in ("imported", "posted"), name
@@ -390,3 +403,43 @@ def test_read_models_catch_up_over_the_whole_month(app, app_env, imp, clean_db):
     assert claims["ENC7001"] == "replaced" and claims["ENC7001~r2"] == "paid"
     assert claims["ENC7002"] == "voided" and claims["ENC7004~secondary"] == "paid"
     assert all(b >= 0 for _, b in balances), balances
+
+
+def test_large_837_read_and_saved_in_chunks_gives_the_same_ledger(app, clean_db):
+    """Slices of 2 claims, saves every 20 events: the same six encounters, each whole."""
+    small = X12Importer(app, clean_db, claims_per_chunk=2, max_837_events_per_save=20)
+    r = small.import_path(HERE / "c1_originals.837p")
+    assert (r.outcome, r.posted, r.quarantined) == ("imported", 6, 0), r.as_dict()
+    numbers = set()
+    for eid in r.encounters:
+        enc = app.get_encounter(eid)
+        (claim,) = enc.claims.values()
+        assert claim.status == "submitted" and claim.submitted_charge == enc.total_charge
+        numbers.add(claim.number)
+    assert numbers == {f"ENC700{i}" for i in range(1, 7)}
+    assert app.get_encounter(next(e for e in r.encounters if "ENC7004" in
+                                  app.get_encounter(e).claims)).parties[1].payer_id == "88888"
+    # the whole file is recorded once: sending it again is a duplicate
+    again = small.import_path(HERE / "c1_originals.837p")
+    assert again.outcome == "duplicate" and again.posted == 0
+    with psycopg.connect(clean_db) as conn:
+        row = conn.execute("SELECT sender_id, interchange_control, group_control,"
+                           " transaction_controls, claims FROM x12_claim_files").fetchall()
+    assert row == [("PROVIDERSUBMIT", "000007001", "7001", ["7001"], 6)]
+
+
+def test_claim_linked_plb_naming_no_claim_is_held_and_the_rest_posts(app, imp, clean_db):
+    run_month(app, imp)
+    remit = _remit(64, "EFTPLB", "-10.00", [
+        "PLB*1234567893*20261231*WO:NOSUCHICN*10"])
+    r = imp.import_bytes(remit, "plb.835")
+    assert r.held == 1 and r.posted == 0, r.as_dict()
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        (item,) = list_exceptions(conn, kind="unposted_plb")
+        recon = conn.execute("SELECT bpr_amount, plb_total, plb_claims, plb_provider,"
+                             " reconciled FROM x12_reconciliation WHERE trace_number ="
+                             " 'EFTPLB'").fetchone()
+    assert (item["claim_number"], item["amount"], item["rule"], item["detail"]["reason"]) == (
+        "NOSUCHICN", "10.00", "plb.claim_not_found", "WO")
+    assert recon == (Decimal("-10.00"), Decimal("10.00"), Decimal("0.00"), Decimal("0.00"),
+                     True)

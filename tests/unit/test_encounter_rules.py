@@ -500,3 +500,103 @@ def test_units_may_be_fractional_but_positive():
     enc.add_service_line(procedure_code="J1100", charge="5.00", units="1.5", pointers=[1],
                          actor=CODER)
     assert enc.lines["2"].units == Decimal("1.5")
+
+
+# ---------------------------------------------------------------- issue 12: money rules
+def test_same_clm01_replacement_is_a_correction_not_a_duplicate():
+    enc = submitted()
+    pay(enc)
+    enc.revise_service_line(1, procedure_code="99214", charge="180.00", actor=CODER,
+                            reason="MDM moderate")
+    refused(enc, RuleViolation, enc.create_claim, "C-1", actor=BILLER)  # frequency 1: unique
+    key = enc.create_claim("C-1", frequency="7", original_icn="A0004", actor=BILLER)
+    assert key == "C-1~r2"
+    original, replacement = enc.claims["C-1"], enc.claims[key]
+    assert (original.status, original.replaced_by) == ("replaced", key)
+    assert (replacement.wire_number, replacement.replaces, replacement.liability) == (
+        "C-1", "C-1", m("180.00"))
+    assert enc.find_claim("C-1") is replacement
+    refused(enc, RuleViolation, enc.create_claim, "C-1", frequency="7", original_icn="A0004",
+            actor=BILLER)  # that original was already replaced
+    assert conserved(enc)
+
+
+def test_void_leaves_no_receivable_and_a_paid_void_is_owed_back():
+    enc = submitted()
+    key = enc.create_claim("C-1", frequency="8", original_icn="X-UNKNOWN", actor=BILLER)
+    assert enc.claims["C-1"].status == "voided" and key == "C-1~v2"
+    assert enc.balance("primary") == m("0.00") and enc.voided == m("130.00")
+    assert type(enc.pending_events[-1]).__name__ == "ClaimVoidSettled"
+    assert conserved(enc)
+
+    paid = submitted()
+    pay(paid)
+    paid.create_claim("C-1", frequency="8", original_icn="A0004", actor=BILLER)
+    claim = paid.claims["C-1"]
+    assert (claim.open_balance, claim.owed_back, paid.balance("primary")) == (
+        m("0.00"), m("67.00"), m("0.00"))
+    refused(paid, RuleViolation, paid.post_provider_adjustment, "C-1", reason_code="WO",
+            reference="A0004", amount="80.00", remittance_key="K", actor=BILLER)
+    paid.post_provider_adjustment("C-1", reason_code="WO", reference="A0004", amount="67.00",
+                                  remittance_key="K", actor=BILLER)
+    assert claim.owed_back == m("0.00") and claim.recouped == m("67.00")
+    assert paid.balance("primary") == m("0.00")  # the void already removed the receivable
+    # the payer reverses the voided claim's payment: nothing is open again
+    pay(paid, status="22", charge="-130.00", paid="-67.00", co="-38.00", pr="-25.00",
+        trace="T9")
+    assert paid.balance("primary") == m("0.00") and paid.patient_balance() == m("0.00")
+    assert conserved(paid)
+
+
+def test_second_payment_without_reversal_is_a_suspected_duplicate():
+    from ledger.domain.encounter import DuplicatePayment
+
+    enc = submitted()
+    pay(enc)
+    err = refused(enc, DuplicatePayment, pay, enc, trace="T2")
+    assert err.rule == "payment.duplicate" and err.earlier_trace == "T1"
+    pay(enc, status="22", charge="-130.00", paid="-67.00", co="-38.00", pr="-25.00",
+        trace="T3")
+    assert pay(enc, trace="T4")  # after a reversal the payer may pay again
+    assert enc.claims["C-1"].paid == m("67.00") and conserved(enc)
+
+
+def test_reversal_must_negate_every_cas_of_the_original():
+    enc = submitted()
+    pay(enc)
+    # same totals, but the CAS split differs from the original's (CO-45 38.00, PR-3 25.00)
+    refused(enc, RuleViolation, enc.post_adjudication, "C-1", status_code="22",
+            charge=m("-130.00"), paid=m("-67.00"), patient_responsibility=m("-25.00"),
+            payer_icn="A0004", adjudication_date=date(2026, 4, 2), remittance=remit("T2"),
+            claim_adjustments=[], lines=[lr(1, "99213", "-130.00", "-67.00", None,
+                                            adj("CO", "45", "-30.00"), adj("OA", "23", "-8.00"),
+                                            adj("PR", "3", "-25.00"))], actor=BILLER)
+
+
+def test_secondary_books_only_its_own_share_and_no_bucket_goes_negative():
+    enc = new_encounter(secondary=True)
+    enc.code_diagnosis("R10.31", code_set=CS, actor=CODER)
+    enc.add_service_line(procedure_code="99213", charge="130.00", pointers=[1], actor=CODER)
+    enc.create_claim("C-1", actor=BILLER)
+    enc.scrub_claim("C-1", ruleset_version="t", findings=[], actor=BILLER)
+    enc.submit_claim("C-1", actor=BILLER)
+    pay(enc, status="1")  # PR 25.00 moves to the next payer in COB order
+    assert (enc.balance("primary"), enc.balance("secondary"), enc.patient_balance()) == (
+        m("0.00"), m("25.00"), m("0.00"))
+    key = enc.create_crossover_claim("C-1", bucket="secondary", actor=BILLER)
+    sec = enc.claims[key]
+    # the secondary paying more than its bucket holds is refused
+    refused(enc, RuleViolation, enc.post_adjudication, key, status_code="2",
+            charge=m("130.00"), paid=m("30.00"), patient_responsibility=m("0.00"),
+            payer_icn="S1", adjudication_date=date(2026, 4, 9), remittance=remit("S1", "PAYER-B"),
+            claim_adjustments=[adj("OA", "23", "100.00")], lines=[], actor=BILLER)
+    enc.post_adjudication(key, status_code="2", charge=m("130.00"), paid=m("20.00"),
+                          patient_responsibility=m("5.00"), payer_icn="S1",
+                          adjudication_date=date(2026, 4, 9), remittance=remit("S2", "PAYER-B"),
+                          claim_adjustments=[adj("OA", "23", "105.00"), adj("PR", "2", "5.00")],
+                          lines=[], actor=BILLER)
+    assert (sec.paid, sec.adjusted, sec.prior_payer_impact) == (m("20.00"), m("0.00"),
+                                                                m("105.00"))
+    assert (enc.balance("primary"), enc.balance("secondary"), enc.patient_balance()) == (
+        m("0.00"), m("0.00"), m("5.00"))
+    assert enc.claims["C-1"].paid == m("67.00")  # the primary's figures did not change
