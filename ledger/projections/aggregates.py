@@ -16,6 +16,7 @@ cache can change speed, never rows. A page that fails drops its encounters from 
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -82,6 +83,11 @@ class AggregateReadModel(ReadModel, Generic[S]):
         first: dict[UUID, int] = {}
         for pe in mine:
             first.setdefault(pe.encounter_id, pe.event.originator_version)
+        # The cached aggregates are many small objects that live long: the cyclic garbage
+        # collector would scan them again and again while a page allocates (measured: a
+        # third of a rebuild). Nothing here makes reference cycles that need it meanwhile.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             states = self._states(curs, first)
             before = {eid: self.measure(st) for eid, st in states.items()}
@@ -91,6 +97,9 @@ class AggregateReadModel(ReadModel, Generic[S]):
             for eid in first:
                 self._cache.pop(eid, None)
             raise
+        finally:
+            if collecting:
+                gc.enable()
         for eid, st in states.items():
             self._remember(eid, st)
 
