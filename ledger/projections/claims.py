@@ -184,7 +184,7 @@ class ClaimsView(AggregateReadModel[EncounterState]):
 
     def write(self, curs: Cursor[DictRow], events: Sequence[PagedEvent],
               before: dict[UUID, Any], after: dict[UUID, EncounterState],
-              ids: list[UUID]) -> None:
+              ids: list[UUID]) -> dict[UUID, Contribution]:
         payer: dict[tuple[Any, ...], list[Any]] = {}
         aging: dict[tuple[Any, ...], list[Any]] = {}
         patient: dict[tuple[Any, ...], list[Any]] = {}
@@ -192,8 +192,9 @@ class ClaimsView(AggregateReadModel[EncounterState]):
             contribution.add_to(payer, aging, patient, -1)
         last_statements: dict[str, tuple[int, date, Decimal]] = {}
         figs = {eid: _figures(state) for eid, state in after.items()}
+        measured = {eid: _contribution(state, figs[eid]) for eid, state in after.items()}
         for eid, state in after.items():
-            _contribution(state, figs[eid]).add_to(payer, aging, patient, +1)
+            measured[eid].add_to(payer, aging, patient, +1)
             enc = state.enc
             if state.last_statement_position is not None:
                 prev = last_statements.get(enc.patient_ref)
@@ -217,6 +218,7 @@ class ClaimsView(AggregateReadModel[EncounterState]):
                 [list(last_statements), [v[0] for v in last_statements.values()],
                  [v[1] for v in last_statements.values()],
                  [v[2] for v in last_statements.values()]])
+        return measured
 
 
 def start_state(pe: PagedEvent) -> EncounterState:
