@@ -64,22 +64,21 @@ def claim_adjustments(claim: Claim, line_no: int | None = None,
     ``line_no``), summed by (group, CARC), net of reversals and of denial adjustments an
     open or overturned appeal took back. Zero sums are left out."""
     out: dict[AdjustmentKey, Money] = {}
-
-    def add(adj: Adjustment, sign: Decimal) -> None:
-        if line_no is not None and adj.line_no != line_no:
-            return
-        if line_no is None and not claim_level and adj.line_no is None:
-            return
-        key = (adj.group, adj.reason)
-        value = adj.amount if sign == 1 else Money((adj.amount.amount * sign).quantize(CENT))
-        out[key] = out.get(key, Money.zero()) + value
-
+    zero = Money.zero()
     for adjudication in claim.adjudications:
         for adj in adjudication.adjustments:
-            add(adj, Decimal(1))
+            if (line_no is not None and adj.line_no != line_no) or \
+                    (not claim_level and adj.line_no is None):
+                continue
+            key = (adj.group, adj.reason)
+            out[key] = out.get(key, zero) + adj.amount
     taken, times = _reopened(claim)
     for adj in taken:
-        add(adj, -times)
+        if (line_no is not None and adj.line_no != line_no) or \
+                (not claim_level and adj.line_no is None):
+            continue
+        key = (adj.group, adj.reason)
+        out[key] = out.get(key, zero) - Money((adj.amount.amount * times).quantize(CENT))
     return {k: v for k, v in out.items() if not v.is_zero()}
 
 

@@ -141,7 +141,7 @@ class Money:
 
     @classmethod
     def zero(cls) -> Money:
-        return _exact(_ZERO)
+        return _ZERO_MONEY  # immutable: one shared instance (a hot path on replay)
 
     def __add__(self, other: Money) -> Money:
         if type(other) is not Money:
@@ -198,6 +198,9 @@ def _exact(amount: Decimal) -> Money:
     m = object.__new__(Money)
     object.__setattr__(m, "amount", amount)
     return m
+
+
+_ZERO_MONEY = _exact(_ZERO)
 
 
 def money_sum(values: Any) -> Money:

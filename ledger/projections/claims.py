@@ -180,19 +180,21 @@ class ClaimsView(AggregateReadModel[EncounterState]):
         fold_state(state, pe)
 
     def measure(self, state: EncounterState) -> Contribution:
-        return _contribution(state)
+        return _contribution(state, _figures(state))
 
     def write(self, curs: Cursor[DictRow], events: Sequence[PagedEvent],
               before: dict[UUID, Any], after: dict[UUID, EncounterState],
-              ids: list[UUID]) -> None:
+              ids: list[UUID]) -> dict[UUID, Contribution]:
         payer: dict[tuple[Any, ...], list[Any]] = {}
         aging: dict[tuple[Any, ...], list[Any]] = {}
         patient: dict[tuple[Any, ...], list[Any]] = {}
         for contribution in before.values():
             contribution.add_to(payer, aging, patient, -1)
         last_statements: dict[str, tuple[int, date, Decimal]] = {}
-        for state in after.values():
-            _contribution(state).add_to(payer, aging, patient, +1)
+        figs = {eid: _figures(state) for eid, state in after.items()}
+        measured = {eid: _contribution(state, figs[eid]) for eid, state in after.items()}
+        for eid, state in after.items():
+            measured[eid].add_to(payer, aging, patient, +1)
             enc = state.enc
             if state.last_statement_position is not None:
                 prev = last_statements.get(enc.patient_ref)
@@ -200,7 +202,7 @@ class ClaimsView(AggregateReadModel[EncounterState]):
                     last_statements[enc.patient_ref] = (
                         state.last_statement_position, enc.statements[-1],
                         state.last_statement_amount)  # type: ignore[assignment]
-        _write(curs, ids, after)
+        _write(curs, ids, after, figs)
         add_deltas(curs, "payer_balances", {"payer_id": "text", "party_kind": "text"},
                    PAYER_MEASURES, payer)
         add_deltas(curs, "payer_aging", {"payer_id": "text", "party_kind": "text",
@@ -216,6 +218,7 @@ class ClaimsView(AggregateReadModel[EncounterState]):
                 [list(last_statements), [v[0] for v in last_statements.values()],
                  [v[1] for v in last_statements.values()],
                  [v[2] for v in last_statements.values()]])
+        return measured
 
 
 def start_state(pe: PagedEvent) -> EncounterState:
@@ -297,12 +300,17 @@ def _party_kind(enc: Encounter, bucket: str) -> str:
     return ""
 
 
-def _contribution(state: EncounterState) -> Contribution:
+def _figures(state: EncounterState) -> dict[str, ClaimFigures]:
+    return {c.number: claim_figures(c, state.claims[c.number])
+            for c in state.enc.claims.values()}
+
+
+def _contribution(state: EncounterState, figs: dict[str, ClaimFigures]) -> Contribution:
     enc = state.enc
     payer, aging = [], []
     for c in enc.claims.values():
         meta = state.claims[c.number]
-        f = claim_figures(c, meta)
+        f = figs[c.number]
         kind = _party_kind(enc, c.bucket)
         is_open = 1 if c.status in OPEN_STATUSES else 0
         payer.append(((c.payer_id, kind), [
@@ -525,7 +533,8 @@ def _claim_line_rows(state: EncounterState, claim: Any, meta: ClaimMeta) -> list
     return rows
 
 
-def _write(curs: Cursor[DictRow], ids: list[UUID], states: dict[UUID, EncounterState]) -> None:
+def _write(curs: Cursor[DictRow], ids: list[UUID], states: dict[UUID, EncounterState],
+           figs: dict[UUID, dict[str, ClaimFigures]]) -> None:
     for table in ("claims_encounters", "claims_encounter_lines", "current_claims",
                   "current_claim_lines", "work_queue"):
         delete_where_in(curs, table, "encounter_id", ids)
@@ -558,7 +567,7 @@ def _write(curs: Cursor[DictRow], ids: list[UUID], states: dict[UUID, EncounterS
                 ln.line_date, ln.ndc, ln.removed, ln.allowed.amount, ln.paid.amount))
         for c in enc.claims.values():
             meta = state.claims[c.number]
-            f = claim_figures(c, meta)
+            f = figs[eid][c.number]
             c_lines = _claim_line_rows(state, c, meta)
             total = c.submitted_charge.amount if c.submissions and c.submitted_charge \
                 else sum((row[9] for row in c_lines), ZERO)

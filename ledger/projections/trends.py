@@ -147,11 +147,11 @@ class TrendsView(AggregateReadModel[TrendState]):
 
     def write(self, curs: Cursor[DictRow], events: Sequence[PagedEvent],
               before: dict[UUID, Any], after: dict[UUID, TrendState],
-              ids: list[UUID]) -> None:
+              ids: list[UUID]) -> dict[UUID, tuple[Rows, Rows]]:
         dx: dict[tuple[Any, ...], list[Any]] = {}
         services: dict[tuple[Any, ...], list[Any]] = {}
-        for sign, parts in ((-1, before.values()),
-                            (+1, (contribution(s.enc) for s in after.values()))):
+        measured = {eid: contribution(s.enc) for eid, s in after.items()}
+        for sign, parts in ((-1, before.values()), (+1, measured.values())):
             for dx_rows, service_rows in parts:
                 for key, values in dx_rows:
                     accumulate(dx, key, values, sign)
@@ -168,6 +168,7 @@ class TrendsView(AggregateReadModel[TrendState]):
                    CODER_MEASURES, self._counters.coders)
         add_deltas(curs, "code_revisions_by_code", {"code_system": "text", "code": "text"},
                    CODE_MEASURES, self._counters.codes)
+        return measured
 
 
 def contribution(enc: Encounter) -> tuple[Rows, Rows]:
