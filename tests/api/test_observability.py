@@ -105,7 +105,25 @@ def test_metrics_names_labels_and_no_phi(client):
     assert client.get("/metrics").status_code == 200
 
 
-def test_unsealed_backlog_and_projection_lag_follow_the_log(client, clean_db):
+@pytest.fixture
+def writers_do_not_seal(monkeypatch):
+    """Batches committed without a seal (LEDGER_SEAL_PER_BATCH=0): the checkpoint job seals."""
+    from ledger.audit.settings import get_audit_settings
+
+    monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
+    get_audit_settings.cache_clear()
+
+
+def test_sealed_per_batch_no_backlog(client):
+    """With per-batch sealing (the default) every committed batch is signed at once."""
+    _traffic(client)
+    fam = _families(client.get("/metrics").text)
+    assert fam["ledger_log_head"].samples[0].value > 0
+    assert fam["ledger_unsealed_events"].samples[0].value == 0
+
+
+def test_unsealed_backlog_and_projection_lag_follow_the_log(writers_do_not_seal, client,
+                                                            clean_db):
     """The backlog counts events after the latest checkpoint; the lag counts events the
     projections have not applied (the runner is caught up here, so it falls to 0)."""
     from ledger.audit.checkpoints import CheckpointWriter, generate_key
