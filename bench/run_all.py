@@ -29,6 +29,7 @@ BENCHES = [
     ("x12", "bench.x12_import"),
     ("chain", "bench.chain"),
     ("verify", "bench.verify"),
+    ("sealing", "bench.sealing"),  # per-batch sealing on vs off (issue 14)
 ]
 
 

@@ -55,5 +55,5 @@ class LedgerRecorder(SealingRecorderMixin, ChainedRecorderMixin, LargeSavesWitho
         hooks: Sequence[SideWrite] = kwargs.get("side_writes") or ()
         for hook in hooks:
             hook(curs, stored_events, ids or [])
-        self._seal_batch(curs)
+        self._seal_batch(curs, ids)
         return ids

@@ -317,3 +317,25 @@ def test_backlog_is_reported_when_batches_were_not_sealed(app, app_env, clean_db
     with psycopg.connect(clean_db) as conn:
         assert unsealed_backlog(conn)["unsealed_events"] == 0
     assert check(app, clean_db).ok
+
+
+def test_two_writers_take_turns_sealing(app, app_env, clean_db):
+    """A writer seals from memory of its own newest checkpoint; when another writer sealed in
+    between, the database says so (ledger_seal_expect) and the batch is saved again, reading."""
+    from ledger.application import LedgerApplication
+
+    other = LedgerApplication(env=app_env)
+    try:
+        ids = make_history(app, encounters=1) + make_history(other, encounters=1)
+        for n in range(6):
+            writer = (app, other)[n % 2]
+            s.line(writer, ids[n % 2], "99213", "10.00", [1])
+        for writer in (app, other):
+            assert writer.sealer.fast_seals > 0 and writer.sealer.read_seals > 0
+    finally:
+        other.close()
+    report = check(app, clean_db)
+    assert report.ok, report.problems[:3]
+    with psycopg.connect(clean_db) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_checkpoints").fetchone()[0] == 14
+        assert unsealed_backlog(conn)["unsealed_events"] == 0
