@@ -13,8 +13,16 @@ from __future__ import annotations
 
 import os
 
-from bench.append import CONCURRENCY, ENCOUNTERS, ROUNDS, SECONDS, app_for, ledger_call, \
-    run_callers, seed
+from bench.append import (
+    CONCURRENCY,
+    ENCOUNTERS,
+    ROUNDS,
+    SECONDS,
+    app_for,
+    ledger_call,
+    run_callers,
+    seed,
+)
 from bench.common import Report, fresh_database, machine, median
 
 
