@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test bench lint install clean
+.PHONY: run test test-faults bench lint install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)  ## install, migrate and serve on the embedded PostgreSQL (add ARG
 
 test: $(STAMP)  ## install and run the whole suite (PostgreSQL tests on the embedded server)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-faults: $(STAMP)  ## fault tests, then the long kill run (>= 10 API and 10 PostgreSQL kill -9s)
+	$(BIN)/python -m pytest -p no:cacheprovider -q tests/faults
+	$(BIN)/python -m tests.faults.kill_run --long $(ARGS)
 
 bench: $(STAMP)  ## benchmarks (see bench/README.md)
 	$(BIN)/python -m bench.run_all $(ARGS)

@@ -118,27 +118,31 @@ async def run_command(
             headers={"Retry-After": "1"})
     assert isinstance(outcome, Claimed)
 
+    claim = outcome.claim
+
     def write_with(curs: Any, result: CommandResult) -> None:
         code, body, headers = response_parts(result)
-        store.completion_write(scope, key, code, body, headers, curs)
+        store.completion_write(scope, key, code, body, headers, curs, claim)
 
     try:
         result = await runner(expected_version=expected, write_with=write_with)
     except (ConcurrencyConflict, PreconditionFailed):
         # transient: the client may retry with the same key
-        await run_in_threadpool(store.release, scope, key)
+        await run_in_threadpool(store.release, scope, key, claim)
         raise
     except LedgerError as exc:
         code, problem_body = ledger_problem(exc, request.url.path)
         body = dumps(problem_body)
-        await run_in_threadpool(store.complete, scope, key, code, body, {})
+        await run_in_threadpool(store.complete, scope, key, code, body, {}, claim)
         return Response(body, status_code=code, media_type="application/problem+json")
     except BaseException:
-        await run_in_threadpool(store.release, scope, key)
+        # includes an unknown commit outcome: once released, that execution can no longer
+        # commit (its completion write needs the claim), so a retry runs it at most once more
+        await run_in_threadpool(store.release, scope, key, claim)
         raise
     code, body, headers = response_parts(result)
     if result.written == 0:  # nothing saved, so no transaction carried the record
-        await run_in_threadpool(store.complete, scope, key, code, body, headers)
+        await run_in_threadpool(store.complete, scope, key, code, body, headers, claim)
     return Response(body, status_code=code, headers=headers, media_type="application/json")
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.error_log import log_unexpected
 from api.responses import ProblemResponse
+from ledger.database import CommitOutcomeUnknown, DatabaseUnavailable
 from ledger.domain.errors import (
     ConcurrencyConflict,
     IllegalTransition,
@@ -23,6 +27,7 @@ from ledger.domain.errors import (
     NotFound,
     PreconditionFailed,
 )
+from ledger.idempotency import ClaimLost
 
 log = logging.getLogger(__name__)
 PROBLEM_BASE = "https://claims-ledger.dev/problems/"
@@ -66,7 +71,53 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+RETRY_AFTER = "1"
+# Errors that mean "the database is not there (or not answering in time)", never a bug.
+UNAVAILABLE = (DatabaseUnavailable, psycopg.OperationalError, psycopg.InterfaceError,
+               StoreOperationalError, StoreInterfaceError)
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, UNAVAILABLE):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def unavailable_problem(instance: str, *, abandoned: bool = False,
+                        unknown: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """503 problem+json and its headers: the database is unavailable, retry later."""
+    detail = "the database is not reachable; retry after the time in Retry-After"
+    if unknown or abandoned:
+        detail += (" (a write may or may not have been applied: retry it with the same "
+                   "Idempotency-Key to get its single outcome)")
+    return (problem(503, "Service unavailable", detail,
+                    type_=PROBLEM_BASE + "database.unavailable", instance=instance,
+                    rule="database.unavailable"),
+            {"Retry-After": RETRY_AFTER})
+
+
 def install(app: FastAPI) -> None:
+    async def database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+        # one line per change of state comes from the availability monitor, not from here
+        log.debug("database unavailable on %s %s: %s", request.method, request.url.path,
+                  type(exc).__name__)
+        body, headers = unavailable_problem(request.url.path,
+                                            unknown=isinstance(exc, CommitOutcomeUnknown))
+        return ProblemResponse(body, status_code=503, headers=headers)
+
+    for cls in UNAVAILABLE:
+        app.add_exception_handler(cls, database_unavailable)
+
+    @app.exception_handler(ClaimLost)
+    async def claim_lost(request: Request, exc: ClaimLost) -> ProblemResponse:
+        body = problem(409, "Request superseded", str(exc),
+                       type_=PROBLEM_BASE + exc.rule, instance=request.url.path,
+                       field=exc.field, rule=exc.rule)
+        return ProblemResponse(body, status_code=409, headers={"Retry-After": RETRY_AFTER})
+
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, exc: LedgerError) -> ProblemResponse:
         status, body = ledger_problem(exc, request.url.path)
@@ -91,6 +142,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> ProblemResponse:
+        if is_unavailable(exc):
+            return await database_unavailable(request, exc)
         rid = log_unexpected(request, exc)  # route template + request id only: no PHI
         body = problem(500, "Internal error", "the ledger could not complete the request",
                        instance=request.url.path, request_id=rid)

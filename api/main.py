@@ -10,15 +10,26 @@ from datetime import timedelta
 import psycopg
 from fastapi import Depends, FastAPI
 
-from api import access_log, error_log, errors, openapi, routes_audit, routes_codes, routes_x12
+from api import (
+    access_log,
+    error_log,
+    errors,
+    openapi,
+    outage,
+    parameters,
+    routes_audit,
+    routes_codes,
+    routes_x12,
+)
 from api.client_address import parse_trusted
 from api.deps import authorize
 from api.responses import OrjsonResponse
 from api.routes import admin, commands, disputes, queries, replay
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
+from ledger.availability import DatabaseMonitor
 from ledger.config import Settings, get_settings
-from ledger.database import app_url, database_url, eventsourcing_env
+from ledger.database import app_url, configure_client, database_url, eventsourcing_env
 from ledger.idempotency import IdempotencyStore, new_pool
 from ledger.projections.runner import start_in_process
 from ledger.projections.waiting import ProjectionWaiter
@@ -43,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_client(settings)
         url = database_url(settings)
         app.state.settings = settings
         app.state.database_url = url
@@ -56,21 +68,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             group_commit_writers=settings.group_commit_writers,
         )
         app.state.pool = new_pool(app_url(url, settings),
-                                  max_size=settings.pool_size + settings.max_overflow)
+                                  max_size=settings.pool_size + settings.max_overflow,
+                                  timeout=settings.pool_timeout)
         app.state.auth = AuthStore(app.state.pool, cache_seconds=settings.token_cache_seconds)
         app.state.auth_failures = FailureLimiter(settings.auth_failure_limit, 60.0)
         app.state.trusted_proxies = parse_trusted(settings.trusted_proxies)
         app.state.idempotency = IdempotencyStore(
-            app.state.pool, retention=timedelta(hours=settings.idempotency_retention_hours))
+            app.state.pool, retention=timedelta(hours=settings.idempotency_retention_hours),
+            lease=timedelta(seconds=settings.idempotency_lease_seconds))
         app.state.sealer = app.state.ledger.sealer  # a signed checkpoint per committed batch
         app.state.projection_waiter = ProjectionWaiter(url)
         app.state.projection_runner = None
         if settings.projections_in_process:
             app.state.projection_runner = start_in_process(
                 eventsourcing_env(url, settings))
+        monitor = app.state.db_monitor = DatabaseMonitor(url)
+        monitor.on_recovery(app.state.idempotency.retry_releases)
+        if app.state.projection_runner is not None:
+            monitor.on_recovery(app.state.projection_runner.wake)
+        monitor.start()
         try:
             yield
         finally:
+            monitor.close()
             if app.state.projection_runner is not None:
                 app.state.projection_runner.close()
             app.state.projection_waiter.close()
@@ -100,15 +120,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", tags=["service"], summary="Service and database status")
     def health() -> OrjsonResponse:
+        monitor: DatabaseMonitor = app.state.db_monitor
+        if not monitor.available:  # answered from memory: no wait on a database that is gone
+            return OrjsonResponse({"status": "degraded", "database": {
+                "status": "unavailable", "reason": monitor.reason}},
+                status_code=503, headers={"Retry-After": errors.RETRY_AFTER})
         try:
             with app.state.pool.connection() as conn:
                 server_version = conn.execute("SHOW server_version").fetchone()[0]
                 position = conn.execute(
                     "SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events").fetchone()[0]
-        except psycopg.Error as exc:
-            log.warning("health: database unavailable: %s", type(exc).__name__)
-            return OrjsonResponse(
-                {"status": "degraded", "database": {"status": "unavailable"}}, status_code=503)
+        except psycopg.Error:
+            return OrjsonResponse({"status": "degraded", "database": {
+                "status": "unavailable"}}, status_code=503,
+                headers={"Retry-After": errors.RETRY_AFTER})
         return OrjsonResponse({
             "status": "ok",
             "database": {"status": "ok", "server_version": server_version,
@@ -116,4 +141,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          "log_position": position},
         })
 
+    @app.get("/ready", tags=["service"], summary="Ready to serve: database reachable, "
+             "migrations applied, projections within their lag budget and none failing")
+    def ready() -> OrjsonResponse:
+        from api.readiness import readiness
+
+        body = readiness(app.state.db_monitor, app.state.pool, settings)
+        return OrjsonResponse(body, status_code=200 if body["ready"] else 503,
+                              headers={} if body["ready"] else
+                              {"Retry-After": errors.RETRY_AFTER})
+
+    app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
+    app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
     return app

@@ -18,6 +18,7 @@ C = E + "/claims/{claim_number}"
 
 PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/health"): PUBLIC,
+    ("GET", "/ready"): PUBLIC,
     # coding: coders (an encounter may also be opened by registration/billing staff)
     ("POST", "/encounters"): frozenset({CODER, BILLER}),
     ("POST", E + "/diagnoses"): frozenset({CODER}),
@@ -44,6 +45,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", E + "/write-offs"): frozenset({BILLER}),
     ("POST", "/remittances"): frozenset({BILLER}),
     ("POST", "/claims/x12"): frozenset({BILLER}),
+    ("GET", "/exceptions"): frozenset({BILLER, AUDITOR}),
+    ("POST", "/exceptions/{exception_id}/resolve"): frozenset({BILLER}),
     # disputes: advocates open and work them; billing staff answer them
     ("POST", E + "/disputes"): frozenset({ADVOCATE, BILLER}),
     ("POST", E + "/disputes/{dispute_id}/notes"): frozenset({ADVOCATE, BILLER}),

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/audit", tags=["audit"])
 AUDIT_ROLES = ("auditor", "admin")
 # Reads that are not claim/encounter data and need no access record.
-UNAUDITED = ("/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+UNAUDITED = ("/health", "/ready", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 
 
 def _forbidden(request: Request) -> Response:

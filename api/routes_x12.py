@@ -13,11 +13,12 @@ wrong transaction type for the route; 413 too large.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import problem
 from api.responses import OrjsonResponse, ProblemResponse
@@ -61,3 +62,52 @@ async def post_remittance(request: Request) -> Response:
 @router.post("/claims/x12", summary="Import 837P/837I claims or 999/277CA acknowledgements")
 async def post_claims_x12(request: Request) -> Response:
     return await _import(request, "837P|837I|999|277CA")
+
+
+# ---------------------------------------------------------------- exceptions queue (issue 12)
+class ResolveException(BaseModel):
+    """Work an exception: the resolution is appended as an event, never an edit."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["rematched", "posted", "dismissed"]
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def _exceptions(url: str, status: str, kind: str, limit: int) -> list[dict[str, Any]]:
+    import psycopg
+
+    from ledger.x12.exceptions import list_exceptions
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return list_exceptions(conn, status=status, kind=kind, limit=limit)
+
+
+def _resolve(url: str, exception_id: str, body: ResolveException,
+             actor_id: str) -> dict[str, Any]:
+    import psycopg
+
+    from ledger.x12.exceptions import resolve
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return resolve(conn, exception_id, action=body.action, reason=body.reason,
+                       actor_id=actor_id)
+
+
+@router.get("/exceptions", summary="The X12 exceptions queue (quarantined files, unmatched "
+            "claims, suspected duplicate payments, unreconciled remittances, unposted PLBs)")
+async def get_exceptions(request: Request, status: str = "open", kind: str = "",
+                         limit: int = Query(500, ge=1, le=5000)) -> Response:
+    state: Any = request.app.state
+    items = await run_in_threadpool(_exceptions, state.database_url, status, kind, limit)
+    return OrjsonResponse({"exceptions": items, "count": len(items)})
+
+
+@router.post("/exceptions/{exception_id}/resolve", summary="Resolve an exception (appends a "
+             "resolution event: rematched, posted or dismissed, with a reason)")
+async def post_exception_resolution(request: Request, exception_id: str,
+                                    body: ResolveException) -> Response:
+    state: Any = request.app.state
+    identity = request.state.identity
+    out = await run_in_threadpool(_resolve, state.database_url, exception_id, body,
+                                  identity.actor.id)
+    return OrjsonResponse(out)

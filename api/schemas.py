@@ -4,22 +4,83 @@ by the domain, which names the field and the rule."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
-MoneyStr = Annotated[str, Field(pattern=r"^-?\d{1,12}(\.\d{1,2})?$", examples=["180.00"],
-                                description="US dollars as a string, at most 2 decimals")]
-PositiveMoneyStr = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,2})?$", examples=["30.00"])]
-UnitsStr = Annotated[str, Field(pattern=r"^\d{1,6}(\.\d{1,3})?$", examples=["1", "1.5"])]
+from ledger.domain.values import (
+    EARLIEST_DATE,
+    FUTURE_ALLOWANCE,
+    MAX_AMOUNT,
+    MAX_AMOUNT_DIGITS,
+    text_is_clean,
+)
+
+_MONEY = rf"\d{{1,{MAX_AMOUNT_DIGITS}}}(\.\d{{1,2}})?$"
+_MONEY_LIMIT = f"at most {MAX_AMOUNT} in absolute value (the read models' precision)"
+MoneyStr = Annotated[str, Field(pattern=rf"^-?{_MONEY}", examples=["180.00"],
+                                description=f"US dollars as a string, at most 2 decimals, "
+                                f"{_MONEY_LIMIT}")]
+PositiveMoneyStr = Annotated[str, Field(pattern=rf"^{_MONEY}", examples=["30.00"],
+                                        description=f"US dollars, {_MONEY_LIMIT}")]
+UnitsStr = Annotated[str, Field(pattern=r"^\d{1,5}(\.\d{1,3})?$", examples=["1", "1.5"])]
 Code = Annotated[str, Field(min_length=1, max_length=12)]
 Text = Annotated[str, Field(max_length=500)]
 Reason = Annotated[str, Field(min_length=1, max_length=500, examples=["specificity"])]
 
 
+def _date_in_range(value: date) -> date:
+    latest = date.today() + FUTURE_ALLOWANCE
+    if not EARLIEST_DATE <= value <= latest:
+        raise PydanticCustomError("date.range", "must be between {earliest} and {latest}",
+                                  {"earliest": EARLIEST_DATE.isoformat(),
+                                   "latest": latest.isoformat()})
+    return value
+
+
+def _iso_date_only(value: Any) -> Any:
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise PydanticCustomError("date.format", "must be a date written YYYY-MM-DD")
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# An ISO date string only (never a number: 0 is not a date), 1900-01-01 to a year from today.
+BillingDate = Annotated[date, BeforeValidator(_iso_date_only), AfterValidator(_date_in_range),
+                        Field(description="YYYY-MM-DD, from 1900-01-01 to a year from today")]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        if not text_is_clean(value):
+            raise PydanticCustomError("text.control_characters",
+                                      "must not contain NUL or other control characters")
+    elif isinstance(value, list):
+        for item in value:
+            _clean(item)
+    return value
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        """No NUL or other control character in any text field (PostgreSQL text cannot
+        hold NUL; a read model must be able to store every value an event carries)."""
+        return _clean(value)
 
     def command_kwargs(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=False)
@@ -44,8 +105,8 @@ class OpenEncounter(Body):
     facility_id: Annotated[str, Field(min_length=1, max_length=80)]
     patient_ref: Annotated[str, Field(min_length=1, max_length=80,
                                       description="surrogate patient id, never a name or MRN")]
-    service_from: date
-    service_to: date | None = None
+    service_from: BillingDate
+    service_to: BillingDate | None = None
     place_of_service: Annotated[str, Field(min_length=2, max_length=2)]
     claim_type: Literal["professional", "institutional"] = "professional"
     responsible_parties: Annotated[list[Party], Field(min_length=1, max_length=4)]
@@ -83,7 +144,7 @@ class AddLine(Body):
     pointers: Annotated[list[Annotated[int, Field(ge=1, le=25)]], Field(max_length=12)] = []
     modifiers: Annotated[list[Annotated[str, Field(max_length=4)]], Field(max_length=8)] = []
     unit_type: Literal["UN", "MJ", "DA"] = "UN"
-    line_date: date | None = None
+    line_date: BillingDate | None = None
     rendering_npi: Annotated[str, Field(max_length=10)] = ""
     revenue_code: Annotated[str, Field(max_length=4)] = ""
     ndc: Annotated[str, Field(max_length=13)] = ""
@@ -100,7 +161,7 @@ class AddSupply(Body):
     units: UnitsStr = "1"
     pointers: Annotated[list[Annotated[int, Field(ge=1, le=25)]], Field(max_length=12)] = []
     modifiers: Annotated[list[Annotated[str, Field(max_length=4)]], Field(max_length=8)] = []
-    line_date: date | None = None
+    line_date: BillingDate | None = None
     revenue_code: Annotated[str, Field(max_length=4)] = ""
     ndc: Annotated[str, Field(max_length=13)] = ""
     ndc_quantity: UnitsStr | None = None
@@ -119,7 +180,7 @@ class ReviseLine(Body):
         = None
     modifiers: Annotated[list[Annotated[str, Field(max_length=4)]], Field(max_length=8)] | None \
         = None
-    line_date: date | None = None
+    line_date: BillingDate | None = None
     rendering_npi: Annotated[str, Field(max_length=10)] | None = None
     revenue_code: Annotated[str, Field(max_length=4)] | None = None
     ndc: Annotated[str, Field(max_length=13)] | None = None
@@ -190,7 +251,7 @@ class Remittance(Body):
     payer_id: Annotated[str, Field(min_length=1, max_length=80)]
     trace_number: Annotated[str, Field(min_length=1, max_length=80)]
     file_hash: Annotated[str, Field(min_length=1, max_length=100)]
-    payment_date: date
+    payment_date: BillingDate
 
 
 class PostAdjudication(Body):
@@ -209,7 +270,7 @@ class PostAdjudication(Body):
     paid: MoneyStr
     patient_responsibility: MoneyStr = "0.00"
     payer_icn: Annotated[str, Field(max_length=50)] = ""
-    adjudication_date: date
+    adjudication_date: BillingDate
     remittance: Remittance
     claim_adjustments: Annotated[list[CasAdjustment], Field(max_length=99)] = []
     lines: Annotated[list[LineAdjudication], Field(max_length=999)] = []
@@ -232,7 +293,7 @@ class RecordDenial(Body):
          "reason": "denial letter"}]})
     carc: Annotated[list[Annotated[str, Field(max_length=5)]], Field(min_length=1, max_length=10)]
     rarc: Annotated[list[Annotated[str, Field(max_length=8)]], Field(max_length=10)] = []
-    deadline: date
+    deadline: BillingDate
     reason: Text = ""
 
 
@@ -240,7 +301,7 @@ class FileAppeal(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"filed_on": "2026-05-01", "reason": "medical necessity documented",
          "documents": ["progress-notes"]}]})
-    filed_on: date
+    filed_on: BillingDate
     reason: Reason
     documents: Annotated[list[Annotated[str, Field(max_length=120)]], Field(max_length=20)] = []
 
@@ -249,14 +310,14 @@ class DecideAppeal(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"outcome": "overturned", "decided_on": "2026-06-01"}]})
     outcome: Literal["overturned", "upheld", "partial"]
-    decided_on: date
+    decided_on: BillingDate
     reason: Text = ""
 
 
 class IssueStatement(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"statement_date": "2026-05-01"}]})
-    statement_date: date
+    statement_date: BillingDate
 
 
 class PatientPayment(Body):
@@ -264,7 +325,7 @@ class PatientPayment(Body):
         {"amount": "150.00", "method": "card", "received_on": "2026-05-10"}]})
     amount: PositiveMoneyStr
     method: Literal["cash", "check", "card", "ach", "other"]
-    received_on: date
+    received_on: BillingDate
 
 
 class Refund(Body):
@@ -273,7 +334,7 @@ class Refund(Body):
          "reason": "overpayment"}]})
     amount: PositiveMoneyStr
     method: Annotated[str, Field(min_length=1, max_length=20)]
-    issued_on: date
+    issued_on: BillingDate
     reason: Reason
 
 

@@ -11,16 +11,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    Recording,
+    Transcoder,
+)
 
 from ledger.audit.sealing import install_from_settings
 from ledger.codes.edits import edit_tables_from_settings
 from ledger.codes.icd10cm import default_code_set
+from ledger.database import CommitNotMade, CommitOutcomeUnknown, DatabaseUnavailable
 from ledger.domain.codeset import DiagnosisCodeSet
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed
@@ -144,14 +152,48 @@ class LedgerApplication(Application[UUID]):
         if others:
             processing.collect_events(*others)
         processing.saved_kwargs.update(kwargs)
-        recordings = self._record(processing)
+        token = uuid4()
+        processing.saved_kwargs["commit_token"] = token
+        try:
+            recordings = self._record(processing)
+        except (OperationalError, InterfaceError) as exc:
+            return self._after_lost_connection(processing, token, exc)
         self._take_snapshots(processing)
         self._notify(recordings)
+        return recordings
+
+    def _after_lost_connection(self, processing: ProcessingEvent[UUID], token: UUID,
+                               exc: Exception) -> list[Any]:
+        """The save failed with its connection: find out, never guess, whether it committed.
+        Committed: its recordings (positions read back). Not committed (fenced): CommitNotMade.
+        The database cannot be asked: CommitOutcomeUnknown. Never re-inserts."""
+        if _never_connected(exc):
+            raise DatabaseUnavailable("the database is not reachable") from exc
+        outcome = self.recorder.commit_outcome(token)  # type: ignore[attr-defined]
+        if outcome is None:
+            raise CommitOutcomeUnknown("the database dropped the connection during a save; "
+                                       "its outcome is not known yet") from exc
+        if outcome is False:
+            raise CommitNotMade("the database dropped the connection before the save "
+                                "committed; nothing was written") from exc
+        log.warning("a commit acknowledgement was lost; the save had committed (not re-run)")
+        events = processing.events
+        positions = self.recorder.positions_of(  # type: ignore[attr-defined]
+            [(e.originator_id, e.originator_version) for e in events])
+        recordings = []
+        for event in events:
+            stored = self.mapper.to_stored_event(event)
+            nid = positions[(event.originator_id, event.originator_version)]
+            recordings.append(Recording(event, Notification(
+                id=nid, originator_id=stored.originator_id,
+                originator_version=stored.originator_version, topic=stored.topic,
+                state=stored.state)))
         return recordings
 
     # ------------------------------------------------------------------ write side
     def open_encounter(self, *, actor: Actor, write_with: CommitWrite | None = None,
                        **details: Any) -> CommandResult:
+        details.setdefault("today", date.today())  # the clock is read here, not in the domain
         if self.writer is not None:
             def create(_: None) -> tuple[Encounter, UUID]:
                 enc = Encounter.open(actor=actor, **details)
@@ -196,6 +238,7 @@ class LedgerApplication(Application[UUID]):
     async def open_encounter_async(self, *, actor: Actor,
                                    write_with: CommitWrite | None = None,
                                    **details: Any) -> CommandResult:
+        details.setdefault("today", date.today())
         if self.writer is None:
             from starlette.concurrency import run_in_threadpool
 
@@ -331,3 +374,16 @@ class LedgerApplication(Application[UUID]):
 
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the save never had a connection (the pool gave none in time): then nothing
+    was sent, so nothing can have committed."""
+    from psycopg_pool import PoolTimeout
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, PoolTimeout):
+            return True
+        cause = cause.__cause__
+    return False

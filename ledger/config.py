@@ -20,6 +20,18 @@ class Settings(BaseSettings):
     pool_size: int = Field(5, description="Connections per pool kept open.")
     max_overflow: int = Field(10, description="Extra connections a pool may open under load.")
     lock_timeout: int = Field(5, description="Seconds a writer waits for the event-table lock.")
+    connect_timeout: float = Field(2.0, description="Seconds to wait for a new database "
+                                   "connection (libpq connect_timeout, at least 2).")
+    pool_timeout: float = Field(5.0, description="Seconds a request waits for a pooled "
+                                "connection before it is answered 503 (an outage is answered "
+                                "503 at once, see /health).")
+    statement_timeout: float = Field(30.0, description="Seconds any one SQL statement may run "
+                                     "(0: no limit).")
+    ready_max_lag: int = Field(10_000, description="/ready answers 503 while a projection is "
+                               "more than this many events behind the log.")
+    idempotency_lease_seconds: float = Field(15.0, description="How long a request owns its "
+                                             "Idempotency-Key; a retry after that may take "
+                                             "it over (the first can then no longer commit).")
     snapshot_interval: int = Field(50, description="Take an encounter snapshot every N events.")
     cache_size: int = Field(1000, description="Encounters cached per process (0 = off).")
     appeal_window_days: int = Field(120, description="Days from a denial to its appeal deadline.")

@@ -1,7 +1,11 @@
-"""Where the database is, as a psycopg URL and as the event-sourcing library's settings."""
+"""Where the database is, as a psycopg URL and as the event-sourcing library's settings; how
+long a client waits for it (connect, pool, statement and lock timeouts, from configuration);
+and the errors that say it is not there."""
 
 from __future__ import annotations
 
+import logging
+import os
 from urllib.parse import parse_qs, quote, unquote, urlparse, urlunparse
 
 from ledger import embedded
@@ -54,6 +58,11 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.max_overflow),
         "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout),
+        # how long a caller waits for a pooled connection (an integer for the library): an
+        # outage answers 503 in about this long instead of the library's 30 s
+        "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(settings.pool_timeout))),
+        # a connection that died with the server is discarded, not handed to a command
+        "POSTGRES_PRE_PING": "y",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
         "CREATE_TABLE": "n",
         "AGGREGATE_CACHE_MAXSIZE": str(settings.cache_size) if settings.cache_size else "",
@@ -64,3 +73,40 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
         env["CIPHER_KEY"] = settings.cipher_key
         env["CIPHER_OLD_KEYS"] = settings.cipher_old_keys
     return env
+
+
+def configure_client(settings: Settings) -> None:
+    """Process-wide client limits, from configuration: libpq's connect timeout and the
+    statement/lock timeouts sent with every new connection (PGCONNECT_TIMEOUT, PGOPTIONS);
+    connection pools retry a lost server every ~0.2 s (not with psycopg_pool's doubling
+    back-off, which delayed recovery by up to 10 s after an outage); their per-attempt
+    warnings are left to the availability monitor, which logs one line per change."""
+    os.environ["PGCONNECT_TIMEOUT"] = str(max(2, round(settings.connect_timeout)))
+    options = [o for o in os.environ.get("PGOPTIONS", "").split("-c ") if o.strip()
+               and not o.strip().startswith(("statement_timeout=", "lock_timeout="))]
+    if settings.statement_timeout:
+        options.append(f"statement_timeout={int(settings.statement_timeout * 1000)} ")
+    os.environ["PGOPTIONS"] = "".join(f"-c {o.strip()} " for o in options).strip()
+    from psycopg_pool.base import AttemptWithBackoff
+
+    AttemptWithBackoff.INITIAL_DELAY = 0.2
+    AttemptWithBackoff.DELAY_BACKOFF = 1.0
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached (or did not answer in time): nothing was written.
+    The API answers 503 with Retry-After."""
+
+    retry_after = 1
+
+
+class CommitOutcomeUnknown(DatabaseUnavailable):
+    """The connection dropped while a save was being committed and the database could not
+    be asked since whether it committed. A client that sent an Idempotency-Key retries with
+    the same key and gets the original response or a fresh, single, execution."""
+
+
+class CommitNotMade(DatabaseUnavailable):
+    """The connection dropped during a save, and the save is now known (fenced) never to
+    commit: the command may be re-run."""

@@ -34,6 +34,7 @@ DATACLASSES: dict[str, type] = {
     "adjudication": model.Adjudication,
     "claim": model.Claim,
     "dispute": model.Dispute,
+    "plb_ref": model.ProviderAdjustmentRef,
     "actor": model.Actor,
     "access_grant": model.AccessGrant,
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ledger.domain import figures
 from ledger.domain.encounter import Encounter
 from ledger.domain.model import Claim, ServiceLine
 from ledger.domain.values import Money, icd10cm_dotted
@@ -41,11 +42,9 @@ def line_view(line: ServiceLine) -> dict[str, Any]:
 
 
 def claim_view(enc: Encounter, claim: Claim) -> dict[str, Any]:
-    adjustments: dict[str, Money] = {}
-    for a in claim.adjudications:
-        for adj in a.adjustments:
-            key = f"{adj.group}-{adj.reason}"
-            adjustments[key] = adjustments.get(key, Money.zero()) + adj.amount
+    # the same figures the claims read model shows (ledger.domain.figures)
+    adjustments: dict[str, Money] = {f"{group}-{reason}": value for (group, reason), value
+                                     in sorted(figures.claim_adjustments(claim).items())}
     return {
         "encounter_id": str(enc.id),
         "claim_number": claim.number,
@@ -60,7 +59,7 @@ def claim_view(enc: Encounter, claim: Claim) -> dict[str, Any]:
         "diagnoses": [icd10cm_dotted(d.code) for d in enc.diagnoses],
         "lines": [line_view(ln) for ln in enc.claim_lines(claim)],
         "charge": claim.submitted_charge or enc.claim_charge(claim),
-        "allowed": claim.allowed,
+        "allowed": figures.claim_allowed(claim),
         "paid": claim.paid,
         "patient_responsibility": claim.patient_responsibility,
         "adjustments": adjustments,

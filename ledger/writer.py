@@ -14,7 +14,11 @@ by an order of magnitude. One writer thread per process takes commands from a qu
   transaction; each caller gets its result only after that commit;
 * if the transaction fails (a version conflict: another process wrote one of the encounters),
   nothing of it was committed: every command of the batch is re-run on its own, against a
-  fresh load, so one conflicting command fails alone and its batch-mates still commit.
+  fresh load, so one conflicting command fails alone and its batch-mates still commit;
+* if the connection drops during the save, the batch is re-run only when the save is known
+  (fenced by its commit token, see ledger/recorder.py) never to commit; when it did commit,
+  its callers get their results; when the database cannot be asked, they get
+  ``CommitOutcomeUnknown`` (503) and nothing is re-run.
 
 The writer keeps the encounters it saved in memory (per process). A copy made stale by
 another process is detected by the store's (encounter, version) uniqueness at save time and
@@ -34,9 +38,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
+from ledger.database import CommitNotMade, DatabaseUnavailable
 from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
+from ledger.idempotency import ClaimLost
 
 if TYPE_CHECKING:
     from ledger.application import CommandResult, CommitWrite, LedgerApplication
@@ -125,7 +131,11 @@ class GroupCommitWriter:
             try:
                 self._commit(batch)
             except BaseException as exc:  # noqa: BLE001 - never let the writer die
-                log.exception("writer batch failed unexpectedly")
+                self._cache.clear()  # a copy may hold events that were never saved
+                if isinstance(exc, OperationalError | InterfaceError):
+                    exc = DatabaseUnavailable("the database is not reachable")
+                else:
+                    log.exception("writer batch failed unexpectedly")
                 for j in batch:
                     if not j.future.done():
                         j.future.set_exception(exc)
@@ -181,6 +191,9 @@ class GroupCommitWriter:
         touched: dict[UUID, Encounter] = {}
         # job, encounter, value, version after it, events it produced
         done: list[tuple[Job, Encounter, Any, int, int]] = []
+        # Refusals are answered only once the batch's outcome is known: a refusal may have
+        # seen a batch-mate's change on the same encounter, which stands only if it commits.
+        refused: list[tuple[Job, BaseException]] = []
         for job in batch:
             try:
                 if job.encounter_id is None:
@@ -207,10 +220,19 @@ class GroupCommitWriter:
                 touched[enc.id] = enc
                 done.append((job, enc, value, enc.version, produced))
             except BaseException as exc:  # noqa: BLE001 - the caller gets its own error
-                job.future.set_exception(exc)
-        # drop jobs whose encounter was discarded after they ran
+                refused.append((job, exc))
+        # jobs whose encounter copy was discarded after they ran: re-run on their own
+        orphans = [d[0] for d in done if touched.get(d[1].id) is not d[1]]
         done = [d for d in done if touched.get(d[1].id) is d[1]]
+
+        def settle_refusals() -> None:
+            for job, exc in refused:
+                job.future.set_exception(exc)
+            for job in orphans:
+                self._retry_alone(job)
+
         if not done:
+            settle_refusals()
             return
         hooks = [commit_hook(enc.id, version, produced, value, job.write_with)
                  for job, enc, value, version, produced in done
@@ -218,18 +240,38 @@ class GroupCommitWriter:
         try:
             recordings = self.app.save(*touched.values(), side_writes=hooks) if hooks \
                 else self.app.save(*touched.values())
-        except IntegrityError:
+        except CommitNotMade as exc:
             for enc_id in touched:
                 self._cache.pop(enc_id, None)
-            if len(done) == 1 and fresh:
+            if fresh:  # already a re-run: give up cleanly (nothing was written)
+                for job, *_ in done:
+                    job.future.set_exception(exc)
+                settle_refusals()
+                return
+            for job in [d[0] for d in done] + [r[0] for r in refused] + orphans:
+                self._retry_alone(job)
+            return
+        except DatabaseUnavailable as exc:  # includes CommitOutcomeUnknown: never re-run
+            for enc_id in touched:
+                self._cache.pop(enc_id, None)
+            for job in [d[0] for d in done] + [r[0] for r in refused] + orphans:
+                job.future.set_exception(exc)
+            return
+        except (IntegrityError, ClaimLost) as exc:
+            for enc_id in touched:
+                self._cache.pop(enc_id, None)
+            if len(done) == 1 and not refused and not orphans and (
+                    isinstance(exc, ClaimLost) or fresh):
                 job = done[0][0]
-                job.future.set_exception(ConcurrencyConflict(
+                job.future.set_exception(exc if isinstance(exc, ClaimLost) else
+                                         ConcurrencyConflict(
                     "version", "version.conflict",
                     "version: another change was saved to this encounter first; reload it "
                     "and retry"))
                 return
             # isolate: nothing was committed; re-run each command alone on a fresh load
-            for job, *_ in done:
+            # (the refused ones too: what refused them may not have been committed)
+            for job in [d[0] for d in done] + [r[0] for r in refused] + orphans:
                 self._retry_alone(job)
             return
         positions: dict[tuple[UUID, int], int] = {
@@ -242,12 +284,20 @@ class GroupCommitWriter:
         for job, enc, value, version, produced in done:
             position = positions.get((enc.id, version)) if produced else None
             job.future.set_result(CommandResult(enc.id, version, position, value, produced))
+        settle_refusals()
 
     def _retry_alone(self, job: Job) -> None:
         attempts = 1 if job.expected_version is not None else 3
         for attempt in range(attempts):
             single = Job(job.encounter_id, job.fn, job.expected_version, job.write_with)
-            self._commit([single], fresh=True)
+            try:
+                self._commit([single], fresh=True)
+            except BaseException as failure:  # noqa: BLE001 - the caller gets it
+                self._cache.pop(job.encounter_id, None) if job.encounter_id else None
+                if isinstance(failure, OperationalError | InterfaceError):
+                    failure = DatabaseUnavailable("the database is not reachable")
+                if not single.future.done():
+                    single.future.set_exception(failure)
             exc = single.future.exception()
             if exc is None:
                 job.future.set_result(single.future.result())

@@ -226,3 +226,27 @@ class HcpcsCodeSet:
                                f"'{code}' {when}: not valid on the date of service "
                                f"{date_of_service}", entry.long_description)
         return CodeVerdict(code, True, self.version, "", "", entry.long_description)
+
+
+# ---------------------------------------------------------------- services or supplies
+# HCPCS Level II sections that are things rather than work: A supplies (and ambulance
+# supplies), B enteral/parenteral, C outpatient devices and implants, E durable medical
+# equipment, J drugs, K temporary DME, L orthotics/prosthetics, Q temporary codes (skin
+# substitutes, casting supplies…), V vision and hearing items. The other sections (G, H, M,
+# P, R, S, T, U, D) are procedures and professional services.
+SUPPLY_HCPCS_SECTIONS = frozenset("ABCEJKLQV")
+SUPPLY_REVENUE_PREFIX = "027"  # 027x: medical/surgical supplies and devices (0278 implants)
+
+
+def line_category(kind: str, procedure_code: str, revenue_code: str) -> str:
+    """``supply`` for supply lines, HCPCS Level II supply/device/drug codes and revenue codes
+    027x (implants and supplies); ``service`` for everything else (CPT, service HCPCS,
+    other revenue codes). Trends label their lines with it."""
+    if kind == "supply":
+        return "supply"
+    if revenue_code.startswith(SUPPLY_REVENUE_PREFIX) and len(revenue_code) == 4:
+        return "supply"
+    if procedure_code_system(procedure_code) == "HCPCS" and \
+            procedure_code[0] in SUPPLY_HCPCS_SECTIONS:
+        return "supply"
+    return "service"

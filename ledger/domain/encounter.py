@@ -30,9 +30,14 @@ from ledger.domain.errors import (
     RuleViolation,
 )
 from ledger.domain.model import (
+    ADJUDICATION_CODES,
     ADJUSTMENT_GROUPS,
+    CLAIM_STATUS_FOR_CODE,
+    FINAL_CODES,
+    FORWARDED_CODES,
     FREQUENCIES,
     PARTY_KINDS,
+    REVERSAL_CODE,
     SEQUENCES,
     WRITE_OFF_REASONS,
     AccessGrant,
@@ -44,12 +49,17 @@ from ledger.domain.model import (
     Dispute,
     Finding,
     LineResult,
+    ProviderAdjustmentRef,
     RemittanceRef,
     ResponsibleParty,
     ServiceLine,
+    books_adjustment,
+    claim_key,
 )
 from ledger.domain.values import (
     Money,
+    check_date,
+    check_storable,
     hcpcs_level2_format,
     icd10cm_dotted,
     icd10cm_format,
@@ -63,10 +73,6 @@ from ledger.domain.values import (
 )
 
 MAX_DIAGNOSES = {"professional": 12, "institutional": 25}
-CLAIM_STATUS_FOR_CODE = {"1": "paid", "2": "paid", "3": "paid", "19": "paid", "20": "paid",
-                         "21": "paid", "4": "denied", "23": "closed", "25": "adjudicated"}
-ADJUDICATION_CODES = {"1", "2", "3", "4", "19", "20", "21", "22", "23", "25"}
-FORWARDED_CODES = {"19", "20", "21"}
 ADVOCATE_ROLE = "advocate"
 GRANTOR_ROLES = frozenset({"biller", "admin"})
 GRANT_BASES = ("staff", "patient_authorization")
@@ -78,6 +84,19 @@ def _require_reason(reason: str, what: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidValue("reason", "reason.required", f"reason: a reason is required to {what}")
     return reason.strip()
+
+
+class DuplicatePayment(RuleViolation):
+    """A second paid/denied adjudication of a claim by its payer with no reversal in between:
+    not posted; the importer puts it in the exceptions queue with both traces."""
+
+    def __init__(self, claim_number: str, earlier_remittance: str, earlier_trace: str) -> None:
+        super().__init__("status_code", "payment.duplicate",
+                         f"claim {claim_number[:40]}: already adjudicated by this payer "
+                         f"(trace {earlier_trace[:30]}) with no reversal since; a second "
+                         "payment is a suspected duplicate")
+        self.earlier_remittance = earlier_remittance
+        self.earlier_trace = earlier_trace
 
 
 def _positive_money(value: Any, field: str) -> Money:
@@ -201,16 +220,39 @@ class Encounter(Aggregate):
         original_icn: str
         line_nos: list[int]
         replaces: str
+        clm01: str = ""  # CLM01 when the claim's key differs from it (same-CLM01 corrections)
+        crossover: bool = False  # created from a forwarding primary: submitted by the payer
+        liability: Money | None = None  # what its bucket holds for it when created
 
         def apply(self, enc: Encounter) -> None:
             claim = Claim(self.claim_number, self.payer_id, self.bucket, self.frequency,
                           self.original_icn, list(self.line_nos), replaces=self.replaces)
+            claim.clm01 = getattr(self, "clm01", "") or ""
+            claim.crossover = bool(getattr(self, "crossover", False))
+            claim.charge = enc.claim_charge(claim)
+            liability = getattr(self, "liability", None)
+            claim.liability = liability if liability is not None else claim.charge
             enc.claims[self.claim_number] = claim
             if self.replaces:
                 original = enc.claims[self.replaces]
                 original.replaced_by = self.claim_number
-                if self.frequency == "8":
-                    original.status = "voided"
+                original.status = "voided" if self.frequency == "8" else "replaced"
+            if claim.crossover:
+                claim.status = "submitted"
+                claim.submitted_charge = claim.charge
+                claim.submissions = 1
+
+    class ClaimVoidSettled(Event):
+        """A voided claim's open payer balance removed: a void never leaves a receivable."""
+
+        claim_number: str
+        amount: Money
+
+        def apply(self, enc: Encounter) -> None:
+            claim = enc.claims[self.claim_number]
+            enc._book(claim.bucket, -self.amount)
+            claim.void_settled = claim.void_settled + self.amount
+            enc.voided = getattr(enc, "voided", Money.zero()) + self.amount
 
     class ClaimScrubbed(Event):
         claim_number: str
@@ -279,6 +321,7 @@ class Encounter(Aggregate):
         claim_adjustments: list[Adjustment]
         remarks: list[str]
         reverses_seq: int | None
+        trace_number: str = ""
 
         def apply(self, enc: Encounter) -> None:
             claim = enc.claims[self.claim_number]
@@ -286,21 +329,24 @@ class Encounter(Aggregate):
                 len(claim.adjudications) + 1, self.status_code, self.charge, self.paid,
                 self.patient_responsibility, self.payer_icn, self.adjudication_date,
                 self.remittance_key, list(self.claim_adjustments))
+            adjudication.trace_number = getattr(self, "trace_number", "") or ""
             claim.adjudications.append(adjudication)
             claim.paid = claim.paid + self.paid
             claim.patient_responsibility = claim.patient_responsibility + \
                 self.patient_responsibility
             claim.remarks.extend(self.remarks)
-            if self.payer_icn:
+            if self.payer_icn and self.reverses_seq is None:
                 claim.payer_icn = self.payer_icn
             enc._book(claim.bucket, -self.paid)
             for adj in self.claim_adjustments:
-                if adj.group != "PR":
-                    enc._book(claim.bucket, -adj.amount)
+                enc._book_adjustment(claim, adj)
             if self.reverses_seq is not None:
-                claim.adjudications[self.reverses_seq - 1].reversed = True
+                reversed_one = claim.adjudications[self.reverses_seq - 1]
+                reversed_one.reversed = True
+                reversed_one.reversed_by = adjudication.seq
                 adjudication.reversed = True
-                claim.status = "closed" if claim.replaced_by else "submitted"
+                if claim.status not in ("replaced", "voided"):
+                    claim.status = "closed" if claim.replaced_by else "submitted"
             else:
                 claim.status = CLAIM_STATUS_FOR_CODE.get(self.status_code, "adjudicated")
                 if claim.status == "paid" and not self.paid.is_positive():
@@ -315,18 +361,24 @@ class Encounter(Aggregate):
         def apply(self, enc: Encounter) -> None:
             claim = enc.claims[self.claim_number]
             line = enc.lines[str(self.result.line_no)]
+            key = str(self.result.line_no)
             line.paid = line.paid + self.result.paid
+            claim.line_paid[key] = claim.line_paid.get(key, Money.zero()) + self.result.paid
             if self.result.allowed is not None:
                 line.allowed = line.allowed + self.result.allowed
                 claim.allowed = claim.allowed + self.result.allowed
+                claim.line_allowed[key] = claim.line_allowed.get(key, Money.zero()) + \
+                    self.result.allowed
             line.adjustments.extend(self.result.adjustments)
             line.remarks.extend(self.result.remarks)
             latest = claim.adjudications[-1]
+            latest.lines.append(self.result)  # per claim line money: ledger.domain.figures
             for adj in self.result.adjustments:
                 latest.adjustments.append(Adjustment(adj.group, adj.reason, adj.amount,
                                                      adj.quantity, self.result.line_no))
-                if adj.group != "PR":
-                    enc._book(claim.bucket, -adj.amount)
+                book = claim.line_patient if adj.group == "PR" else claim.line_adjusted
+                book[key] = book.get(key, Money.zero()) + adj.amount
+                enc._book_adjustment(claim, adj)
 
     class PatientResponsibilityAssigned(Event):
         claim_number: str
@@ -341,6 +393,16 @@ class Encounter(Aggregate):
             total = self.deductible + self.coinsurance + self.copay + self.other
             enc._book(claim.bucket, -total)
             enc._book(self.to_bucket, total)
+            if claim.adjudications and not claim.adjudications[-1].pr_to:
+                claim.adjudications[-1].pr_to = self.to_bucket
+            if self.to_bucket == "patient":
+                claim.to_patient = claim.to_patient + total
+            else:
+                claim.forwarded = claim.forwarded + total
+                for other in enc.claims.values():  # the next payer's live claim owes it
+                    if other.bucket == self.to_bucket and other.wire_number == \
+                            claim.wire_number and not other.replaced_by:
+                        other.liability = other.liability + total
             for name in ("deductible", "coinsurance", "copay", "other"):
                 enc.patient_share[name] = enc.patient_share.get(name, Money.zero()) + \
                     getattr(self, name)
@@ -360,11 +422,20 @@ class Encounter(Aggregate):
         reference: str
         amount: Money  # positive reduces the payment (e.g. WO recoupment), negative adds (L6)
         remittance_key: str
+        books: bool = False  # True (issue 12 on): the amount moves the claim's payer bucket
 
         def apply(self, enc: Encounter) -> None:
-            # Provider-level (PLB) money is not part of the encounter's charge: it is kept
-            # beside it and shown in payer balances, never mixed into the buckets.
             enc.provider_adjustments.append(self.amount)
+            if not getattr(self, "books", False):
+                return  # before issue 12: kept beside the buckets only
+            claim = enc.claims[self.claim_number]
+            claim.recouped = claim.recouped + self.amount
+            claim.plb.append(ProviderAdjustmentRef(self.plb_reason, self.reference, self.amount,
+                                                   self.remittance_key))
+            if claim.status != "voided":
+                # a payment taken back (WO, FB…) is open again with that payer; a negative
+                # claim-linked PLB is extra payment on the claim
+                enc._book(claim.bucket, self.amount)
 
     class DenialRecorded(Event):
         claim_number: str
@@ -540,6 +611,18 @@ class Encounter(Aggregate):
         self.grants: dict[str, AccessGrant] = {}
         self.provider_adjustments: list[Money] = []
         self.content_revision = 0
+        self.voided = Money.zero()
+
+    # Every new event's values must fit the read models' columns (ledger.domain.values);
+    # checked before the event exists, never on replay.
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        check_storable(kwargs)
+        super().trigger_event(event_class, **kwargs)
+
+    @classmethod
+    def _create(cls, event_class: Any, **kwargs: Any) -> Any:
+        check_storable(kwargs)
+        return super()._create(event_class, **kwargs)
 
     @classmethod
     def open(
@@ -554,8 +637,10 @@ class Encounter(Aggregate):
         actor: Actor,
         claim_type: str = "professional",
         encounter_id: Any = None,
+        today: date | None = None,
     ) -> Encounter:
-        """Open an encounter. ``patient_ref`` is a surrogate id, never a name or MRN."""
+        """Open an encounter. ``patient_ref`` is a surrogate id, never a name or MRN.
+        ``today`` (from the caller's clock): dates of service at most a year after it."""
         if not isinstance(facility_id, str) or not facility_id.strip():
             raise InvalidValue("facility_id", "required", "facility_id: required")
         if not isinstance(patient_ref, str) or not patient_ref.strip():
@@ -566,6 +651,8 @@ class Encounter(Aggregate):
         if not isinstance(service_to, date) or service_to < service_from:
             raise InvalidValue("service_to", "dates.order",
                                "service_to: must not be before service_from")
+        check_date(service_from, "service_from", today)
+        check_date(service_to, "service_to", today)
         if claim_type not in MAX_DIAGNOSES:
             raise InvalidValue("claim_type", "claim_type.enum",
                                "claim_type: must be professional or institutional")
@@ -599,6 +686,39 @@ class Encounter(Aggregate):
 
     def balance(self, bucket: str) -> Money:
         return self.buckets.get(bucket, Money.zero())
+
+    def _books(self, claim: Claim, adj: Adjustment) -> bool:
+        """Whether a CAS adjustment moves the claim's payer bucket: CO/OA/PI do, except CARC 23
+        (prior payers' impact) on a claim that is not the first payer's; PR moves money to
+        the next party through PatientResponsibilityAssigned instead."""
+        return books_adjustment(adj.group, adj.reason, claim.bucket, self.first_bucket)
+
+    def _book_adjustment(self, claim: Claim, adj: Adjustment) -> None:
+        if adj.group == "PR":
+            return
+        if self._books(claim, adj):
+            self._book(claim.bucket, -adj.amount)
+            claim.adjusted = claim.adjusted + adj.amount
+        else:
+            claim.prior_payer_impact = claim.prior_payer_impact + adj.amount
+
+    def find_claim(self, clm01: str, payer_ids: set[str] | frozenset[str] = frozenset(),
+                   ) -> Claim | None:
+        """The live claim with this CLM01 (the latest version: not replaced or voided), to
+        the payer named (any of ``payer_ids``; all when empty)."""
+        found = None
+        for c in self.claims.values():
+            if c.wire_number != clm01 or c.replaced_by or c.status == "voided":
+                continue
+            if payer_ids and c.payer_id not in payer_ids:
+                continue
+            if c.frequency == "8":
+                continue
+            found = c
+        return found
+
+    def claims_for(self, clm01: str) -> list[Claim]:
+        return [c for c in self.claims.values() if c.wire_number == clm01]
 
     def _shift_pointers(self, from_position: int, delta: int) -> None:
         for line in self.lines.values():
@@ -891,16 +1011,19 @@ class Encounter(Aggregate):
     # ------------------------------------------------------------------ claims
     def create_claim(self, claim_number: Any, *, actor: Actor, bucket: str = "primary",
                      frequency: str = "1", original_icn: str = "",
-                     line_nos: list[int] | None = None, reason: str = "") -> None:
-        """Create a claim (1 original, 7 replacement, 8 void) to the party of ``bucket``."""
+                     line_nos: list[int] | None = None, reason: str = "") -> str:
+        """Create a claim (1 original, 7 replacement, 8 void) to the party of ``bucket``.
+
+        A replacement or void names the claim it corrects by the payer's ICN of the original
+        (REF*F8) and/or by carrying the same CLM01: the original is then ``replaced`` /
+        ``voided`` and points at the new claim (``replaced_by``). When the CLM01 is the
+        original's, the new claim is kept under the key ``CLM01~r<n>`` / ``CLM01~v<n>`` (its
+        CLM01 unchanged). Returns the new claim's key."""
         who = self._actor(actor)
         if not isinstance(claim_number, str) or not 1 <= len(claim_number.strip()) <= 38:
             raise InvalidValue("claim_number", "claim_number.format",
                                "claim_number: 1 to 38 characters (CLM01)")
         claim_number = claim_number.strip()
-        if claim_number in self.claims:
-            raise RuleViolation("claim_number", "claim.unique",
-                                "claim_number: a claim with this number already exists")
         if frequency not in FREQUENCIES:
             raise InvalidValue("frequency", "frequency.enum", "frequency: must be 1, 7 or 8")
         party = self._party(bucket)
@@ -908,21 +1031,34 @@ class Encounter(Aggregate):
             raise RuleViolation("bucket", "claim.payer",
                                 f"bucket: no insurer or business is responsible as {bucket!r}")
         replaces = ""
+        key, clm01 = claim_number, ""
         if frequency in ("7", "8"):
             if not isinstance(original_icn, str) or not original_icn.strip():
                 raise RuleViolation("original_icn", "frequency.original_icn",
                                     f"original_icn: frequency {frequency} requires the payer's "
                                     "claim number (ICN) of the original claim")
             original_icn = original_icn.strip()
-            for c in self.claims.values():
-                if c.payer_icn == original_icn and c.bucket == bucket:
-                    if c.replaced_by:
-                        raise RuleViolation("original_icn", "claim.already_replaced",
-                                            "original_icn: that claim was already replaced")
-                    replaces = c.number
+            original = self._original_of(claim_number, original_icn, bucket)
+            if original is not None:
+                if original.replaced_by or original.status == "voided":
+                    raise RuleViolation("original_icn", "claim.already_replaced",
+                                        "original_icn: that claim was already replaced or "
+                                        "voided")
+                replaces = original.number
+            if claim_number in self.claims:
+                if original is None or original.wire_number != claim_number:
+                    raise RuleViolation("claim_number", "claim.unique",
+                                        "claim_number: a claim with this number already exists"
+                                        " and is not the one this correction names")
+                n = len(self.claims_for(claim_number)) + 1
+                key, clm01 = claim_key(claim_number, f"{'v' if frequency == '8' else 'r'}{n}"), \
+                    claim_number
         elif original_icn:
             raise RuleViolation("original_icn", "frequency.original_icn",
                                 "original_icn: only replacement (7) or void (8) claims carry one")
+        elif claim_number in self.claims:
+            raise RuleViolation("claim_number", "claim.unique",
+                                "claim_number: a claim with this number already exists")
         if line_nos is None:
             chosen = [ln.line_no for ln in self.active_lines()]
         else:
@@ -932,9 +1068,59 @@ class Encounter(Aggregate):
                 chosen.append(n)
         if not chosen and frequency != "8":
             raise RuleViolation("line_nos", "claim.lines", "line_nos: a claim needs a line")
-        self.trigger_event(self.ClaimCreated, claim_number=claim_number, payer_id=party.payer_id,
+        liability = None if bucket == self.first_bucket else self.balance(bucket)
+        self.trigger_event(self.ClaimCreated, claim_number=key, payer_id=party.payer_id,
                            bucket=bucket, frequency=frequency, original_icn=original_icn,
-                           line_nos=chosen, replaces=replaces, reason=reason, **who)
+                           line_nos=chosen, replaces=replaces, clm01=clm01,
+                           liability=liability, reason=reason, **who)
+        if frequency == "8" and replaces:
+            self._settle_void(self.claims[replaces], who)
+        return key
+
+    def _original_of(self, clm01: str, icn: str, bucket: str) -> Claim | None:
+        """The claim a correction names: by the payer's ICN, else by the same CLM01."""
+        for c in self.claims.values():
+            if c.bucket == bucket and c.payer_icn and c.payer_icn == icn and \
+                    not c.replaced_by and c.status != "voided":
+                return c
+        for c in self.claims.values():
+            if c.bucket == bucket and c.payer_icn and c.payer_icn == icn:
+                return c
+        return self.find_claim(clm01, {self._party(bucket).payer_id}  # type: ignore[union-attr]
+                               ) if clm01 in {c.wire_number for c in self.claims.values()} \
+            else None
+
+    def _raw_open(self, claim: Claim) -> Money:
+        return (claim.liability - claim.paid - claim.adjusted - claim.forwarded
+                - claim.to_patient - claim.void_settled)
+
+    def _settle_void(self, claim: Claim, who: dict[str, str]) -> None:
+        amount = min(self._raw_open(claim), self.balance(claim.bucket))
+        if amount.is_positive():
+            self.trigger_event(self.ClaimVoidSettled, claim_number=claim.number, amount=amount,
+                               reason="void", **who)
+
+    def create_crossover_claim(self, primary_number: str, *, bucket: str,
+                               actor: Actor) -> str:
+        """The next payer's claim, created when the prior payer forwarded the claim (COB
+        crossover) or its remittance arrives first: same CLM01 and lines, key
+        ``CLM01~<bucket>``, already submitted (the prior payer sent it)."""
+        who = self._actor(actor)
+        primary = self._claim(primary_number)
+        party = self._party(bucket)
+        if party is None or party.kind == "patient" or bucket == primary.bucket:
+            raise RuleViolation("bucket", "claim.payer",
+                                f"bucket: no next payer is responsible as {bucket!r}")
+        key = claim_key(primary.wire_number, bucket)
+        if key in self.claims:
+            raise RuleViolation("claim_number", "claim.unique",
+                                "claim_number: the crossover claim already exists")
+        self.trigger_event(self.ClaimCreated, claim_number=key, payer_id=party.payer_id,
+                           bucket=bucket, frequency="1", original_icn="",
+                           line_nos=list(primary.line_nos), replaces="",
+                           clm01=primary.wire_number, crossover=True,
+                           liability=self.balance(bucket), reason="COB crossover", **who)
+        return key
 
     def scrub_claim(self, claim_number: str, *, ruleset_version: str,
                     findings: list[Finding], actor: Actor) -> bool:
@@ -1067,17 +1253,50 @@ class Encounter(Aggregate):
                                 f"patient_responsibility: {patient_responsibility} must equal "
                                 f"the PR adjustments {pr_total} (CLP05=ΣPR)")
         reverses_seq = None
-        if status_code == "22":
-            reverses_seq = self._find_reversed(claim, charge, paid, patient_responsibility)
+        if status_code == REVERSAL_CODE:
+            original = self._reversed_adjudication(claim, charge, paid, patient_responsibility,
+                                                   str(payer_icn or ""), all_adjustments)
+            reverses_seq = original.seq
+            lines = _negated_allowed(lines, original)
         else:
             if not paid.is_zero() and paid.is_negative():
                 raise RuleViolation("paid", "835.paid_non_negative",
                                     "paid: a negative payment is only legal on a reversal (22)")
+            if status_code in FINAL_CODES and not claim.appeal_open:
+                for earlier in claim.active_adjudications():
+                    if earlier.status_code in FINAL_CODES:
+                        raise DuplicatePayment(claim.wire_number, earlier.remittance_key,
+                                               earlier.trace_number)
             claim_charge = claim.submitted_charge or self.claim_charge(claim)
             if claim.paid + paid > claim_charge:
                 raise RuleViolation("paid", "payments.not_above_charge",
                                     f"paid: payer payments would exceed the claim charge "
                                     f"{claim_charge}")
+            for i, res in enumerate(lines):
+                line = self.lines[str(res.line_no)]
+                before = claim.line_paid.get(str(res.line_no), Money.zero())
+                if before + res.paid > line.current_charge:
+                    raise RuleViolation(f"lines[{i}].paid", "payments.line_not_above_charge",
+                                        f"lines[{i}].paid: line {res.line_no} would be paid "
+                                        f"{before + res.paid}, more than its charge "
+                                        f"{line.current_charge}")
+        # where the patient-responsibility goes: the next payer in COB order, else the patient
+        next_party = self._next_payer(claim.bucket)
+        to_bucket = next_party.bucket if next_party is not None and \
+            status_code != REVERSAL_CODE else "patient"
+        if status_code == REVERSAL_CODE:
+            to_bucket = self._reversal_pr_bucket(claim, reverses_seq)
+        booked = paid + sum((a.amount for a in all_adjustments
+                             if self._books(claim, a)), Money.zero()) + pr_total
+        after = self.balance(claim.bucket) - booked
+        if after.is_negative():
+            raise RuleViolation("paid", "balance.payer_negative",
+                                f"paid: posting would leave the {claim.bucket} payer balance at "
+                                f"{after}; the remittance does not fit this claim")
+        if to_bucket != "patient" and (self.balance(to_bucket) + pr_total).is_negative():
+            raise RuleViolation("patient_responsibility", "balance.payer_negative",
+                                f"patient_responsibility: the {to_bucket} payer balance would "
+                                "go below zero")
         self.trigger_event(self.RemittanceReceived, claim_number=claim.number,
                            remittance_key=remittance.key, payer_id=remittance.payer_id,
                            trace_number=remittance.trace_number, file_hash=remittance.file_hash,
@@ -1088,8 +1307,8 @@ class Encounter(Aggregate):
                            payer_icn=str(payer_icn or ""), adjudication_date=adjudication_date,
                            remittance_key=remittance.key,
                            claim_adjustments=list(claim_adjustments),
-                           remarks=list(remarks or []), reverses_seq=reverses_seq, reason="",
-                           **who)
+                           remarks=list(remarks or []), reverses_seq=reverses_seq,
+                           trace_number=remittance.trace_number, reason="", **who)
         for res in lines:
             self.trigger_event(self.LineAdjudicated, claim_number=claim.number, result=res,
                                reason="", **who)
@@ -1102,18 +1321,21 @@ class Encounter(Aggregate):
                         shares[a.reason] = shares[a.reason] + a.amount
                     else:
                         other = other + a.amount
-            to_bucket = "patient"
-            next_party = self._next_payer(claim.bucket)
-            if status_code in FORWARDED_CODES and next_party is not None:
-                to_bucket = next_party.bucket
             self.trigger_event(self.PatientResponsibilityAssigned, claim_number=claim.number,
                                deductible=shares["1"], coinsurance=shares["2"],
                                copay=shares["3"], other=other, to_bucket=to_bucket, reason="",
                                **who)
-            if to_bucket != "patient" and next_party is not None:
+            if to_bucket != "patient" and status_code != REVERSAL_CODE:
+                target = self._party(to_bucket)
                 self.trigger_event(self.ClaimForwardedToSecondary, claim_number=claim.number,
-                                   to_bucket=to_bucket, to_payer_id=next_party.payer_id,
+                                   to_bucket=to_bucket,
+                                   to_payer_id=target.payer_id if target else "",
                                    amount=pr_total, reason="", **who)
+                if status_code in FORWARDED_CODES and self.find_claim(
+                        claim.wire_number, {target.payer_id} if target else set()) is None:
+                    self.create_crossover_claim(claim.number, bucket=to_bucket, actor=actor)
+        if claim.status == "voided":
+            self._settle_void(claim, who)
         if status_code == "4":
             carcs = sorted({a.reason for a in all_adjustments})
             rarcs = sorted({r for res in lines for r in res.remarks} | set(remarks or []))
@@ -1122,6 +1344,12 @@ class Encounter(Aggregate):
                 deadline=adjudication_date + timedelta(days=appeal_window_days),
                 adjudication_seq=len(claim.adjudications), reason="", **who)
         return True
+
+    def _reversal_pr_bucket(self, claim: Claim, seq: int | None) -> str:
+        """A reversal takes the PR back from where the original put it."""
+        if seq is not None and claim.adjudications[seq - 1].pr_to:
+            return claim.adjudications[seq - 1].pr_to
+        return "patient"
 
     def _next_payer(self, bucket: str) -> ResponsibleParty | None:
         names = [p.bucket for p in self.parties]
@@ -1132,18 +1360,39 @@ class Encounter(Aggregate):
                 return p
         return None
 
-    def _find_reversed(self, claim: Claim, charge: Money, paid: Money, pr: Money) -> int:
-        for adj in reversed(claim.adjudications):
-            if not adj.reversed and adj.status_code != "22" and adj.paid == -paid and \
-                    adj.charge == -charge and adj.patient_responsibility == -pr:
-                return adj.seq
-        raise RuleViolation("status_code", "reversal.pairs_with_original",
-                            "status_code: a reversal (22) must negate a posted, unreversed "
-                            "adjudication of this claim")
+    def _reversed_adjudication(self, claim: Claim, charge: Money, paid: Money, pr: Money,
+                               icn: str, adjustments: list[Adjustment]) -> Adjudication:
+        """The adjudication a reversal (22) names: posted, not yet reversed, whose charge,
+        paid, patient responsibility and every CAS (by group and reason) it negates; the
+        payer's ICN (CLP07) picks between equal candidates."""
+        totals: dict[tuple[str, str], Money] = {}
+        for a in adjustments:
+            totals[(a.group, a.reason)] = totals.get((a.group, a.reason), Money.zero()) - a.amount
+        fits = []
+        for adj in claim.active_adjudications():
+            if adj.paid != -paid or adj.charge != -charge or adj.patient_responsibility != -pr:
+                continue
+            theirs: dict[tuple[str, str], Money] = {}
+            for a in adj.adjustments:
+                theirs[(a.group, a.reason)] = theirs.get((a.group, a.reason), Money.zero()) + \
+                    a.amount
+            if {k: v for k, v in theirs.items() if not v.is_zero()} != \
+                    {k: v for k, v in totals.items() if not v.is_zero()}:
+                continue
+            fits.append(adj)
+        if not fits:
+            raise RuleViolation("status_code", "reversal.pairs_with_original",
+                                "status_code: a reversal (22) must negate a posted, unreversed "
+                                "adjudication of this claim (paid, charge, PR and every CAS)")
+        by_icn = [a for a in fits if icn and a.payer_icn == icn]
+        return (by_icn or fits)[-1]
 
     def post_provider_adjustment(self, claim_number: str, *, reason_code: str, reference: str,
                                  amount: Any, remittance_key: str, actor: Actor) -> None:
-        """A PLB adjustment tied to a claim (e.g. WO recoupment, L6 interest)."""
+        """A PLB adjustment that names this claim (PLB03-2: its ICN or claim number): WO
+        recoupment, FB forwarding balance, 72, J1… A positive amount is money the payer takes
+        back: on a voided claim it settles what was owed back; on a live claim it is open with
+        the payer again. A negative amount is extra payment on the claim."""
         who = self._actor(actor)
         claim = self._claim(claim_number)
         value = Money.parse(amount, "amount")
@@ -1151,9 +1400,17 @@ class Encounter(Aggregate):
             raise InvalidValue("amount", "money.non_zero", "amount: must not be zero")
         if not isinstance(reason_code, str) or not 2 <= len(reason_code) <= 2:
             raise InvalidValue("reason_code", "plb.reason", "reason_code: a 2-character PLB code")
+        if claim.status == "voided":
+            if value > claim.owed_back:
+                raise RuleViolation("amount", "plb.not_above_owed",
+                                    f"amount: {value} is more than the voided claim's payment "
+                                    f"still owed back ({claim.owed_back})")
+        elif (self.balance(claim.bucket) + value).is_negative():
+            raise RuleViolation("amount", "balance.payer_negative",
+                                f"amount: the {claim.bucket} payer balance would go below zero")
         self.trigger_event(self.ProviderAdjustmentPosted, claim_number=claim.number,
                            plb_reason=reason_code, reference=str(reference)[:50], amount=value,
-                           remittance_key=remittance_key, reason="", **who)
+                           remittance_key=remittance_key, books=True, reason="", **who)
 
     # ------------------------------------------------------------------ denials and appeals
     def file_appeal(self, claim_number: str, *, filed_on: date, actor: Actor, reason: str,
@@ -1459,6 +1716,20 @@ def _check_parties(parties: Any) -> None:
         if p.bucket in seen:
             raise InvalidValue(f"{field}.bucket", "party.unique", f"{field}: duplicate")
         seen.add(p.bucket)
+
+
+def _negated_allowed(lines: list[LineResult], original: Adjudication) -> list[LineResult]:
+    """A reversal's SVC rarely repeats AMT*B6: it negates the allowed amount the original
+    posted for that line."""
+    allowed = {r.line_no: r.allowed for r in original.lines}
+    out = []
+    for res in lines:
+        if res.allowed is None and allowed.get(res.line_no) is not None:
+            res = LineResult(res.line_no, res.procedure_code, res.submitted, res.paid,
+                             -allowed[res.line_no], res.units, tuple(res.adjustments),  # type: ignore[operator]
+                             tuple(res.remarks))
+        out.append(res)
+    return out
 
 
 def _check_adjustment(adj: Adjustment, field: str) -> None:

@@ -6,8 +6,10 @@ service is a code-set question (see ``ledger.domain.codeset``), not a regex ques
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -15,6 +17,77 @@ from ledger.domain.errors import InvalidCode, InvalidValue
 
 CENT = Decimal("0.01")
 _MONEY_RE = re.compile(r"^-?\d{1,12}(\.\d{1,2})?$")
+
+# --- the store's limits are the domain's limits ------------------------------------------
+# Read models keep money in numeric(14,2) (|x| < 10^12) and sum many amounts per encounter
+# (lines, payments): one amount is at most MAX_AMOUNT, which leaves room for 10^4 such
+# amounts in one encounter's sums (trend sums across encounters are numeric(18,2), migration
+# 0082). Stated in the OpenAPI schema (api/schemas.py) and the README.
+MAX_AMOUNT = Decimal("99999999.99")
+MAX_AMOUNT_DIGITS = 8  # digits before the decimal point
+STORED_MONEY_LIMIT = Decimal("1000000000000")  # numeric(14,2): any stored amount below this
+MAX_UNITS = Decimal("99999.999")
+# No date before this one is a billing date; dates of service at most a year ahead of today.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2200, 12, 31)  # absolute cap: date arithmetic (deadlines) stays in range
+FUTURE_ALLOWANCE = timedelta(days=366)
+# PostgreSQL text cannot hold NUL; other C0 controls, DEL and lone surrogates are refused too
+# (tab, line feed and carriage return are text).
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def text_is_clean(text: str) -> bool:
+    """True when ``text`` has no NUL, other control character or lone surrogate."""
+    return _CONTROL_RE.search(text) is None
+
+
+def check_text(value: Any, field: str) -> None:
+    if isinstance(value, str) and not text_is_clean(value):
+        raise InvalidValue(field, "text.control_characters",
+                           f"{field}: must not contain NUL or other control characters")
+
+
+def check_date(value: Any, field: str, today: date | None = None) -> None:
+    """A date from 1900-01-01 on; with ``today``, at most a year after it (dates of
+    service); without, before 2201 (an absolute cap for any date)."""
+    if not isinstance(value, date):
+        return
+    if isinstance(value, datetime):  # a moment (e.g. a grant's valid_until): its date
+        value = value.date()
+    latest = today + FUTURE_ALLOWANCE if today is not None else LATEST_DATE
+    if not EARLIEST_DATE <= value <= latest:
+        raise InvalidValue(field, "date.range",
+                           f"{field}: must be between {EARLIEST_DATE.isoformat()} and "
+                           f"{latest.isoformat()}")
+
+
+def check_storable(values: dict[str, Any]) -> None:
+    """Refuse, naming the field, any value a read model could not store: text with NUL or
+    control characters, money at or beyond numeric(14,2), dates out of range, units beyond
+    MAX_UNITS. Walks lists, tuples, dicts and dataclasses (lines, parties, results)."""
+    stack: list[tuple[str, Any]] = list(values.items())
+    seen = 0
+    while stack:
+        field, value = stack.pop()
+        seen += 1
+        if seen > 100_000:  # pragma: no cover - a pathological event; the save limits apply
+            return
+        if isinstance(value, str):
+            check_text(value, field)
+        elif isinstance(value, Money):
+            if abs(value.amount) >= STORED_MONEY_LIMIT:
+                raise InvalidValue(field, "money.max", f"{field}: at most "
+                                   f"{MAX_AMOUNT:,} in absolute value")
+        elif isinstance(value, date):
+            check_date(value, field)
+        elif isinstance(value, list | tuple):
+            stack.extend((f"{field}[{i}]", v) for i, v in enumerate(value))
+        elif isinstance(value, dict):
+            stack.extend((f"{field}.{k}", v) for k, v in value.items())
+            stack.extend((f"{field}", k) for k in value if isinstance(k, str))
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            stack.extend((f"{field}.{f.name}", getattr(value, f.name))
+                         for f in dataclasses.fields(value))
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -40,16 +113,20 @@ class Money:
         an ``InvalidValue`` naming ``field``.
         """
         if isinstance(value, Money):
-            return value
+            return _within_limit(value, field)
         if isinstance(value, bool) or isinstance(value, float):
             raise InvalidValue(field, "money.no_float", f"{field}: money must be a string or "
                                "Decimal, never a float")
         if isinstance(value, int):
-            return cls(Decimal(value).quantize(CENT))
+            if abs(value) > MAX_AMOUNT:
+                return _within_limit(Money(MAX_AMOUNT + 1), field)
+            return _within_limit(cls(Decimal(value).quantize(CENT)), field)
         if isinstance(value, Decimal):
             if not value.is_finite() or value != value.quantize(CENT, ROUND_HALF_EVEN):
                 raise InvalidValue(field, "money.cents",
                                    f"{field}: money has at most 2 decimal places")
+            if abs(value) > MAX_AMOUNT:
+                return _within_limit(Money(MAX_AMOUNT + 1), field)
             return cls(value.quantize(CENT))
         if isinstance(value, str):
             text = value.strip()
@@ -57,7 +134,7 @@ class Money:
                 raise InvalidValue(field, "money.format",
                                    f"{field}: '{value[:20]}' is not an amount like 123.45")
             try:
-                return cls(Decimal(text).quantize(CENT))
+                return _within_limit(cls(Decimal(text).quantize(CENT)), field)
             except InvalidOperation:  # pragma: no cover - regex already guards
                 raise InvalidValue(field, "money.format", f"{field}: not an amount") from None
         raise InvalidValue(field, "money.type", f"{field}: money must be a string or Decimal")
@@ -106,6 +183,13 @@ class Money:
 
 
 _ZERO = Decimal("0.00")
+
+
+def _within_limit(money: Money, field: str) -> Money:
+    if abs(money.amount) > MAX_AMOUNT:
+        raise InvalidValue(field, "money.max",
+                           f"{field}: at most {MAX_AMOUNT:,} in absolute value")
+    return money
 
 
 def _exact(amount: Decimal) -> Money:
@@ -276,6 +360,8 @@ def positive_units(units: Any, field: str = "units") -> Decimal:
         raise InvalidValue(field, "units.format", f"{field}: units must be a number")
     if value <= 0:
         raise InvalidValue(field, "units.positive", f"{field}: units must be greater than 0")
+    if value > MAX_UNITS:
+        raise InvalidValue(field, "units.max", f"{field}: at most {MAX_UNITS}")
     if value != value.quantize(Decimal("0.001")):
         raise InvalidValue(field, "units.precision", f"{field}: at most 3 decimal places")
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value

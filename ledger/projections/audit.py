@@ -245,6 +245,11 @@ def _plb(e: Any, c: EncounterContext) -> Row:
             [], e.claim_number, amount(e.amount), None, None)
 
 
+def _void_settled(e: Any, c: EncounterContext) -> Row:
+    return (f"claim {e.claim_number} voided: open payer balance {_show(e.amount)} removed",
+            [], e.claim_number, amount(e.amount), None, None)
+
+
 def _denial(e: Any, c: EncounterContext) -> Row:
     return (f"claim {e.claim_number} denied: CARC {', '.join(e.carc) or '-'}, RARC "
             f"{', '.join(e.rarc) or '-'}; appeal by {e.deadline}", [], e.claim_number, None,
@@ -320,7 +325,7 @@ DESCRIBERS: dict[str, Callable[[Any, EncounterContext], Row]] = {
     "ClaimAcknowledged": _claim_acknowledged, "RemittanceReceived": _remittance,
     "ClaimAdjudicated": _claim_adjudicated, "LineAdjudicated": _line_adjudicated,
     "PatientResponsibilityAssigned": _patient_share, "ClaimForwardedToSecondary": _forwarded,
-    "ProviderAdjustmentPosted": _plb, "DenialRecorded": _denial,
+    "ProviderAdjustmentPosted": _plb, "ClaimVoidSettled": _void_settled, "DenialRecorded": _denial,
     "AppealFiled": _appeal_filed, "AppealDecided": _appeal_decided,
     "StatementIssued": _statement, "PatientPaymentReceived": _payment,
     "RefundIssued": _refund, "WriteOffPosted": _write_off, "DisputeOpened": _dispute_opened,

@@ -212,11 +212,14 @@ class ReadModel(PostgresTrackingRecorder):
             curs.execute(
                 "INSERT INTO projection_status (name, rebuilt_at) VALUES (%s, now()) "
                 "ON CONFLICT (name) DO UPDATE SET rebuilt_at = EXCLUDED.rebuilt_at, "
-                "last_error = NULL, last_error_at = NULL", (self.name,))
+                "last_error = NULL, last_error_at = NULL, last_error_position = NULL, "
+                "last_error_event = NULL", (self.name,))
 
-    def record_error(self, error: BaseException) -> None:
-        """Remember the last failure for `ledger projections status` (type and SQLSTATE only:
-        a database message can quote row values)."""
+    def record_error(self, error: BaseException, *, position: int | None = None,
+                     event: str | None = None) -> None:
+        """Remember the last failure for `ledger projections status` and /ready: the error's
+        type and SQLSTATE (not its message: a database message can quote row values), and
+        the log position and type of the event it failed on."""
         text = type(error).__name__
         sqlstate = getattr(getattr(error, "__cause__", None), "sqlstate", None) or \
             getattr(error, "sqlstate", None)
@@ -225,10 +228,13 @@ class ReadModel(PostgresTrackingRecorder):
         try:
             with self.datastore.transaction(commit=True) as curs:
                 curs.execute(
-                    "INSERT INTO projection_status (name, last_error, last_error_at, runner) "
-                    "VALUES (%s, %s, now(), %s) ON CONFLICT (name) DO UPDATE SET "
+                    "INSERT INTO projection_status (name, last_error, last_error_at, runner,"
+                    " last_error_position, last_error_event) "
+                    "VALUES (%s, %s, now(), %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
                     "last_error = EXCLUDED.last_error, last_error_at = EXCLUDED.last_error_at, "
-                    "runner = EXCLUDED.runner", (self.name, text, _runner_id()))
+                    "runner = EXCLUDED.runner, last_error_position = "
+                    "EXCLUDED.last_error_position, last_error_event = EXCLUDED.last_error_event",
+                    (self.name, text, _runner_id(), position, event))
         except Exception:  # noqa: BLE001 - status is best effort
             log.warning("projection %s: could not record its error", self.name)
 

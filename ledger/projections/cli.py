@@ -77,36 +77,45 @@ def status_rows(url: str, stall_after: float = 30.0) -> list[dict[str, Any]]:
     state (ok, behind, stalled, failing)."""
     import psycopg
 
+    with psycopg.connect(url, autocommit=True) as conn:
+        return status_rows_on(conn, stall_after)
+
+
+def status_rows_on(conn: Any, stall_after: float = 30.0) -> list[dict[str, Any]]:
+    """``status_rows`` on an open (autocommit) connection."""
     from ledger.projections.queries import projection_positions
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        head = conn.execute("SELECT COALESCE(max(notification_id), 0) FROM ledger_events"
-                            ).fetchone()[0]  # type: ignore[index]
-        positions = projection_positions(conn)
-        info = {r[0]: r[1:] for r in conn.execute(
-            "SELECT name, last_page_at, last_error, last_error_at, rebuilt_at, runner, "
-            "extract(epoch FROM now() - last_page_at) FROM projection_status")}
-        rows = []
-        for name in PROJECTION_NAMES:
-            pos = positions.get(name, 0)
-            behind = conn.execute("SELECT count(*) FROM ledger_events WHERE notification_id > %s",
-                                  (pos,)).fetchone()[0] if pos < head else 0  # type: ignore
-            last_page, error, error_at, rebuilt, runner, age = info.get(
-                name, (None, None, None, None, None, None))
-            if behind == 0:
-                state = "ok"
-            elif error and (last_page is None or (error_at and error_at >= last_page)):
-                state = "failing"
-            elif age is None or float(age) > stall_after:
-                state = "stalled"
-            else:
-                state = "behind"
-            rows.append({"projection": name, "position": pos, "head": int(head),
-                         "behind": int(behind), "state": state,
-                         "last_page_at": last_page.isoformat() if last_page else None,
-                         "last_error": error, "rebuilt_at": rebuilt.isoformat() if rebuilt
-                         else None, "runner": runner})
-        return rows
+    head = conn.execute("SELECT COALESCE(max(notification_id), 0) FROM ledger_events"
+                        ).fetchone()[0]  # type: ignore[index]
+    positions = projection_positions(conn)
+    info = {r[0]: r[1:] for r in conn.execute(
+        "SELECT name, last_page_at, last_error, last_error_at, rebuilt_at, runner, "
+        "extract(epoch FROM now() - last_page_at), last_error_position, last_error_event "
+        "FROM projection_status")}
+    rows = []
+    for name in PROJECTION_NAMES:
+        pos = positions.get(name, 0)
+        behind = conn.execute("SELECT count(*) FROM ledger_events WHERE notification_id > %s",
+                              (pos,)).fetchone()[0] if pos < head else 0  # type: ignore
+        last_page, error, error_at, rebuilt, runner, age, error_pos, error_event = \
+            info.get(name, (None,) * 8)
+        if behind == 0:
+            state = "ok"
+        elif error and (last_page is None or (error_at and error_at >= last_page)):
+            state = "failing"
+        elif age is None or float(age) > stall_after:
+            state = "stalled"
+        else:
+            state = "behind"
+        rows.append({"projection": name, "position": pos, "head": int(head),
+                     "behind": int(behind), "state": state,
+                     "last_page_at": last_page.isoformat() if last_page else None,
+                     "last_error": error,
+                     "failed_at_position": error_pos if state == "failing" else None,
+                     "failed_event": error_event if state == "failing" else None,
+                     "rebuilt_at": rebuilt.isoformat() if rebuilt
+                     else None, "runner": runner})
+    return rows
 
 
 @app.command()
@@ -121,12 +130,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object p
             typer.echo(json.dumps(r))
     else:
         table = Table("projection", "position", "head", "behind", "state", "last page",
-                      "last error", "runner")
+                      "last error", "failed event", "runner")
         for r in rows:
             color = {"ok": "green", "behind": "yellow"}.get(r["state"], "red")
+            failed = f"{r['failed_event']} at {r['failed_at_position']}" \
+                if r["failed_at_position"] else "-"
             table.add_row(r["projection"], str(r["position"]), str(r["head"]), str(r["behind"]),
                           f"[{color}]{r['state']}[/]", r["last_page_at"] or "-",
-                          r["last_error"] or "-", r["runner"] or "-")
+                          r["last_error"] or "-", failed, r["runner"] or "-")
         console.print(table)
     if any(r["state"] in ("stalled", "failing") for r in rows):
         raise typer.Exit(1)

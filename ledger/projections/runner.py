@@ -33,13 +33,16 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment
 
+from ledger.projections.aggregates import AggregateReadModel
 from ledger.projections.audit import AuditTrailView
 from ledger.projections.base import (
     APPLICATION_NAME,
     EVENTS_TABLE,
     Page,
+    PagedEvent,
     PageRefused,
     ReadModel,
+    event_name,
     refuse_db_functions,
 )
 from ledger.projections.claims import ClaimsView
@@ -96,6 +99,9 @@ class ProjectionRunner:
             raise KeyError(f"no projection named {', '.join(unknown)} "
                            f"(known: {', '.join(VIEWS)})")
         self.views: dict[str, ReadModel] = {n: VIEWS[n](self.datastore) for n in selected}
+        for view in self.views.values():
+            if isinstance(view, AggregateReadModel):
+                view.mapper = self.reader.mapper  # replays decode as the reader does
         self.page_size = page_size
         self.max_page_size = max(page_size, max_page_size)
         self._limit = page_size  # grows while pages come back full (catching up)
@@ -110,6 +116,7 @@ class ProjectionRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.database_down = False
         self.events_read = 0  # events read from the log (metric)
         self.pages = 0  # pages read (metric)
 
@@ -172,8 +179,9 @@ class ProjectionRunner:
         for name, error in zip(due, outcomes, strict=True):
             if error is not None:
                 if raise_errors:
-                    raise error
+                    raise error.error if isinstance(error, _EventFailure) else error
                 self._failed(name, error)
+        self._database_up()
         self.events_read += len(page.events)
         self.pages += 1
         return len(page.events)
@@ -193,19 +201,68 @@ class ProjectionRunner:
                 log.info("projection %s gave way to a lock (%s); retrying", name,
                          type(exc.__cause__ or exc).__name__)
                 return None
-            return exc
+            if _unavailable(exc):  # an outage, not this projection's fault: retry soon
+                self.health[name].retry_at = time.monotonic() + 0.25
+                self._database_down(exc)
+                return None
+            if len(page.events) > 1:  # which event? apply the page one event at a time
+                return self._isolate(name, page)
+            return _EventFailure(exc, page.events[0]) if page.events else exc
         return None
 
+    def _isolate(self, name: str, page: Page) -> BaseException | None:
+        """Apply ``page`` event by event (each its own transaction): the events before the
+        failing one are kept, and the failure names the event it happened on."""
+        view = self.views[name]
+        for event in page.events:
+            position = self.health[name].position
+            if event.position <= position:
+                continue
+            try:
+                self._set_position(name, view.process_page(Page(position, [event])))
+            except PageRefused:
+                self._set_position(name, view.position())
+                return None
+            except Exception as exc:  # noqa: BLE001 - reported by run_page
+                if _transient(exc) or _unavailable(exc):
+                    self.health[name].retry_at = time.monotonic() + 0.25
+                    return None
+                return _EventFailure(exc, event)
+        return None
+
+    def _database_down(self, exc: BaseException) -> None:
+        if not self.database_down:
+            self.database_down = True
+            log.warning("projection runner: database unavailable (%s); retrying every "
+                        "0.25 s", type(exc.__cause__ or exc).__name__)
+
+    def _database_up(self) -> None:
+        if self.database_down:
+            self.database_down = False
+            log.warning("projection runner: database available again; resuming")
+
+    def wake(self) -> None:
+        """Run a page now (e.g. when the database has come back)."""
+        for h in self.health.values():
+            if h.failures == 0:
+                h.retry_at = 0.0
+        self._wake.set()
+
     def _failed(self, name: str, exc: BaseException) -> None:
+        event = exc.event if isinstance(exc, _EventFailure) else None
+        error = exc.error if isinstance(exc, _EventFailure) else exc
         h = self.health[name]
         h.failures += 1
         delay = min(60.0, 0.5 * 2 ** min(h.failures, 7))
         h.retry_at = time.monotonic() + delay
-        h.last_error = type(exc).__name__
-        # Type and position only: a database message can quote row values.
-        log.error("projection %s failed at position %d (%s); retrying in %.1fs",
-                  name, h.position, type(exc).__name__, delay)
-        self.views[name].record_error(exc)
+        h.last_error = type(error).__name__
+        # Type, position and event type only: a database message can quote row values.
+        log.error("projection %s failed on event %s (%s) (%s); retrying in %.1fs",
+                  name, event.position if event else h.position + 1,
+                  event_name(event.event) if event else "?", h.last_error, delay)
+        self.views[name].record_error(
+            error, position=event.position if event else None,
+            event=event_name(event.event) if event else None)
 
     def catch_up(self, until: int | None = None,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
@@ -269,9 +326,14 @@ class ProjectionRunner:
             try:
                 read = self.run_page()
             except Exception as exc:  # the log itself unreadable: wait and retry
-                log.error("projection runner could not read the log (%s)", type(exc).__name__)
+                if _unavailable(exc):
+                    self._database_down(exc)
+                    self._stop.wait(0.25)
+                else:
+                    log.error("projection runner could not read the log (%s)",
+                              type(exc).__name__)
+                    self._stop.wait(1.0)
                 read = 0
-                self._stop.wait(1.0)
             if read < self.page_size:
                 self._wake.wait(self.poll_interval)
 
@@ -286,9 +348,10 @@ class ProjectionRunner:
                         for _ in c.notifies(timeout=0.5, stop_after=1):
                             self._wake.set()
             except Exception as exc:
-                log.warning("projection runner: LISTEN connection lost (%s); polling meanwhile",
-                            type(exc).__name__)
-                self._stop.wait(2.0)
+                if not self.database_down:
+                    log.warning("projection runner: LISTEN connection lost (%s); polling "
+                                "meanwhile", type(exc).__name__)
+                self._stop.wait(0.5)
 
     def check(self) -> list[str]:
         """One watchdog round: returns the names of stalled projections (and kicks the
@@ -319,7 +382,27 @@ class ProjectionRunner:
             try:
                 self.check()
             except Exception as exc:
-                log.warning("projection watchdog: check failed (%s)", type(exc).__name__)
+                if not _unavailable(exc):
+                    log.warning("projection watchdog: check failed (%s)", type(exc).__name__)
+
+
+class _EventFailure(Exception):
+    """A projection's failure on one identified event."""
+
+    def __init__(self, error: BaseException, event: PagedEvent) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+        self.event = event
+
+
+def _unavailable(exc: BaseException) -> bool:
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    cause = exc.__cause__ or exc
+    if isinstance(cause, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+        return False
+    return isinstance(exc, OperationalError | InterfaceError) or isinstance(
+        cause, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def _transient(exc: BaseException) -> bool:

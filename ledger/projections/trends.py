@@ -8,9 +8,15 @@ encounter contributes its *current* coding: when a diagnosis is revised or a lin
 its contribution moves (the difference before/after each page is added), so the view answers
 "for patients with diagnosis X, which services?" without scanning events.
 
-Money: line allowed/paid come from line-level remittance (SVC); an encounter's allowed is
-paid + patient responsibility of its claims to the first payer, its paid is every payer's
-payments — so claim-level (DRG) payments show on the diagnosis row.
+Like the claims view, it applies the events to the ``Encounter`` aggregate itself
+(``ledger.projections.aggregates``) and reads everything from its state: lines, their
+charges, and the money the aggregate posted to each line (allowed AMT*B6, paid). An
+encounter's allowed is ``figures.claim_allowed`` of its claims to the first payer, its paid
+is every payer's payments, so claim-level (DRG) payments show on the diagnosis row.
+
+Lines are labelled ``supply`` or ``service`` by ``ledger.codes.procedures.line_category``:
+supply lines, HCPCS Level II supply/device/drug codes and revenue codes 027x (implants and
+supplies) are supplies; CPT, service HCPCS and other revenue codes are services.
 
 Code revisions count, per coder, diagnoses coded/revised/removed and lines added/revised/
 removed, and per code how often it was assigned, revised away from, revised to and removed.
@@ -19,7 +25,7 @@ removed, and per code how often it was assigned, revised away from, revised to a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -27,13 +33,17 @@ from uuid import UUID
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from ledger.projections.base import PagedEvent, ReadModel
+from ledger.codes.procedures import line_category
+from ledger.domain import figures
+from ledger.domain.encounter import Encounter
+from ledger.domain.model import ServiceLine
+from ledger.projections.aggregates import AggregateReadModel
+from ledger.projections.base import PagedEvent
 from ledger.projections.rows import (
     ZERO,
     JsonValue,
     accumulate,
     add_deltas,
-    amount,
     copy_rows,
     delete_where_in,
 )
@@ -44,35 +54,26 @@ REVENUE = "revenue"
 
 
 @dataclass(slots=True)
-class TrendLine:
-    line_no: int
-    kind: str
-    procedure_code: str
-    revenue_code: str
-    units: Decimal
-    base_charge: Decimal
-    charge: Decimal
-    allowed: Decimal = ZERO
-    paid: Decimal = ZERO
-    removed: bool = False
-
-    @property
-    def code(self) -> tuple[str, str]:
-        return (PROCEDURE, self.procedure_code) if self.procedure_code else \
-            (REVENUE, self.revenue_code)
+class TrendState:
+    enc: Encounter
+    events: int = 1
 
 
-@dataclass(slots=True)
-class TrendEncounter:
-    encounter_id: UUID
-    first_bucket: str
-    diagnoses: list[str] = field(default_factory=list)
-    claim_buckets: dict[str, str] = field(default_factory=dict)
-    allowed: Decimal = ZERO
-    paid: Decimal = ZERO
-    events: int = 0
-    version: int = 0
-    lines: dict[int, TrendLine] = field(default_factory=dict)
+def line_code(procedure_code: str, revenue_code: str) -> tuple[str, str]:
+    return (PROCEDURE, procedure_code) if procedure_code else (REVENUE, revenue_code)
+
+
+def label(line: ServiceLine) -> str:
+    return line_category(line.kind, line.procedure_code, line.revenue_code)
+
+
+def encounter_money(enc: Encounter) -> tuple[Decimal, Decimal]:
+    """(allowed by the first payer, paid by every payer), net of reversals."""
+    first = enc.first_bucket
+    allowed = sum((figures.claim_allowed(c).amount for c in enc.claims.values()
+                   if c.bucket == first), ZERO)
+    paid = sum((c.paid.amount for c in enc.claims.values()), ZERO)
+    return allowed, paid
 
 
 DX_MEASURES = {"encounters": "integer", "lines": "integer", "charged": "numeric",
@@ -108,7 +109,10 @@ class Counters:
         accumulate(self.codes, (system, code), values, 1)
 
 
-class TrendsView(ReadModel):
+Rows = list[tuple[tuple[Any, ...], list[Any]]]
+
+
+class TrendsView(AggregateReadModel[TrendState]):
     name = "trends"
     tables = ("trend_diagnoses", "trend_diagnosis_services", "code_revisions_by_coder",
               "code_revisions_by_code", "trend_encounters", "trend_lines")
@@ -123,31 +127,37 @@ class TrendsView(ReadModel):
     }
 
     def apply(self, curs: Cursor[DictRow], events: Sequence[PagedEvent]) -> None:
-        ids = list(dict.fromkeys(e.encounter_id for e in events))
-        states = _load(curs, ids)
+        self._counters = Counters()
+        super().apply(curs, events)
+
+    def start(self, pe: PagedEvent) -> TrendState:
+        return TrendState(pe.event.mutate(None))
+
+    def fold(self, state: TrendState, pe: PagedEvent, live: bool) -> None:
+        e = pe.event
+        if live:  # revision counts are per event, counted once
+            counter = COUNTERS.get(type(e))
+            if counter is not None:
+                counter(state.enc, e, self._counters)
+        e.mutate(state.enc)
+        state.events += 1
+
+    def measure(self, state: TrendState) -> tuple[Rows, Rows]:
+        return contribution(state.enc)
+
+    def write(self, curs: Cursor[DictRow], events: Sequence[PagedEvent],
+              before: dict[UUID, Any], after: dict[UUID, TrendState],
+              ids: list[UUID]) -> None:
         dx: dict[tuple[Any, ...], list[Any]] = {}
         services: dict[tuple[Any, ...], list[Any]] = {}
-        counters = Counters()
-        for enc in states.values():
-            _contribute(enc, dx, services, -1)
-        for pe in events:
-            e = pe.event
-            enc = states.get(pe.encounter_id)
-            if enc is None:
-                if type(e).__name__ != "Opened":
-                    raise LookupError(f"trends: event {pe.position} for an encounter the view "
-                                      "does not hold")
-                enc = states[pe.encounter_id] = TrendEncounter(
-                    e.originator_id, e.responsible_parties[0].bucket)
-            else:
-                handler = HANDLERS.get(type(e).__name__)
-                if handler is not None:
-                    handler(enc, e, counters)
-            enc.events += 1
-            enc.version = e.originator_version
-        for enc in states.values():
-            _contribute(enc, dx, services, +1)
-        _write(curs, ids, states)
+        for sign, parts in ((-1, before.values()),
+                            (+1, (contribution(s.enc) for s in after.values()))):
+            for dx_rows, service_rows in parts:
+                for key, values in dx_rows:
+                    accumulate(dx, key, values, sign)
+                for key, values in service_rows:
+                    accumulate(services, key, values, sign)
+        _write(curs, ids, after)
         add_deltas(curs, "trend_diagnoses", {"diagnosis": "text", "scope": "text"},
                    DX_MEASURES, dx)
         add_deltas(curs, "trend_diagnosis_services",
@@ -155,150 +165,108 @@ class TrendsView(ReadModel):
                     "procedure_code": "text", "revenue_code": "text"},
                    SERVICE_MEASURES, services)
         add_deltas(curs, "code_revisions_by_coder", {"actor_id": "text", "actor_role": "text"},
-                   CODER_MEASURES, counters.coders)
+                   CODER_MEASURES, self._counters.coders)
         add_deltas(curs, "code_revisions_by_code", {"code_system": "text", "code": "text"},
-                   CODE_MEASURES, counters.codes)
+                   CODE_MEASURES, self._counters.codes)
 
 
-def _contribute(enc: TrendEncounter, dx: dict[tuple[Any, ...], list[Any]],
-                services: dict[tuple[Any, ...], list[Any]], sign: int) -> None:
+def contribution(enc: Encounter) -> tuple[Rows, Rows]:
+    """What one encounter adds to the per-diagnosis and per-diagnosis-and-code sums."""
+    dx: Rows = []
+    services: Rows = []
     if not enc.diagnoses:
-        return
-    active = [ln for ln in enc.lines.values() if not ln.removed]
+        return dx, services
+    active = enc.active_lines()
     groups: dict[tuple[str, str, str], list[Any]] = {}
     for ln in active:
-        accumulate(groups, (ln.kind, ln.procedure_code, ln.revenue_code),
-                   [1, ln.units, ln.charge, ln.allowed, ln.paid], 1)
-    charged = sum((ln.charge for ln in active), ZERO)
-    for scope, codes in (("principal", enc.diagnoses[:1]), ("any", enc.diagnoses)):
-        for code in dict.fromkeys(codes):
-            accumulate(dx, (code, scope), [1, len(active), charged, enc.allowed, enc.paid], sign)
-            for (kind, proc, rev), (count, units, charge, allowed, paid) in groups.items():
-                accumulate(services, (code, scope, kind, proc, rev),
-                           [1, count, units, charge, allowed, paid], sign)
+        accumulate(groups, (label(ln), ln.procedure_code, ln.revenue_code),
+                   [1, ln.units, ln.current_charge.amount, ln.allowed.amount, ln.paid.amount],
+                   1)
+    charged = enc.total_charge.amount
+    allowed, paid = encounter_money(enc)
+    codes = [d.code for d in enc.diagnoses]
+    for scope, scoped in (("principal", codes[:1]), ("any", codes)):
+        for code in dict.fromkeys(scoped):
+            dx.append(((code, scope), [1, len(active), charged, allowed, paid]))
+            for (kind, proc, rev), (count, units, charge, l_allowed, l_paid) in groups.items():
+                services.append(((code, scope, kind, proc, rev),
+                                 [1, count, units, charge, l_allowed, l_paid]))
+    return dx, services
 
 
-# ---------------------------------------------------------------- handlers
-def on_dx_coded(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    enc.diagnoses.insert(e.position - 1, e.code)
+# ---------------------------------------------------------------- revision counters
+def on_dx_coded(enc: Encounter, e: Any, n: Counters) -> None:
     n.coder(e, "diagnoses_coded")
     n.code(ICD, e.code, "assigned")
 
 
-def on_dx_revised(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    enc.diagnoses[e.position - 1] = e.new_code
+def on_dx_revised(enc: Encounter, e: Any, n: Counters) -> None:
     n.coder(e, "diagnoses_revised")
     n.code(ICD, e.old_code, "revised_from")
     n.code(ICD, e.new_code, "revised_to")
 
 
-def on_dx_removed(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    del enc.diagnoses[e.position - 1]
+def on_dx_removed(enc: Encounter, e: Any, n: Counters) -> None:
     n.coder(e, "diagnoses_removed")
     n.code(ICD, e.code, "removed")
 
 
-def on_line_added(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    ln = e.line
-    line = enc.lines[ln.line_no] = TrendLine(
-        ln.line_no, ln.kind, ln.procedure_code, ln.revenue_code, ln.units, amount(ln.charge),
-        amount(ln.charge))
+def on_line_added(enc: Encounter, e: Any, n: Counters) -> None:
     n.coder(e, "lines_added")
-    n.code(*line.code, "assigned")
+    n.code(*line_code(e.line.procedure_code, e.line.revenue_code), "assigned")
 
 
-def on_line_revised(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    line = enc.lines[e.line_no]
-    before = line.code
-    after = e.after
-    if "procedure_code" in after:
-        line.procedure_code = after["procedure_code"]
-    if "revenue_code" in after:
-        line.revenue_code = after["revenue_code"]
-    if "units" in after:
-        line.units = after["units"]
-    if "charge" in after:
-        new_base = amount(after["charge"])
-        line.charge += new_base - line.base_charge
-        line.base_charge = new_base
+def on_line_revised(enc: Encounter, e: Any, n: Counters) -> None:
+    line = enc.lines[str(e.line_no)]  # as it was before this event
+    before = line_code(line.procedure_code, line.revenue_code)
+    after = line_code(e.after.get("procedure_code", line.procedure_code),
+                      e.after.get("revenue_code", line.revenue_code))
     n.coder(e, "lines_revised")
-    if line.code != before:
+    if after != before:
         n.coder(e, "line_codes_revised")
         n.code(*before, "revised_from")
-        n.code(*line.code, "revised_to")
+        n.code(*after, "revised_to")
 
 
-def on_line_removed(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    line = enc.lines[e.line_no]
-    line.removed = True
+def on_line_removed(enc: Encounter, e: Any, n: Counters) -> None:
+    line = enc.lines[str(e.line_no)]
     n.coder(e, "lines_removed")
-    n.code(*line.code, "removed")
+    n.code(*line_code(line.procedure_code, line.revenue_code), "removed")
 
 
-def on_charge_adjusted(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    enc.lines[e.line_no].charge += amount(e.amount)
+def on_charge_adjusted(enc: Encounter, e: Any, n: Counters) -> None:
     n.coder(e, "charges_adjusted")
 
 
-def on_claim_created(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    enc.claim_buckets[e.claim_number] = e.bucket
-
-
-def on_claim_adjudicated(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    paid = amount(e.paid)
-    enc.paid += paid
-    if enc.claim_buckets.get(e.claim_number) == enc.first_bucket:
-        enc.allowed += paid + amount(e.patient_responsibility)
-
-
-def on_line_adjudicated(enc: TrendEncounter, e: Any, n: Counters) -> None:
-    r = e.result
-    line = enc.lines[r.line_no]
-    line.paid += amount(r.paid)
-    if r.allowed is not None:
-        line.allowed += amount(r.allowed)
-
-
-HANDLERS: dict[str, Callable[[TrendEncounter, Any, Counters], None]] = {
-    "DiagnosisCoded": on_dx_coded, "DiagnosisRevised": on_dx_revised,
-    "DiagnosisRemoved": on_dx_removed, "ServiceLineAdded": on_line_added,
-    "SupplyAdded": on_line_added, "ServiceLineRevised": on_line_revised,
-    "ServiceLineRemoved": on_line_removed, "ChargeAdjusted": on_charge_adjusted,
-    "ChargeReversed": on_charge_adjusted, "ClaimCreated": on_claim_created,
-    "ClaimAdjudicated": on_claim_adjudicated, "LineAdjudicated": on_line_adjudicated,
+COUNTERS: dict[type, Callable[[Encounter, Any, Counters], None]] = {
+    Encounter.DiagnosisCoded: on_dx_coded, Encounter.DiagnosisRevised: on_dx_revised,
+    Encounter.DiagnosisRemoved: on_dx_removed, Encounter.ServiceLineAdded: on_line_added,
+    Encounter.SupplyAdded: on_line_added, Encounter.ServiceLineRevised: on_line_revised,
+    Encounter.ServiceLineRemoved: on_line_removed,
+    Encounter.ChargeAdjusted: on_charge_adjusted, Encounter.ChargeReversed: on_charge_adjusted,
 }
 
 
-# ---------------------------------------------------------------- load and write
+# ---------------------------------------------------------------- rows
 ENCOUNTER_COLUMNS = ("encounter_id", "diagnoses", "first_bucket", "claim_buckets", "allowed",
                      "paid", "events", "version")
 LINE_COLUMNS = ("encounter_id", "line_no", "kind", "procedure_code", "revenue_code", "units",
                 "base_charge", "charge", "allowed", "paid", "removed")
 
 
-def _load(curs: Cursor[DictRow], ids: list[UUID]) -> dict[UUID, TrendEncounter]:
-    states: dict[UUID, TrendEncounter] = {}
-    curs.execute("SELECT * FROM trend_encounters WHERE encounter_id = ANY(%s)", (ids,))
-    for r in curs.fetchall():
-        states[r["encounter_id"]] = TrendEncounter(
-            r["encounter_id"], r["first_bucket"], list(r["diagnoses"]), dict(r["claim_buckets"]),
-            r["allowed"], r["paid"], r["events"], r["version"])
-    if states:
-        curs.execute("SELECT * FROM trend_lines WHERE encounter_id = ANY(%s)", (list(states),))
-        for r in curs.fetchall():
-            states[r["encounter_id"]].lines[r["line_no"]] = TrendLine(
-                r["line_no"], r["kind"], r["procedure_code"], r["revenue_code"], r["units"],
-                r["base_charge"], r["charge"], r["allowed"], r["paid"], r["removed"])
-    return states
-
-
-def _write(curs: Cursor[DictRow], ids: list[UUID], states: dict[UUID, TrendEncounter]) -> None:
+def _write(curs: Cursor[DictRow], ids: list[UUID], states: dict[UUID, TrendState]) -> None:
     delete_where_in(curs, "trend_encounters", "encounter_id", ids)
     delete_where_in(curs, "trend_lines", "encounter_id", ids)
-    copy_rows(curs, "trend_encounters", ENCOUNTER_COLUMNS, (
-        (s.encounter_id, s.diagnoses, s.first_bucket, JsonValue(s.claim_buckets), s.allowed,
-         s.paid, s.events, s.version) for s in states.values()))
-    copy_rows(curs, "trend_lines", LINE_COLUMNS, (
-        (s.encounter_id, ln.line_no, ln.kind, ln.procedure_code, ln.revenue_code, ln.units,
-         ln.base_charge, ln.charge, ln.allowed, ln.paid, ln.removed)
-        for s in states.values() for ln in s.lines.values()))
+    rows, lines = [], []
+    for s in states.values():
+        enc = s.enc
+        allowed, paid = encounter_money(enc)
+        rows.append((enc.id, [d.code for d in enc.diagnoses], enc.first_bucket,
+                     JsonValue({c.number: c.bucket for c in enc.claims.values()}), allowed,
+                     paid, s.events, enc.version))
+        for ln in enc.lines.values():
+            lines.append((enc.id, ln.line_no, label(ln), ln.procedure_code, ln.revenue_code,
+                          ln.units, ln.charge.amount, ln.current_charge.amount,
+                          ln.allowed.amount, ln.paid.amount, ln.removed))
+    copy_rows(curs, "trend_encounters", ENCOUNTER_COLUMNS, rows)
+    copy_rows(curs, "trend_lines", LINE_COLUMNS, lines)

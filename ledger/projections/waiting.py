@@ -37,6 +37,7 @@ class ProjectionWaiter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self._lost = False
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -88,6 +89,7 @@ class ProjectionWaiter:
                     conn.execute(f'LISTEN "{NOTIFY_CHANNEL}"')
                     self._update(projection_positions(conn, self.names), exact=True)
                     self._started.set()
+                    self._lost = False
                     last_poll = time.monotonic()
                     while not self._stop.is_set():
                         idle = self._waiting == 0
@@ -104,9 +106,11 @@ class ProjectionWaiter:
                                 if self._waiting == 0:
                                     self._cond.wait(0.5)
             except Exception as exc:
-                log.warning("projection waiter: connection lost (%s)", type(exc).__name__)
+                if not self._lost:  # one line per outage, not one per reconnect attempt
+                    log.warning("projection waiter: connection lost (%s)", type(exc).__name__)
+                self._lost = True
                 self._started.set()
-                self._stop.wait(1.0)
+                self._stop.wait(0.25)
 
     def close(self) -> None:
         self._stop.set()

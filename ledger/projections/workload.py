@@ -24,6 +24,7 @@ from typing import Any
 
 from ledger.domain.codeset import CodeVerdict
 from ledger.domain.encounter import Encounter
+from ledger.domain.errors import RuleViolation
 from ledger.domain.model import Actor, Adjustment, LineResult, RemittanceRef, ResponsibleParty
 from ledger.domain.values import Money
 
@@ -370,12 +371,16 @@ class EncounterLife:
             self.reverse(number, paid_on + timedelta(days=30))
             yield
         if claim.payer_icn and rng.random() < 0.08:
-            enc.post_provider_adjustment(number, reason_code=rng.choice(("WO", "L6")),
-                                         reference=f"REF{self.serial}",
-                                         amount=rng.choice(("12.50", "-3.10")),
-                                         remittance_key=f"PLB{self.serial}",
-                                         actor=self.biller())
-            yield
+            try:
+                enc.post_provider_adjustment(number, reason_code=rng.choice(("WO", "L6")),
+                                             reference=f"REF{self.serial}",
+                                             amount=rng.choice(("12.50", "-3.10")),
+                                             remittance_key=f"PLB{self.serial}",
+                                             actor=self.biller())
+            except RuleViolation:
+                pass  # refused: it would leave a payer balance below zero (or over-recoup)
+            else:
+                yield
 
         # the patient's part
         due = enc.patient_balance()

@@ -2,11 +2,17 @@
 
 Each file's type is detected (835, 837P, 837I, 999, 277CA); a progress bar runs over the
 files and a summary table closes: posted, quarantined, unmatched, duplicates per file and in
-total. Exit status 1 when any file was quarantined or was not X12.
+total. Exit status 1 when any file was quarantined or was not X12, any claim of an 837 was
+refused, or any claim or PLB of an 835 was held in the exceptions queue. ``--json`` prints
+only JSON on stdout (one document: the files and the totals); logs go to stderr.
+
+``ledger x12 exceptions`` lists the exceptions queue (table, or ``--json``);
+``ledger x12 resolve ID --action dismissed --reason …`` works one by appending an event.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +23,9 @@ from rich.table import Table
 
 from ledger.cli import app, console
 
+x12_app = typer.Typer(help="X12 exceptions queue: list and resolve.", no_args_is_help=True)
+app.add_typer(x12_app, name="x12")
+
 
 @app.command("import")
 def import_files(
@@ -24,7 +33,8 @@ def import_files(
         exists=True, dir_okay=False, readable=True,
         help="X12 files: 835, 837P, 837I, 999 or 277CA.")],
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Also print one JSON line per file.")] = False,
+        "--json", help="Print only JSON on stdout: every file's report and the totals.")
+    ] = False,
 ) -> None:
     """Import X12 files: 835 remittances (balanced before posting), 837P/837I claims,
     999/277CA acknowledgements."""
@@ -45,34 +55,111 @@ def import_files(
     importer = X12Importer(ledger, url)
     results = []
     try:
-        with Progress(TextColumn("[bold]importing[/] {task.description}"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                      transient=True) as progress:
-            task = progress.add_task("", total=len(files))
-            for path in files:
-                progress.update(task, description=path.name[:40])
-                results.append(importer.import_path(path))
-                progress.advance(task)
+        if as_json:
+            results = [importer.import_path(path) for path in files]
+        else:
+            with Progress(TextColumn("[bold]importing[/] {task.description}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                          transient=True) as progress:
+                task = progress.add_task("", total=len(files))
+                for path in files:
+                    progress.update(task, description=path.name[:40])
+                    results.append(importer.import_path(path))
+                    progress.advance(task)
     finally:
         ledger.close()
+    totals = {"files": len(results), "posted": sum(r.posted for r in results),
+              "quarantined": sum(r.quarantined for r in results),
+              "unmatched": sum(r.unmatched for r in results),
+              "duplicates": sum(r.duplicates for r in results),
+              "held": sum(r.held for r in results)}
+    failed = any(r.outcome in ("quarantined", "error") or r.quarantined or r.held
+                 for r in results)
+    if as_json:
+        sys.stdout.write(orjson.dumps({"files": [r.as_dict() for r in results],
+                                       "totals": totals, "ok": not failed}).decode() + "\n")
+        sys.stdout.flush()
+        if failed:
+            raise typer.Exit(1)
+        return
     table = Table("file", "type", "outcome", "posted", "quarantined", "unmatched", "duplicates",
-                  "rules", title="X12 import")
-    totals = [0, 0, 0, 0]
+                  "held", "rules", title="X12 import")
     for r in results:
-        totals = [totals[0] + r.posted, totals[1] + r.quarantined, totals[2] + r.unmatched,
-                  totals[3] + r.duplicates]
         style = {"quarantined": "red", "error": "red", "posted": "green",
                  "imported": "green", "acknowledged": "green"}.get(r.outcome, "yellow")
         table.add_row(r.name, r.kind, f"[{style}]{r.outcome}[/]", str(r.posted),
-                      str(r.quarantined), str(r.unmatched), str(r.duplicates),
+                      str(r.quarantined), str(r.unmatched), str(r.duplicates), str(r.held),
                       ", ".join(r.rules))
-    table.add_row("[bold]total[/]", "", f"{len(results)} file(s)", *map(str, totals), "")
+    table.add_row("[bold]total[/]", "", f"{len(results)} file(s)", str(totals["posted"]),
+                  str(totals["quarantined"]), str(totals["unmatched"]),
+                  str(totals["duplicates"]), str(totals["held"]), "")
     console.print(table)
     for r in results:
         for issue in r.issues:
             if issue.severity == "error":
                 console.print(f"[red]{r.name}[/]: {issue.rule}: {issue.message}")
-        if as_json:
-            console.print_json(orjson.dumps(r.as_dict()).decode())
-    if any(r.outcome in ("quarantined", "error") for r in results):
+        for e in r.exceptions:
+            console.print(f"[yellow]{r.name}[/]: held {e.kind} ({e.rule}) claim "
+                          f"{e.claim_number or '-'} amount {e.amount}")
+    if failed:
         raise typer.Exit(1)
+
+
+def _connect() -> object:
+    import psycopg
+
+    from ledger.cli import _url
+    from ledger.migrate import migrate
+
+    url = _url()
+    migrate(url)
+    return psycopg.connect(url, autocommit=True)
+
+
+@x12_app.command("exceptions")
+def list_exceptions_cmd(
+    status: Annotated[str, typer.Option(help="open, resolved or all")] = "open",
+    kind: Annotated[str, typer.Option(help="only this kind")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="print only JSON on stdout")] = False,
+) -> None:
+    """List the exceptions queue: quarantined files, unreconciled remittances, unmatched
+    claims, suspected duplicate payments, unmatched SVC lines and unposted PLBs."""
+    from ledger.domain.errors import LedgerError
+    from ledger.x12.exceptions import list_exceptions
+
+    try:
+        with _connect() as conn:  # type: ignore[attr-defined]
+            items = list_exceptions(conn, status=status, kind=kind)
+    except LedgerError as err:
+        console.print(f"[red]{err.field}[/]: {err.rule}: {err.message}")
+        raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(orjson.dumps({"exceptions": items}).decode() + "\n")
+        return
+    table = Table("id", "kind", "status", "claim", "payer", "trace", "amount", "rule",
+                  title=f"X12 exceptions ({status})")
+    for e in items:
+        table.add_row(e["exception_id"], e["kind"], e["status"], e["claim_number"] or "-",
+                      e["payer_id"] or "-", e["trace_number"] or "-", e["amount"] or "-",
+                      e["rule"])
+    console.print(table)
+
+
+@x12_app.command("resolve")
+def resolve_cmd(
+    exception_id: Annotated[str, typer.Argument(help="the exception's id")],
+    action: Annotated[str, typer.Option(help="rematched, posted or dismissed")],
+    reason: Annotated[str, typer.Option(help="why (required)")],
+    actor: Annotated[str, typer.Option(help="who resolves it (staff id)")] = "cli",
+) -> None:
+    """Resolve an exception by appending a resolution event (rows are never edited)."""
+    from ledger.domain.errors import LedgerError
+    from ledger.x12.exceptions import resolve
+
+    try:
+        with _connect() as conn:  # type: ignore[attr-defined]
+            out = resolve(conn, exception_id, action=action, reason=reason, actor_id=actor)
+    except LedgerError as err:
+        console.print(f"[red]{err.field}[/]: {err.rule}: {err.message}")
+        raise typer.Exit(2) from None
+    console.print(f"{out['exception_id']}: {out['resolution']}")

@@ -105,7 +105,7 @@ def export_837p(enc: Any, claim_number: str, ctx: ExportContext, *, control_numb
     lines = enc.claim_lines(claim)
     segs: list[str] = []
     add = segs.append
-    add(f"BHT*0019*00*{_t(claim.number, 30)}*{now:%Y%m%d}*{now:%H%M}*CH")
+    add(f"BHT*0019*00*{_t(claim.wire_number, 30)}*{now:%Y%m%d}*{now:%H%M}*CH")
     add(f"NM1*41*2*{_t(ctx.submitter_name, 60)}*****46*{_t(ctx.sender_id, 80)}")
     add(f"PER*IC*{_t(ctx.submitter_contact, 60)}*TE*{_t(ctx.submitter_phone, 20)}")
     add(f"NM1*40*2*{_t(ctx.receiver_name, 60)}*****46*{_t(ctx.receiver_id, 80)}")
@@ -128,7 +128,8 @@ def export_837p(enc: Any, claim_number: str, ctx: ExportContext, *, control_numb
     total = Money.zero()
     for ln in lines:
         total = total + ln.current_charge
-    add(f"CLM*{_t(claim.number, 38)}*{_amount(total)}***{enc.place_of_service}:B:"
+    # CLM01 is the claim number as billed: a same-CLM01 replacement keeps its original's
+    add(f"CLM*{_t(claim.wire_number, 38)}*{_amount(total)}***{enc.place_of_service}:B:"
         f"{claim.frequency}*Y*A*Y*Y")
     if claim.frequency in ("7", "8"):
         add(f"REF*F8*{_t(claim.original_icn, 50)}")

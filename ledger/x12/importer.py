@@ -26,7 +26,6 @@ import hmac
 import logging
 import os
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -37,10 +36,13 @@ import orjson
 import psycopg
 from eventsourcing.persistence import IntegrityError
 
-from ledger.domain.encounter import POSTABLE_STATUSES, Encounter
+from ledger.domain.encounter import POSTABLE_STATUSES, DuplicatePayment, Encounter
 from ledger.domain.errors import LedgerError
 from ledger.domain.model import (
+    CLAIM_LINKED_PLB,
+    REVERSAL_CODE,
     Actor,
+    Adjudication,
     Adjustment,
     Claim,
     LineResult,
@@ -52,6 +54,7 @@ from ledger.domain.values import Money
 from ledger.x12 import index
 from ledger.x12.acks import ParsedAcks, read_277ca, read_999
 from ledger.x12.claims837 import FACILITY_TO_POS, ClaimDraft, read_837
+from ledger.x12.exceptions import RaisedException, write_raised
 from ledger.x12.loading import load_many
 from ledger.x12.model import ClaimPayment, Issue, ParsedFile, Remittance, ServicePayment
 from ledger.x12.remit835 import balance, read_835
@@ -77,7 +80,10 @@ class FileResult:
     unmatched: int = 0
     duplicates: int = 0
     quarantined: int = 0  # 1 for a quarantined file; claims refused on an 837
+    held: int = 0  # claims / PLBs not posted but put in the exceptions queue
     issues: list[Issue] = field(default_factory=list)
+    exceptions: list[RaisedException] = field(default_factory=list)
+    reconciliation: list[dict[str, Any]] = field(default_factory=list)
     unmatched_claims: list[dict[str, Any]] = field(default_factory=list)
     encounters: list[UUID] = field(default_factory=list)
 
@@ -89,7 +95,9 @@ class FileResult:
         return {"name": self.name, "kind": self.kind, "outcome": self.outcome,
                 "file_hash": self.file_hash, "posted": self.posted,
                 "unmatched": self.unmatched, "duplicates": self.duplicates,
-                "quarantined": self.quarantined, "rules": self.rules,
+                "quarantined": self.quarantined, "held": self.held, "rules": self.rules,
+                "exceptions": [e.as_dict() for e in self.exceptions],
+                "reconciliation": self.reconciliation,
                 "issues": [i.as_dict() for i in self.issues],
                 "unmatched_claims": self.unmatched_claims,
                 "encounters": [str(e) for e in self.encounters]}
@@ -151,7 +159,7 @@ class X12Importer:
         issues = parsed.issues + balance(parsed.remittances)
         result = FileResult(name, "835", "posted", parsed.file_hash, issues=issues)
         if any(i.severity == "error" for i in issues):
-            return self._quarantine(result)
+            return self._quarantine(result, parsed.remittances)
         with self._connect() as conn:
             for attempt in range(1, self.max_attempts + 1):
                 result = FileResult(name, "835", "posted", parsed.file_hash, issues=list(issues))
@@ -178,35 +186,55 @@ class X12Importer:
             else:
                 todo.append(r)
         if any(i.severity == "error" for i in result.issues):
-            return self._quarantine(result)
+            return self._quarantine(result, parsed.remittances)
         if not todo:
             result.outcome = "duplicate"
             return result
         index.catch_up(self.app, conn)
+        index.catch_up_icn(self.app, conn)
         numbers = [c.claim_number for r in todo for c in r.claims]
         numbers += [p.reference for r in todo for p in r.provider_adjustments if p.reference]
         found = index.lookup(conn, numbers)
+        icns = [c.payer_icn for r in todo for c in r.claims if c.payer_icn]
+        icns += [p.reference for r in todo for p in r.provider_adjustments if p.reference]
+        by_icn = index.lookup_icn(conn, icns)
         # load every encounter the remittance names at once (one query per 1,000)
-        encounters: dict[UUID, Encounter] = load_many(
-            self.app, conn, [eid for c in numbers for eid, _ in found.get(c, [])])
+        wanted = [eid for c in numbers for eid, _ in found.get(c, [])]
+        wanted += [eid for i in icns for eid in by_icn.get(i, [])]
+        encounters: dict[UUID, Encounter] = load_many(self.app, conn, list(dict.fromkeys(wanted)))
         rows_remit: list[tuple] = []
         rows_unmatched: list[tuple] = []
+        rows_provider: list[tuple] = []
+        rows_recon: list[tuple] = []
         refusals: list[Issue] = []
         for r in todo:
-            posted = unmatched = dup = 0
+            posted = unmatched = dup = held = 0
+            posted_paid = held_paid = plb_claims = plb_provider = Money.zero()
             ref_date = r.payment_date or r.production_date or date.today()
             seen_claims: dict[str, int] = {}
             plb_report: list[dict[str, Any]] = []
+            base = f"{r.payer_id}|{r.trace_number}|{r.content_hash}"
+
+            def hold(kind: str, rule: str, claim: str, amount: Money, detail: dict[str, Any],
+                     key: str, r: Remittance = r, base: str = base) -> None:
+                result.exceptions.append(RaisedException(
+                    kind, rule, f"{base}|{key}", claim, r.payer_id, r.trace_number,
+                    amount.amount, parsed.file_hash, detail))
+
             for c in r.claims:
-                target = self._match(c, r, found, encounters)
+                target = self._match(c, r, found, by_icn, encounters)
                 if isinstance(target, str):
                     unmatched += 1
+                    held_paid = held_paid + c.paid
                     rows_unmatched.append((r.payer_id, r.trace_number, r.content_hash,
                                            c.claim_number, c.status, c.charge.amount,
                                            c.paid.amount, c.payer_icn, target))
                     result.unmatched_claims.append({
                         "transaction": r.index, "claim": c.claim_number, "status": c.status,
                         "charge": str(c.charge), "paid": str(c.paid), "reason": target})
+                    hold("unmatched_claim", "835.claim_unmatched", c.claim_number, c.paid,
+                         {"status": c.status, "charge": str(c.charge), "payer_icn":
+                          c.payer_icn, "reason": target}, f"{c.claim_number}|{c.position}")
                     continue
                 enc, claim = target
                 # the same claim twice in one remittance (reversal + re-adjudication): each
@@ -215,8 +243,22 @@ class X12Importer:
                 seen_claims[claim.number] = n
                 ref = RemittanceRef(r.payer_id, r.trace_number,
                                     r.content_hash + (f"#{n}" if n > 1 else ""), ref_date)
+                if f"{ref.key}|{claim.number}" in enc.remittances:
+                    dup += 1
+                    continue
                 try:
                     lines = _line_results(enc, claim, c)
+                except LineMatchError as err:
+                    held += 1
+                    held_paid = held_paid + c.paid
+                    result.issues.append(Issue(err.rule, f"claim {c.claim_number[:38]}: "
+                                               f"{err.message}", "warning", r.index,
+                                               c.claim_number, err.position, c.segment))
+                    hold("line_unmatched", err.rule, claim.wire_number, c.paid,
+                         {"svc": err.position, "message": err.message, "status": c.status,
+                          "claim_key": claim.number}, f"{c.claim_number}|{c.position}")
+                    continue
+                try:
                     done = enc.post_adjudication(
                         claim.number, status_code=c.status, charge=c.charge, paid=c.paid,
                         patient_responsibility=c.patient_responsibility,
@@ -226,6 +268,17 @@ class X12Importer:
                                            for a in c.adjustments],
                         lines=lines, remarks=list(c.remarks), actor=self.actor,
                         appeal_window_days=getattr(self.app, "appeal_window_days", 120))
+                except DuplicatePayment as err:
+                    held += 1
+                    held_paid = held_paid + c.paid
+                    hold("duplicate_payment", err.rule, claim.wire_number, c.paid,
+                         {"status": c.status, "payer_icn": c.payer_icn, "claim_key":
+                          claim.number, "earlier_trace": err.earlier_trace, "trace":
+                          r.trace_number, "earlier_remittance": err.earlier_remittance},
+                         f"{c.claim_number}|{c.position}")
+                    result.issues.append(Issue(err.rule, err.message, "warning", r.index,
+                                               c.claim_number, segment=c.segment))
+                    continue
                 except LedgerError as err:
                     refusals.append(Issue(err.rule, f"claim {c.claim_number[:38]}: "
                                           f"{err.message}", transaction=r.index,
@@ -233,43 +286,71 @@ class X12Importer:
                     continue
                 if done:
                     posted += 1
+                    posted_paid = posted_paid + c.paid
                 else:
                     dup += 1
-            for p in r.provider_adjustments:
+            for k, p in enumerate(r.provider_adjustments):
                 entry = {"reason": p.reason, "reference": p.reference, "amount": str(p.amount),
                          "applied_to": ""}
-                owner = self._plb_owner(p.reference, r, found, encounters)
-                if owner is not None and not p.amount.is_zero():
+                plb_report.append(entry)
+                if p.amount.is_zero():
+                    continue
+                if p.reason not in CLAIM_LINKED_PLB or not p.reference:
+                    entry["applied_to"] = "provider account"
+                    plb_provider = plb_provider + p.amount
+                    rows_provider.append((r.payer_id, r.trace_number, r.content_hash,
+                                          p.provider_id[:50], p.fiscal_date, p.reason,
+                                          p.reference, p.amount.amount))
+                    continue
+                owner = self._plb_owner(p.reference, found, by_icn, encounters)
+                rule = "plb.claim_not_found"
+                message = "names no claim of ours (by payer ICN or claim number)"
+                if owner is not None:
                     enc, claim = owner
                     try:
-                        enc.post_provider_adjustment(claim.number, reason_code=p.reason,
-                                                     reference=p.reference, amount=p.amount,
-                                                     remittance_key=RemittanceRef(
-                                                         r.payer_id, r.trace_number,
-                                                         r.content_hash, ref_date).key,
-                                                     actor=self.actor)
+                        enc.post_provider_adjustment(
+                            claim.number, reason_code=p.reason, reference=p.reference,
+                            amount=p.amount, remittance_key=f"{base}|plb{k}", actor=self.actor)
                         entry["applied_to"] = claim.number
+                        plb_claims = plb_claims + p.amount
+                        continue
                     except LedgerError as err:
-                        refusals.append(Issue(err.rule, f"PLB {p.reason}: {err.message}",
-                                              transaction=r.index, segment=p.segment))
-                plb_report.append(entry)
+                        rule, message = err.rule, err.message
+                held += 1
+                hold("unposted_plb", rule, p.reference, p.amount,
+                     {"reason": p.reason, "reference": p.reference, "message": message},
+                     f"plb{k}")
+            difference = r.total_paid - (sum((c.paid for c in r.claims), Money.zero())
+                                         - sum((p.amount for p in r.provider_adjustments),
+                                               Money.zero()))
+            recon = _reconciliation(r, parsed.file_hash, plb_claims, plb_provider,
+                                    posted_paid, held_paid, difference, "posted")
+            rows_recon.append(recon)
+            result.reconciliation.append(_recon_dict(recon))
             result.posted += posted
             result.unmatched += unmatched
             result.duplicates += dup
+            result.held += held
             rows_remit.append((r.payer_id, r.trace_number, r.content_hash, parsed.file_hash,
                                result.name[:200], r.total_paid.amount, r.payment_date, posted,
                                unmatched, dup, orjson.dumps({
                                    "transaction": r.index, "payer": r.payer_name,
-                                   "claims": len(r.claims), "provider_adjustments": plb_report,
+                                   "claims": len(r.claims), "held": held,
+                                   "provider_adjustments": plb_report,
                                    "warnings": [i.as_dict() for i in result.issues
                                                 if i.severity == "warning"][:50]}).decode()))
         if refusals:
             result.issues.extend(refusals)
-            return self._quarantine(result)
+            result.exceptions = []
+            result.reconciliation = []
+            return self._quarantine(result, parsed.remittances)
         changed = [e for e in encounters.values() if e.pending_events]
+        raised = list(result.exceptions)
 
         def side_write(curs: Any, *_: Any) -> None:
             _write_remittance_rows(curs, rows_remit, rows_unmatched)
+            _write_money_rows(curs, rows_recon, rows_provider)
+            write_raised(curs, raised)
 
         try:
             if changed:
@@ -279,13 +360,13 @@ class X12Importer:
                     self.app.save(*chunk, side_writes=[side_write] if last else [])
             else:
                 with conn.transaction(), conn.cursor() as cur:
-                    _write_remittance_rows(cur, rows_remit, rows_unmatched)
+                    side_write(cur)
         except (IntegrityError, psycopg.errors.UniqueViolation):
             raise _Retry() from None
         result.encounters = [e.id for e in changed]
         if not result.posted:
             result.outcome = "duplicate" if result.duplicates and not result.unmatched \
-                else "nothing"
+                and not result.held else "nothing"
         return result
 
     def _load(self, eid: UUID, encounters: dict[UUID, Encounter]) -> Encounter:
@@ -296,57 +377,107 @@ class X12Importer:
         return enc
 
     def _match(self, c: ClaimPayment, r: Remittance, found: dict[str, list[tuple[UUID, str]]],
-               encounters: dict[UUID, Encounter]) -> tuple[Encounter, Claim] | str:
-        candidates = found.get(c.claim_number, [])
-        if len(candidates) > 1:
-            by_payer = [x for x in candidates if x[1] in r.payer_ids]
-            candidates = by_payer or candidates
-        if not candidates:
+               by_icn: dict[str, list[UUID]], encounters: dict[UUID, Encounter],
+               ) -> tuple[Encounter, Claim] | str:
+        """The claim a CLP pays: CLP01 (CLM01) on an encounter, narrowed to the payer of the
+        remittance (TRN03 / N1*PR / REF*2U) when the encounter names it; a reversal pairs
+        with the adjudication it negates (CLP07 = its payer ICN when CLP01 is another claim's);
+        the next payer's claim is created when its remittance comes first (COB crossover)."""
+        eids = [eid for eid, _ in found.get(c.claim_number, [])]
+        if c.status == REVERSAL_CODE and c.payer_icn:
+            eids += by_icn.get(c.payer_icn, [])
+        eids = list(dict.fromkeys(eids))
+        if not eids:
             return "no claim with this number"
-        if len(candidates) > 1:
-            return f"ambiguous: {len(candidates)} encounters carry this claim number"
-        enc = self._load(candidates[0][0], encounters)
-        claim = enc.claims.get(c.claim_number)
+        encs = [self._load(eid, encounters) for eid in eids]
+        by_payer = [e for e in encs if any(p.payer_id in r.payer_ids for p in e.parties
+                                           if p.kind != "patient")]
+        pool = by_payer or encs
+        if len(pool) > 1:
+            return f"ambiguous: {len(pool)} encounters carry this claim number"
+        enc = pool[0]
+        parties = [p for p in enc.parties if p.kind != "patient" and p.payer_id in r.payer_ids]
+        payer_ids = {p.payer_id for p in parties}
+        if c.status == REVERSAL_CODE:
+            named = [x for x in enc.claims.values() if x.wire_number == c.claim_number or
+                     (c.payer_icn and x.payer_icn == c.payer_icn)]
+            named = [x for x in named if not payer_ids or x.payer_id in payer_ids] or named
+            for x in named:
+                if _reversible(x, c) is not None:
+                    return enc, x
+            return enc, named[0] if named else next(iter(enc.claims.values()))
+        claim = enc.find_claim(c.claim_number, payer_ids)
+        if claim is None and parties:
+            primary = enc.find_claim(c.claim_number)
+            party = parties[0]
+            if primary is not None and primary.bucket != party.bucket:
+                key = enc.create_crossover_claim(primary.number, bucket=party.bucket,
+                                                 actor=self.actor)
+                claim = enc.claims[key]
         if claim is None:
-            return "no claim with this number"
-        if c.status == "22":
-            # a reversal pairs with the posted original: this claim, or the claim of this
-            # encounter whose payer ICN the reversal carries (when CLP01 names the replacement)
-            if not _has_reversible(claim, c) and c.payer_icn:
-                for other in enc.claims.values():
-                    if other.payer_icn == c.payer_icn and _has_reversible(other, c):
-                        return enc, other
-            return enc, claim
+            claim = enc.find_claim(c.claim_number) if not payer_ids else None
+        if claim is None:
+            return "no live claim with this number for this payer"
         if claim.status not in POSTABLE_STATUSES:
             return f"claim not submitted (status {claim.status})"
         return enc, claim
 
-    def _plb_owner(self, reference: str, r: Remittance, found: dict[str, list[tuple[UUID, str]]],
-                   encounters: dict[UUID, Encounter]) -> tuple[Encounter, Claim] | None:
-        if not reference:
-            return None
-        candidates = found.get(reference, [])
-        if len(candidates) == 1:
-            enc = self._load(candidates[0][0], encounters)
-            claim = enc.claims.get(reference)
-            if claim is not None:
-                return enc, claim
-        for enc in encounters.values():  # a payer ICN of a claim of this remittance
-            for claim in enc.claims.values():
-                if claim.payer_icn and claim.payer_icn == reference:
-                    return enc, claim
-        return None
+    def _plb_owner(self, reference: str, found: dict[str, list[tuple[UUID, str]]],
+                   by_icn: dict[str, list[UUID]], encounters: dict[UUID, Encounter],
+                   ) -> tuple[Encounter, Claim] | None:
+        """The claim a PLB names in PLB03-2: by the payer's ICN, else by claim number."""
+        owners = []
+        for eid in by_icn.get(reference, []):
+            enc = self._load(eid, encounters)
+            owners += [(enc, c) for c in enc.claims.values() if c.payer_icn == reference]
+        if not owners:
+            for eid, _ in found.get(reference, []):
+                enc = self._load(eid, encounters)
+                owed = [c for c in enc.claims_for(reference) if c.owed_back.is_positive()]
+                live = enc.find_claim(reference)
+                pick = owed[-1] if owed else live
+                if pick is not None:
+                    owners.append((enc, pick))
+        return owners[-1] if len({(e.id, c.number) for e, c in owners}) == 1 else None
 
-    def _quarantine(self, result: FileResult) -> FileResult:
+    def _quarantine(self, result: FileResult,
+                    remittances: list[Remittance] | None = None) -> FileResult:
         result.outcome = "quarantined"
         result.quarantined = 1
         result.posted = 0
         report = {"issues": [i.as_dict() for i in result.issues], "file": result.name[:200]}
-        with self._connect() as conn:
-            conn.execute("INSERT INTO x12_quarantine (file_hash, file_name, kind, rules, report)"
-                         " VALUES (%s, %s, %s, %s, %s)",
-                         (result.file_hash, result.name[:200], result.kind, result.rules,
-                          orjson.dumps(report).decode()))
+        first = next((i for i in result.issues if i.severity == "error"), None)
+        raised = [RaisedException(
+            "quarantined_file", first.rule if first else "x12.quarantined", result.file_hash,
+            first.claim if first else "", file_hash=result.file_hash,
+            detail={"file": result.name[:200], "kind": result.kind, "rules": result.rules,
+                    "issues": [i.as_dict() for i in result.issues
+                               if i.severity == "error"][:20]})]
+        recon_rows = []
+        for r in remittances or []:
+            difference = r.total_paid - (sum((c.paid for c in r.claims), Money.zero())
+                                         - sum((p.amount for p in r.provider_adjustments),
+                                               Money.zero()))
+            row = _reconciliation(r, result.file_hash, Money.zero(), Money.zero(),
+                                  Money.zero(), sum((c.paid for c in r.claims), Money.zero()),
+                                  difference, "quarantined")
+            recon_rows.append(row)
+            result.reconciliation.append(_recon_dict(row))
+            if not difference.is_zero():
+                raised.append(RaisedException(
+                    "unreconciled_remittance", "835.transaction_balance",
+                    f"{r.payer_id}|{r.trace_number}|{r.content_hash}", "", r.payer_id,
+                    r.trace_number, r.total_paid.amount, result.file_hash,
+                    {"bpr_amount": str(r.total_paid), "difference": str(difference),
+                     "claims_paid": row[5] and str(row[5]), "plb_total": str(row[6])}))
+        result.exceptions = raised
+        with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("INSERT INTO x12_quarantine (file_hash, file_name, kind, rules, report)"
+                        " VALUES (%s, %s, %s, %s, %s)",
+                        (result.file_hash, result.name[:200], result.kind, result.rules,
+                         orjson.dumps(report).decode()))
+            _write_money_rows(cur, recon_rows, [])
+            write_raised(cur, raised)
         log.warning("x12 import: %s file quarantined (%d error(s), rules %s)", result.kind,
                     len([i for i in result.issues if i.severity == "error"]),
                     ",".join(result.rules))
@@ -354,48 +485,174 @@ class X12Importer:
 
     # ------------------------------------------------------------------ 837
     def _import_837(self, data: bytes, name: str) -> FileResult:
+        """Claims of an 837P/837I. Originals (frequency 1) open an encounter each; a
+        replacement (7) or void (8) whose REF*F8 payer ICN or CLM01 names a claim already in
+        the ledger corrects that claim on its encounter (lines revised to the replacement's,
+        new claim ``replaces`` the original). The file is a duplicate only when its content
+        is (same hash) or its ISA/GS/ST control numbers from the same sender (ISA06) are.
+        Encounters are saved in chunks of at most ``max_events_per_save`` events, built and
+        released chunk by chunk, so a 20,000-claim file stays small in memory."""
         parsed = read_837(data)
         result = FileResult(name, parsed.kind, "imported", parsed.file_hash,
                             issues=list(parsed.issues))
         if any(i.severity == "error" for i in parsed.issues):
             return self._quarantine(result)
+        sender = _isa_sender(data)
+        controls = sorted({d.transaction_control for d in parsed.claims})
         with self._connect() as conn:
+            seen = conn.execute(
+                "SELECT file_hash FROM x12_claim_files WHERE file_hash = %s OR (sender_id = %s"
+                " AND interchange_control = %s AND group_control = %s AND"
+                " transaction_controls && %s::text[]) LIMIT 1",
+                (parsed.file_hash, sender, parsed.interchange_control, parsed.group_control,
+                 controls)).fetchone()
+            if seen is not None:
+                result.outcome = "duplicate"
+                result.duplicates = len(parsed.claims)
+                result.issues.append(Issue(
+                    "837.file_duplicate", "file: already imported (same content, or the same "
+                    "ISA13/GS06/ST02 control numbers from the same sender)", "warning"))
+                return result
             index.catch_up(self.app, conn)
+            index.catch_up_icn(self.app, conn)
             found = index.lookup(conn, [c.claim_number for c in parsed.claims])
-        new: list[Encounter] = []
+            by_icn = index.lookup_icn(conn, [c.original_icn for c in parsed.claims
+                                             if c.original_icn])
+        pending: list[Encounter] = []
+        pending_events = 0
+        corrected: dict[UUID, Encounter] = {}
+        saved: list[UUID] = []
+        file_row = (parsed.file_hash, sender, parsed.interchange_control, parsed.group_control,
+                    controls, name[:200], len(parsed.claims))
+
+        def flush(last: bool) -> None:
+            nonlocal pending, pending_events
+            batch = pending + [e for e in corrected.values() if e.pending_events] if last \
+                else pending
+            # the file is recorded (for duplicate detection) once something of it is saved
+            writes = [lambda curs, *_: _write_claim_file(curs, file_row)] if last else []
+            if batch or (writes and saved):
+                try:
+                    if batch:
+                        self.app.save(*batch, side_writes=writes)
+                    else:
+                        with self._connect() as c2, c2.transaction(), c2.cursor() as cur:
+                            _write_claim_file(cur, file_row)
+                except (IntegrityError, psycopg.errors.UniqueViolation):
+                    # a concurrent import of the same claims or file: report them as duplicates
+                    result.duplicates += len(batch)
+                    batch = []
+            saved.extend(e.id for e in batch)
+            pending, pending_events = [], 0
+
         for draft in parsed.claims:
             result.issues.extend(draft.issues)
             if not draft.valid:
                 result.quarantined += 1
                 continue
             own_payer = next(p.payer_id for p in draft.payers if p.bucket == draft.bucket)
-            if any(payer == own_payer for _, payer in found.get(draft.claim_number, [])):
-                result.duplicates += 1  # this payer's claim is already in the ledger
-                continue
+            on_file = [eid for eid, payer in found.get(draft.claim_number, [])
+                       if payer == own_payer]
             try:
+                if draft.frequency in ("7", "8"):
+                    eids = list(dict.fromkeys(by_icn.get(draft.original_icn, []) + on_file))
+                    if len(eids) > 1:
+                        raise LedgerError("claim", "837.original_ambiguous",
+                                          f"the correction names claims on {len(eids)} "
+                                          "encounters; not guessed")
+                    if eids:
+                        enc = corrected.get(eids[0]) or self.app.get_encounter(eids[0])
+                        self._correct(enc, draft, parsed.interchange_control,
+                                      parsed.group_control, parsed.file_hash)
+                        corrected[enc.id] = enc
+                        continue
+                    result.issues.append(Issue(
+                        "837.original_not_found", f"claim {draft.claim_number[:38]}: frequency "
+                        f"{draft.frequency} names no claim in the ledger (REF*F8 / CLM01); "
+                        "imported as it stands", "warning", claim=draft.claim_number))
+                elif on_file:
+                    result.duplicates += 1  # this payer's claim is already in the ledger
+                    continue
                 enc = self._encounter_from(draft, parsed.interchange_control,
                                            parsed.group_control, parsed.file_hash)
             except LedgerError as err:
                 result.quarantined += 1
                 result.issues.append(Issue(err.rule, f"claim {draft.claim_number[:38]}: "
                                            f"{err.message}", claim=draft.claim_number))
+                corrected.pop(getattr(err, "encounter_id", None), None)  # type: ignore[arg-type]
                 continue
-            new.append(enc)
-        if new:
-            try:
-                self.app.save(*new)
-            except IntegrityError:
-                # a concurrent import of the same claims: report them as duplicates
-                result.duplicates += len(new)
-                new = []
-        result.posted = len(new)
-        result.encounters = [e.id for e in new]
-        if not new:
+            pending.append(enc)
+            pending_events += len(enc.pending_events)
+            if pending_events >= self.max_events_per_save:
+                flush(False)
+        flush(True)
+        result.posted = len(saved)
+        result.encounters = saved
+        if not saved:
             result.outcome = "duplicate" if result.duplicates and not result.quarantined \
                 else "nothing"
         if result.quarantined:
             self._record_refused_claims(result)
         return result
+
+    def _correct(self, enc: Encounter, d: ClaimDraft, isa13: str, gs06: str,
+                 fhash: str) -> None:
+        """Apply a replacement (7) or void (8) to the encounter of the claim it names."""
+        original = None
+        for c in enc.claims.values():
+            if d.original_icn and c.payer_icn == d.original_icn:
+                original = c
+        if original is None:
+            original = enc.find_claim(d.claim_number)
+        if original is None:
+            raise LedgerError("claim", "837.original_not_found",
+                              "the correction names no live claim on its encounter")
+        line_nos = [n for n in original.line_nos if not enc.lines[str(n)].removed]
+        if d.frequency == "7":
+            kept = []
+            for i, dl in enumerate(d.lines):
+                if i < len(line_nos):
+                    n = line_nos[i]
+                    ln = enc.lines[str(n)]
+                    changes: dict[str, Any] = {}
+                    if dl.procedure_code and dl.procedure_code != ln.procedure_code:
+                        changes["procedure_code"] = dl.procedure_code
+                    if dl.charge != ln.current_charge:
+                        changes["charge"] = dl.charge - ln.adjustment_total
+                    if list(dl.modifiers) != list(ln.modifiers):
+                        changes["modifiers"] = list(dl.modifiers)
+                    if dl.units != ln.units:
+                        changes["units"] = dl.units
+                    if changes:
+                        enc.revise_service_line(n, actor=self.actor, reason="837 replacement "
+                                                "(frequency 7)", **changes)
+                    kept.append(n)
+                else:
+                    kept.append(enc.add_service_line(
+                        procedure_code=dl.procedure_code or None, charge=dl.charge,
+                        actor=self.actor, units=dl.units, pointers=dl.pointers[:4],
+                        modifiers=dl.modifiers, unit_type=dl.unit_type, line_date=dl.line_date,
+                        rendering_npi=dl.rendering_npi, revenue_code=dl.revenue_code,
+                        ndc=dl.ndc, ndc_quantity=dl.ndc_quantity, reason="837 replacement"))
+            line_nos = kept
+        key = enc.create_claim(d.claim_number, actor=self.actor, bucket=original.bucket,
+                               frequency=d.frequency, original_icn=d.original_icn,
+                               line_nos=line_nos, reason=f"837 frequency {d.frequency}")
+        self._scrub_and_submit(enc, key, isa13, gs06, d.transaction_control, fhash)
+
+    def _scrub_and_submit(self, enc: Encounter, key: str, isa13: str, gs06: str, st02: str,
+                          fhash: str) -> None:
+        claim = enc.claims[key]
+        findings = scrub(enc, claim, self.app.code_set, self.app.edit_tables)
+        tables = self.app.edit_tables
+        ruleset = RULESET_VERSION + (f"+{tables.version}" if tables.version else "")
+        if not enc.scrub_claim(key, ruleset_version=ruleset, findings=findings,
+                               actor=self.actor):
+            first = next(f for f in findings if f.severity == "error")
+            raise LedgerError("claim", f"scrub.{first.rule_id}",
+                              f"the scrubber refuses it: {first.rule_id} {first.message}")
+        enc.submit_claim(key, actor=self.actor, interchange_control=isa13, group_control=gs06,
+                         transaction_control=st02, batch_hash=fhash)
 
     def _record_refused_claims(self, result: FileResult) -> None:
         report = {"issues": [i.as_dict() for i in result.issues if i.claim],
@@ -527,6 +784,57 @@ def _write_remittance_rows(curs: Any, remits: list[tuple], unmatched: list[tuple
             " %s, %s, %s) ON CONFLICT DO NOTHING", row)
 
 
+def _write_claim_file(curs: Any, row: tuple) -> None:
+    curs.execute("INSERT INTO x12_claim_files (file_hash, sender_id, interchange_control,"
+                 " group_control, transaction_controls, file_name, claims) VALUES (%s, %s, %s,"
+                 " %s, %s, %s, %s) ON CONFLICT (file_hash) DO NOTHING", row)
+
+
+def _isa_sender(data: bytes) -> str:
+    """ISA06 (interchange sender id) of the first interchange."""
+    head = data.lstrip()[:106].decode("ascii", "replace")
+    if not head.startswith("ISA") or len(head) < 4:
+        return ""
+    parts = head.split(head[3])
+    return parts[6].strip() if len(parts) > 6 else ""
+
+
+def _write_money_rows(curs: Any, recon: list[tuple], provider: list[tuple]) -> None:
+    for row in recon:
+        curs.execute(
+            "INSERT INTO x12_reconciliation (payer_id, trace_number, content_hash, file_hash,"
+            " bpr_amount, claims_paid, plb_total, plb_claims, plb_provider, posted_paid,"
+            " held_paid, difference, reconciled, outcome) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (payer_id, trace_number, content_hash)"
+            " DO NOTHING", row)
+    for row in provider:
+        curs.execute(
+            "INSERT INTO x12_provider_account (payer_id, trace_number, content_hash,"
+            " provider_id, fiscal_date, reason, reference, amount) VALUES (%s, %s, %s, %s, %s,"
+            " %s, %s, %s) ON CONFLICT DO NOTHING", row)
+
+
+RECON_COLUMNS = ("payer_id", "trace_number", "content_hash", "file_hash", "bpr_amount",
+                 "claims_paid", "plb_total", "plb_claims", "plb_provider", "posted_paid",
+                 "held_paid", "difference", "reconciled", "outcome")
+
+
+def _reconciliation(r: Remittance, fhash: str, plb_claims: Money, plb_provider: Money,
+                    posted_paid: Money, held_paid: Money, difference: Money,
+                    outcome: str) -> tuple:
+    claims_paid = sum((c.paid for c in r.claims), Money.zero())
+    plb_total = sum((p.amount for p in r.provider_adjustments), Money.zero())
+    return (r.payer_id, r.trace_number, r.content_hash, fhash, r.total_paid.amount,
+            claims_paid.amount, plb_total.amount, plb_claims.amount, plb_provider.amount,
+            posted_paid.amount, held_paid.amount, difference.amount, difference.is_zero(),
+            outcome)
+
+
+def _recon_dict(row: tuple) -> dict[str, Any]:
+    return {k: (str(v) if not isinstance(v, bool | str) and v is not None else v)
+            for k, v in zip(RECON_COLUMNS, row, strict=True) if k != "content_hash"}
+
+
 def _chunks(encounters: list[Encounter], max_events: int) -> list[list[Encounter]]:
     out: list[list[Encounter]] = [[]]
     size = 0
@@ -546,52 +854,116 @@ def _patient_ref(key: str) -> str:
     return "x12-" + digest[:20]
 
 
-def _has_reversible(claim: Claim, c: ClaimPayment) -> bool:
-    return any(not a.reversed and a.status_code != "22" and a.paid == -c.paid and
-               a.charge == -c.charge for a in claim.adjudications)
+def _reversible(claim: Claim, c: ClaimPayment) -> Adjudication | None:
+    """The posted adjudication of ``claim`` that a reversal CLP negates (ICN first)."""
+    fits = [a for a in claim.active_adjudications()
+            if a.paid == -c.paid and a.charge == -c.charge and
+            a.patient_responsibility == -c.patient_responsibility]
+    by_icn = [a for a in fits if c.payer_icn and a.payer_icn == c.payer_icn]
+    return (by_icn or fits or [None])[-1]
+
+
+class LineMatchError(LedgerError):
+    def __init__(self, position: int, rule: str, message: str) -> None:
+        super().__init__(f"SVC[{position}]", rule, message)
+        self.position = position
+
+
+def _control_line(s: ServicePayment) -> int | None:
+    ctl = s.control_number.strip().rsplit("-", 1)[-1]
+    return int(ctl) if ctl.isdigit() else None
 
 
 def _line_results(enc: Encounter, claim: Claim, c: ClaimPayment) -> list[LineResult]:
-    """Map SVC loops to the claim's lines: REF*6R naming a line number, then procedure code
-    and modifiers, then the code as submitted (SVC06), then the remaining lines in order."""
-    lines = [enc.lines[str(n)] for n in claim.line_nos]
-    free = [ln.line_no for ln in lines]
-    by_no = {ln.line_no: ln for ln in lines}
+    """Map SVC loops to the claim's lines, never by guess: REF*6R (the line item control
+    number the 837 export writes), then SVC06 (the procedure as submitted, when the payer
+    changed it), then procedure + modifiers + charge + units (service date breaks ties between
+    otherwise different lines). An SVC matching no line, or two different lines, raises
+    ``LineMatchError`` (the claim is held in the exceptions queue, not posted). A reversal's
+    SVCs are matched against the lines of the adjudication it negates."""
+    reversal = c.status == REVERSAL_CODE
+    if reversal:
+        original = _reversible(claim, c)
+        if original is None:
+            return _reversal_without_original(enc, claim, c)
+        pool = {r.line_no: (r.procedure_code, [], -r.submitted, r.units, None)
+                for r in original.lines}
+    else:
+        pool = {}
+        for n in claim.line_nos:
+            ln = enc.lines[str(n)]
+            if ln.removed:
+                continue
+            pool[n] = (ln.procedure_code, list(ln.modifiers), ln.current_charge, ln.units,
+                       ln.line_date)
+    free = list(pool)
     chosen: dict[int, int] = {}
 
-    def take(pred: Callable[[Any], bool], s: ServicePayment) -> bool:
-        for no in free:
-            if pred(by_no[no]):
-                chosen[s.position] = no
-                free.remove(no)
-                return True
-        return False
+    def pick(s: ServicePayment, candidates: list[int], step: str) -> bool:
+        if not candidates:
+            return False
+        if len(candidates) > 1 and s.service_date is not None:
+            dated = [n for n in candidates if pool[n][4] == s.service_date]
+            candidates = dated or candidates
+        distinct = {(pool[n][0], tuple(pool[n][1]), pool[n][2], pool[n][3], pool[n][4])
+                    for n in candidates}
+        if len(distinct) > 1:
+            raise LineMatchError(s.position, "835.line_ambiguous",
+                                 f"SVC {s.position} ({step}) matches lines "
+                                 f"{', '.join(str(n) for n in candidates)}; not guessed")
+        chosen[s.position] = candidates[0]
+        free.remove(candidates[0])
+        return True
 
-    for s in c.services:
-        ctl = s.control_number.rsplit("-", 1)[-1]
-        if ctl.isdigit() and int(ctl) in free and \
-                by_no[int(ctl)].procedure_code in (s.procedure_code, s.original_code):
-            chosen[s.position] = int(ctl)
-            free.remove(int(ctl))
-    for rule in (lambda ln, s: ln.procedure_code == s.procedure_code and
-                 list(ln.modifiers) == s.modifiers,
-                 lambda ln, s: ln.procedure_code == s.procedure_code,
-                 lambda ln, s: bool(s.original_code) and ln.procedure_code == s.original_code,
-                 lambda ln, s: bool(ln.revenue_code) and ln.revenue_code == s.revenue_code):
-        for s in c.services:
-            if s.position not in chosen:
-                take(lambda ln, s=s, rule=rule: rule(ln, s), s)
-    for s in c.services:
-        if s.position not in chosen and not take(lambda ln: True, s):
-            raise LedgerError("SVC", "835.line_unmatched",
-                              f"SVC {s.position}: more service lines than the claim has")
+    for s in c.services:  # 1. REF*6R, when it is one of ours (same code as billed or charge)
+        n = _control_line(s)
+        if n is not None and n in free and (
+                pool[n][0] in (s.procedure_code, s.original_code) or pool[n][2] == s.charge):
+            chosen[s.position] = n
+            free.remove(n)
+    for s in c.services:  # 2. SVC06: the code as submitted
+        if s.position in chosen or not s.original_code:
+            continue
+        pick(s, [n for n in free if pool[n][0] == s.original_code and
+                 pool[n][2] == s.charge], "SVC06")
+    for s in c.services:  # 3. procedure + modifiers + charge + units
+        if s.position in chosen:
+            continue
+        code = s.procedure_code
+        cands = [n for n in free if pool[n][0] == code and pool[n][2] == s.charge and
+                 pool[n][3] == s.units and (reversal or pool[n][1] == s.modifiers)]
+        if not pick(s, cands, "procedure, modifiers, charge, units") and s.revenue_code and \
+                not code:
+            pick(s, [n for n in free if enc.lines[str(n)].revenue_code == s.revenue_code
+                     and pool[n][2] == s.charge], "revenue code, charge")
+        if s.position not in chosen:
+            raise LineMatchError(s.position, "835.line_unmatched",
+                                 f"SVC {s.position} ({code or s.revenue_code} {s.charge} x "
+                                 f"{s.units}) matches no line of the claim")
     out = []
     for s in c.services:
-        out.append(LineResult(chosen[s.position], s.procedure_code or
-                              by_no[chosen[s.position]].procedure_code, s.charge, s.paid,
-                              s.allowed, s.units,
-                              tuple(Adjustment(a.group, a.reason, a.amount, a.quantity)
-                                    for a in s.adjustments), tuple(s.remarks)))
+        no = chosen[s.position]
+        out.append(LineResult(no, s.procedure_code or pool[no][0], s.charge, s.paid, s.allowed,
+                              s.units, tuple(Adjustment(a.group, a.reason, a.amount, a.quantity)
+                                             for a in s.adjustments), tuple(s.remarks)))
+    return out
+
+
+def _plain_result(s: ServicePayment, no: int) -> LineResult:
+    return LineResult(no, s.procedure_code, s.charge, s.paid, s.allowed, s.units,
+                      tuple(Adjustment(a.group, a.reason, a.amount, a.quantity)
+                            for a in s.adjustments), tuple(s.remarks))
+
+
+def _reversal_without_original(enc: Encounter, claim: Claim, c: ClaimPayment,
+                               ) -> list[LineResult]:
+    """No adjudication to pair with: map by control number or in order, so the domain refuses
+    the reversal with its own rule (reversal.pairs_with_original)."""
+    nos = list(claim.line_nos)
+    out = []
+    for i, s in enumerate(c.services):
+        n = _control_line(s)
+        out.append(_plain_result(s, n if n in nos else nos[min(i, len(nos) - 1)]))
     return out
 
 

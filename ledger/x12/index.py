@@ -16,6 +16,7 @@ from eventsourcing.utils import get_topic
 from ledger.domain.encounter import Encounter
 
 CREATED = get_topic(Encounter.ClaimCreated)
+ADJUDICATED = get_topic(Encounter.ClaimAdjudicated)
 SUBMITTED = get_topic(Encounter.ClaimSubmitted)
 BATCH = 5000
 
@@ -34,7 +35,10 @@ def catch_up(app: Any, conn: Any) -> int:
         for n in notes:
             event = app.mapper.to_domain_event(n)
             if n.topic == CREATED:
-                created.append((event.claim_number, event.originator_id, event.payer_id, n.id))
+                # indexed by CLM01: a same-CLM01 replacement or a crossover claim is kept
+                # under another key on the same encounter
+                number = getattr(event, "clm01", "") or event.claim_number
+                created.append((number, event.originator_id, event.payer_id, n.id))
             else:
                 submitted.append((event.group_control or "", event.transaction_control or "",
                                   event.claim_number, event.originator_id, n.id))
@@ -58,6 +62,46 @@ def catch_up(app: Any, conn: Any) -> int:
         if len(notes) < BATCH:
             break
     return seen
+
+
+def catch_up_icn(app: Any, conn: Any) -> int:
+    """Index the payer ICNs (CLP07) of adjudications since the last catch-up."""
+    row = conn.execute("SELECT position FROM x12_icn_index_position WHERE id = 1").fetchone()
+    position = row[0] if row else 0
+    seen = 0
+    while True:
+        notes = app.recorder.select_notifications(position + 1, BATCH, topics=[ADJUDICATED])
+        if not notes:
+            break
+        rows = []
+        for n in notes:
+            event = app.mapper.to_domain_event(n)
+            if event.payer_icn:
+                rows.append((event.payer_icn, event.originator_id, n.id))
+        with conn.transaction(), conn.cursor() as cur:
+            if rows:
+                cur.executemany("INSERT INTO x12_icn_index (payer_icn, encounter_id, position)"
+                                " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", rows)
+            position = notes[-1].id
+            cur.execute(
+                "INSERT INTO x12_icn_index_position (id, position) VALUES (1, %s)"
+                " ON CONFLICT (id) DO UPDATE SET position = GREATEST("
+                "x12_icn_index_position.position, EXCLUDED.position)", (position,))
+        seen += len(notes)
+        if len(notes) < BATCH:
+            break
+    return seen
+
+
+def lookup_icn(conn: Any, icns: list[str]) -> dict[str, list[UUID]]:
+    out: dict[str, list[UUID]] = {}
+    if not icns:
+        return out
+    rows = conn.execute("SELECT payer_icn, encounter_id FROM x12_icn_index"
+                        " WHERE payer_icn = ANY(%s)", (list(set(icns)),)).fetchall()
+    for icn, eid in rows:
+        out.setdefault(icn, []).append(eid)
+    return out
 
 
 def lookup(conn: Any, claim_numbers: list[str]) -> dict[str, list[tuple[UUID, str]]]:

@@ -23,6 +23,7 @@ import threading
 
 import psycopg
 import pytest
+from eventsourcing.domain import OriginatorVersionError
 
 from ledger.application import LedgerApplication
 from ledger.projections.base import Page
@@ -107,22 +108,36 @@ class SkippingReader(EventReader):
 
 
 def test_a_skipped_event_is_caught(private_app, private_env, private_db):
+    """A reader that loses one event: the audit view reports it missing; the claims and
+    trends views apply events to the Encounter aggregate, whose version check refuses the
+    next event of that encounter (nothing written), or, if none follows, ``verify`` reports
+    the short count."""
     run_workload(private_app.save, encounters=12, seed=7, concurrency=4)
     with psycopg.connect(private_db, autocommit=True) as conn:
         skip = conn.execute(
             "SELECT notification_id FROM ledger_events WHERE topic LIKE '%%LineAdjudicated' "
             "ORDER BY notification_id LIMIT 1").fetchone()[0]
-        runner = ProjectionRunner(private_env)
+        runner = ProjectionRunner(private_env, ["audit"])
         runner.reader = SkippingReader(runner.reader, skip)
         try:
             runner.catch_up()
         finally:
             runner.close()
-        result = verify(conn)
-        assert not result.ok
+        result = verify(conn, ("audit",))
         assert f"audit: event {skip} missing" in result.problems
-        assert any(p.startswith("claims: encounter") for p in result.problems)
-        assert any(p.startswith("trends: encounter") for p in result.problems)
+        for name in ("claims", "trends"):
+            runner = ProjectionRunner(private_env, [name])
+            runner.reader = SkippingReader(runner.reader, skip)
+            refused = False
+            try:
+                runner.catch_up()
+            except OriginatorVersionError:
+                refused = True
+            finally:
+                runner.close()
+            result = verify(conn, (name,))
+            assert refused or any(p.startswith(f"{name}: encounter") for p in result.problems)
+            assert result.positions[name] < skip or not result.ok
 
 
 def test_a_page_applied_twice_is_applied_once(private_app, private_env, private_db):

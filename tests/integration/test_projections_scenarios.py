@@ -237,6 +237,10 @@ def test_scenario_8_inpatient_knee_replacement_trends(app, runner, conn):
         ("97110", "0420"): (1, D("480.00")), ("27447", ""): (1, D("2800.00")),
     }
     assert sum((r["charged"] for r in trend["services"]), D(0)) == D("26870.00")
+    # implants (0278) and supplies (0272) are labelled supplies; the rest are services
+    kinds = {(r["procedure_code"], r["revenue_code"]): r["kind"] for r in trend["services"]}
+    assert {k for k, v in kinds.items() if v == "supply"} == {("", "0278"), ("", "0272")}
+    assert kinds[("27447", "")] == kinds[("97110", "0420")] == "service"
     assert q.top_diagnoses(conn)[0]["diagnosis"] == "M1711"
 
 

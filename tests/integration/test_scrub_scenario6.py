@@ -42,7 +42,7 @@ def test_scenario_6_scrubber_flags_then_passes_the_corrected_claim(app):
     drug = s.line(app, eid, "J1100", "50.00", [1], units=10)
     enc = app.get_encounter(eid)
     assert str(enc.total_charge) == "220.00"
-    assert enc.diagnoses[0].code_set_version == "ICD-10-CM FY2026 (April 1, 2026 update)"
+    assert enc.diagnoses[0].code_set_version.startswith("ICD-10-CM FY2026")
     app.execute(eid, "create_claim", actor=s.BILLER, claim_number="S6-0001")
 
     first = app.scrub_claim(eid, "S6-0001", actor=s.BILLER).value

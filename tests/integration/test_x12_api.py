@@ -54,3 +54,40 @@ def test_only_billers_upload(client):
     r = client.post("/remittances", content=b"ISA", headers=headers("coder-a", "coder"))
     assert r.status_code == 403
     assert client.post("/remittances", content=b"ISA").status_code == 401
+
+
+def test_exceptions_listed_for_billers_and_auditors_and_resolved_by_an_event(client):
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[1] / "fixtures" / "x12"
+    hdr = {**BILLER, "content-type": "application/edi-x12"}
+    for name in ("c1_originals.837p", "r1_first_payments.835"):
+        path = "/claims/x12" if name.endswith("837p") else "/remittances"
+        assert client.post(path, content=(here / name).read_bytes(), headers=hdr
+                           ).status_code == 200
+    r = client.post("/remittances", content=(here / "r5_same_payment_new_trace.835"
+                                             ).read_bytes(), headers=hdr)
+    assert r.status_code == 200 and r.json()["held"] == 1
+    auditor = headers("auditor-1", "auditor")
+    listed = client.get("/exceptions", headers=auditor)
+    assert listed.status_code == 200
+    (item,) = listed.json()["exceptions"]
+    assert (item["kind"], item["claim_number"], item["payer_id"], item["trace_number"],
+            item["amount"], item["rule"]) == ("duplicate_payment", "ENC7005", "1512345678",
+                                              "EFT7500", "114.82", "payment.duplicate")
+    assert client.get("/exceptions", headers=headers("coder-a", "coder")).status_code == 403
+    url = f"/exceptions/{item['exception_id']}/resolve"
+    assert client.post(url, json={"action": "dismissed", "reason": "x"},
+                       headers=auditor).status_code == 403
+    bad = client.post(url, json={"action": "deleted", "reason": "x"}, headers=BILLER)
+    assert bad.status_code == 422
+    bad = client.get("/exceptions?status=maybe", headers=BILLER)
+    assert bad.status_code == 422 and bad.json()["rule"] == "exceptions.status"
+    ok = client.post(url, json={"action": "dismissed", "reason": "re-sent remittance"},
+                     headers=BILLER)
+    assert ok.status_code == 200 and ok.json()["resolution"] == "dismissed"
+    again = client.post(url, json={"action": "posted", "reason": "x"}, headers=BILLER)
+    assert again.status_code == 409 and again.json()["rule"] == "exceptions.open"
+    assert client.get("/exceptions", headers=BILLER).json()["exceptions"] == []
+    done = client.get("/exceptions?status=resolved", headers=BILLER).json()["exceptions"]
+    assert [(d["resolution"], d["resolved_by"]) for d in done] == [("dismissed", "biller-1")]

@@ -146,8 +146,15 @@ def test_medicare_plb_kept_provider_level(app, imp, clean_db):
     imp.import_path(path)
     with psycopg.connect(clean_db) as conn:
         report = conn.execute("SELECT report FROM x12_remittances").fetchone()[0]
+        account = conn.execute("SELECT reason, reference, amount FROM x12_provider_account"
+                               ).fetchall()
+        recon = conn.execute("SELECT plb_total, plb_provider, difference, reconciled"
+                             " FROM x12_reconciliation").fetchall()
+    # CV (capital pass-through) names no claim: posted to the payer's provider account
     assert report["provider_adjustments"] == [
-        {"reason": "CV", "reference": "CP", "amount": "-1.27", "applied_to": ""}]
+        {"reason": "CV", "reference": "CP", "amount": "-1.27", "applied_to": "provider account"}]
+    assert account == [("CV", "CP", s.m("-1.27").amount)]
+    assert recon == [(s.m("-1.27").amount, s.m("-1.27").amount, s.m("0.00").amount, True)]
     # the same remittance in another file (demo.835 is a copy) is a duplicate
     again = imp.import_path(X12 / "linuxforhealth-x12/demo-file__demo.835")
     assert again.outcome == "duplicate"
@@ -302,7 +309,7 @@ def test_scenario_7_replacement_reversal_readjudication(app, imp):
     assert (r.outcome, r.posted) == ("posted", 2), r.as_dict()
     enc = app.get_encounter(eid)
     original, replacement = enc.claims["ENC1007"], enc.claims["ENC1007R"]
-    assert original.paid == s.m("0.00") and original.status == "closed"
+    assert original.paid == s.m("0.00") and original.status == "replaced"
     assert original.adjudications[0].reversed and original.adjudications[1].reversed
     assert replacement.paid == s.m("103.50") and replacement.status == "paid"
     net = original.paid + replacement.paid - s.m("67.00")

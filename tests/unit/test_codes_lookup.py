@@ -110,9 +110,11 @@ def test_get_codes_route():
     errors.install(app)
     app.include_router(router)
     client = TestClient(app)
-    r = client.get("/codes/icd10cm/S52.521A", params={"date_of_service": "2026-03-10"})
+    r = client.get("/codes/icd10cm/S52.521A", params={"date_of_service": "2026-04-10"})
     assert r.status_code == 200
     assert r.json()["billable"] and r.json()["version"] == FY2026
+    r = client.get("/codes/icd10cm/S30.1XXA", params={"date_of_service": "2025-05-01"})
+    assert r.json()["billable"] and r.json()["version"].startswith("ICD-10-CM FY2025")
     r = client.get("/codes/icd10cm/S52.521")
     assert r.status_code == 200 and r.json()["rule"] == "icd10cm.not_billable"
     r = client.get("/codes/snomed/123")

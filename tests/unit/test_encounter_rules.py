@@ -69,8 +69,13 @@ def conserved(enc: Encounter) -> bool:
     """total charge = payer payments + payer adjustments (non-PR) + patient payments
     + write-offs - refunds + open balances, for every encounter state."""
     payer_paid = sum((c.paid for c in enc.claims.values()), Money.zero())
-    return enc.total_charge == payer_paid + _adjusted(enc) + enc.patient_paid - enc.refunded \
-        + sum(enc.buckets.values(), Money.zero()) + _written_off(enc)
+    booked = sum((c.adjusted for c in enc.claims.values()), Money.zero())
+    assert booked == _adjusted(enc) or any(c.prior_payer_impact for c in enc.claims.values())
+    taken_back = sum((c.recouped for c in enc.claims.values() if c.status != "voided"),
+                     Money.zero())
+    return enc.total_charge == payer_paid + booked - taken_back + enc.patient_paid \
+        - enc.refunded + sum(enc.buckets.values(), Money.zero()) + _written_off(enc) \
+        + enc.voided
 
 
 def _adjusted(enc: Encounter) -> Money:
@@ -321,7 +326,7 @@ def test_scenario_7_corrected_claim_reversal_and_readjudication_net_out():
     enc.submit_claim("C-1R", actor=BILLER)
     pay(enc, status="22", charge="-130.00", paid="-67.00", co="-38.00", pr="-25.00",
         trace="T2")
-    assert enc.claims["C-1"].status == "closed"
+    assert enc.claims["C-1"].status == "replaced"
     pay(enc, claim="C-1R", charge="180.00", paid="103.50", co="51.50", pr="25.00",
         icn="A0005", trace="T2", proc="99214")
     net = sum((c.paid for c in enc.claims.values()), Money.zero())
@@ -393,7 +398,13 @@ def test_forwarded_claim_moves_patient_share_to_the_secondary():
     enc.submit_claim("C-1", actor=BILLER)
     pay(enc, status="19")
     assert enc.balance("secondary") == m("25.00") and enc.patient_balance() == m("0.00")
-    assert type(enc.pending_events[-1]).__name__ == "ClaimForwardedToSecondary"
+    names = [type(e).__name__ for e in enc.pending_events]
+    assert names[-2:] == ["ClaimForwardedToSecondary", "ClaimCreated"]
+    crossover = enc.claims["C-1~secondary"]  # created from the next responsible party
+    assert (crossover.status, crossover.crossover, crossover.wire_number) == \
+        ("submitted", True, "C-1")
+    assert crossover.payer_id == "PAYER-B" and crossover.open_balance == m("25.00")
+    assert enc.claims["C-1"].open_balance == m("0.00")
 
 
 # ---------------------------------------------------------------- disputes

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ledger.domain import figures
 from ledger.domain.errors import InvalidValue
 from ledger.projections import audit, claims, queries, trends
 from ledger.projections.base import PagedEvent
@@ -38,31 +39,29 @@ def lives() -> tuple[dict[Any, list[PagedEvent]], dict[Any, Any]]:
     return events, final
 
 
-def test_claims_state_mirrors_the_aggregate(lives):
+def test_claims_state_is_the_aggregate_and_its_figures_add_up(lives):
+    """The view's state is the Encounter itself (applied through its own apply methods);
+    the per-claim figures the view writes add up to the aggregate's own totals."""
     events, final = lives
     for eid, stream in events.items():
-        state = claims._opened(stream[0])
+        state = claims.start_state(stream[0])
         for pe in stream[1:]:
-            handler = claims.HANDLERS.get(type(pe.event))
-            if handler:
-                handler(state, pe.event, pe)
+            claims.fold_state(state, pe)
         enc = final[eid]
+        assert state.enc.version == enc.version and state.events == len(stream)
         for bucket in ("primary", "secondary", "tertiary", "patient"):
-            assert state.balance(bucket) == enc.balance(bucket).amount, (eid, bucket)
-        assert state.total_charge == enc.total_charge.amount
-        assert state.diagnoses == [d.code for d in enc.diagnoses]
+            assert state.enc.balance(bucket) == enc.balance(bucket), (eid, bucket)
+        paid_by_line: dict[int, Decimal] = defaultdict(lambda: ZERO)
         for number, c in enc.claims.items():
-            mine = state.claims[number]
-            assert (mine.status, mine.paid, mine.patient_responsibility, mine.payer_icn,
-                    mine.replaced_by, mine.appeal_open) == (
-                c.status, c.paid.amount, c.patient_responsibility.amount, c.payer_icn,
-                c.replaced_by, c.appeal_open), (eid, number)
-            if mine.status == "paid":
-                assert mine.outstanding == ZERO, "a paid claim is balanced"
+            f = claims.claim_figures(state.enc.claims[number], state.claims[number])
+            assert (f.paid, f.patient_responsibility) == (c.paid.amount,
+                                                          c.patient_responsibility.amount)
+            if c.status == "paid" and not c.replaced_by:
+                assert f.outstanding == ZERO, "a paid claim is balanced"
+            for n, money in figures.claim_line_money(c).items():
+                paid_by_line[n] += money.paid.amount
         for n, ln in enc.lines.items():
-            mine_ln = state.lines[int(n)]
-            assert (mine_ln.charge, mine_ln.paid, mine_ln.removed, mine_ln.pointers) == \
-                (ln.current_charge.amount, ln.paid.amount, ln.removed, list(ln.pointers))
+            assert paid_by_line.get(int(n), ZERO) == ln.paid.amount, (eid, n)
 
 
 def test_audit_describes_every_event_without_phi(lives):
@@ -84,26 +83,44 @@ def test_trends_contributions_follow_current_coding(lives):
     events, final = lives
     totals: dict[tuple[Any, ...], list[Any]] = {}
     for eid, stream in events.items():
-        e0 = stream[0].event
-        state = trends.TrendEncounter(eid, e0.responsible_parties[0].bucket)
-        counters = trends.Counters()
+        enc = stream[0].event.mutate(None)
         for pe in stream[1:]:
-            handler = trends.HANDLERS.get(type(pe.event).__name__)
-            if handler:
-                handler(state, pe.event, counters)
-        enc = final[eid]
-        assert state.diagnoses == [d.code for d in enc.diagnoses]
-        dx: dict[tuple[Any, ...], list[Any]] = {}
-        services: dict[tuple[Any, ...], list[Any]] = {}
-        trends._contribute(state, dx, services, +1)
+            pe.event.mutate(enc)
+        assert enc.version == final[eid].version
+        dx_rows, service_rows = trends.contribution(enc)
+        dx = dict(dx_rows)
+        services = dict(service_rows)
         principal = enc.diagnoses[0].code
         assert dx[(principal, "principal")][2] == enc.total_charge.amount
         charged = sum((v[3] for k, v in services.items() if k[:2] == (principal, "principal")),
                       ZERO)
         assert charged == enc.total_charge.amount
+        paid = sum((v[5] for k, v in services.items() if k[:2] == (principal, "principal")),
+                   ZERO)
+        assert paid == sum((ln.paid.amount for ln in enc.active_lines()), ZERO)
         for k, v in dx.items():
             accumulate(totals, k, v, +1)
     assert all(v[0] > 0 for v in totals.values())
+
+
+@pytest.mark.parametrize("kind,code,revenue,expected", [
+    ("service", "99214", "", "service"),       # CPT
+    ("service", "27447", "", "service"),       # surgery
+    ("supply", "A4550", "", "supply"),         # a supply line
+    ("service", "J1100", "", "supply"),        # a drug (HCPCS J) billed on a service line
+    ("service", "L8699", "", "supply"),        # prosthetic implant
+    ("service", "C1776", "", "supply"),        # joint device (implant)
+    ("service", "E0601", "", "supply"),        # DME
+    ("service", "G0008", "", "service"),       # HCPCS service (vaccine administration)
+    ("service", "", "0278", "supply"),         # implants (revenue code 027x)
+    ("service", "", "0272", "supply"),         # sterile supplies
+    ("service", "", "0360", "service"),        # operating room
+    ("service", "97110", "0420", "service"),   # physical therapy
+])
+def test_trend_labels_supplies_and_services(kind, code, revenue, expected):
+    from ledger.codes.procedures import line_category
+
+    assert line_category(kind, code, revenue) == expected
 
 
 def test_accumulate_adds_and_subtracts():
