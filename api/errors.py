@@ -30,7 +30,9 @@ from ledger.domain.errors import (
 from ledger.idempotency import ClaimLost
 
 log = logging.getLogger(__name__)
-PROBLEM_BASE = "https://claims-ledger.dev/problems/"
+# Problem types are the service's own pages (relative URI references, RFC 9457 §3.1.1):
+# GET /problems/{rule} describes the rule (api/problems.py).
+PROBLEM_BASE = "/problems/"
 
 
 def status_for(exc: LedgerError) -> int:

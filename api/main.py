@@ -153,4 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
     app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
+    from api import observability  # issue 17: GET /metrics
+
+    observability.install(app)
     return app

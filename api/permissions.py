@@ -19,6 +19,8 @@ C = E + "/claims/{claim_number}"
 PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/ready"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,  # counts and route templates only, no PHI (issue 17)
+    ("GET", "/problems/{rule}"): PUBLIC,  # what a problem type (rule) means
     # coding: coders (an encounter may also be opened by registration/billing staff)
     ("POST", "/encounters"): frozenset({CODER, BILLER}),
     ("POST", E + "/diagnoses"): frozenset({CODER}),

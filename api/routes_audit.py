@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from api.client_address import client_address
 from api.deps import ActorDep
-from api.errors import problem
+from api.errors import PROBLEM_BASE, problem
 from api.responses import OrjsonResponse, ProblemResponse
 from ledger.audit.access import is_opaque, outcome_for, pseudonym, query_access, record_access
 
@@ -28,13 +28,14 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/audit", tags=["audit"])
 AUDIT_ROLES = ("auditor", "admin")
 # Reads that are not claim/encounter data and need no access record.
-UNAUDITED = ("/health", "/ready", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+UNAUDITED = ("/health", "/ready", "/metrics", "/problems/", "/docs", "/redoc", "/openapi.json",
+             "/docs/oauth2-redirect")
 
 
 def _forbidden(request: Request) -> Response:
     return ProblemResponse(problem(
         403, "Forbidden", "X-Actor-Role: the audit routes need the auditor or admin role",
-        type_="https://claims-ledger.dev/problems/role.auditor", instance=request.url.path,
+        type_=PROBLEM_BASE + "role.auditor", instance=request.url.path,
         field="X-Actor-Role", rule="role.auditor"), status_code=403)
 
 
@@ -172,7 +173,8 @@ class AccessLogMiddleware:
                 resource_type=kind, resource_id=resource_id, encounter_id=encounter_id,
                 route=route, client=client_address(request),
                 outcome=outcome_for(status), status=status,
-                request_id=request.headers.get("x-request-id"))
+                request_id=(scope.get("state") or {}).get("request_id")
+                or request.headers.get("x-request-id"))
         except Exception as exc:  # noqa: BLE001 - any failure to record refuses the read
             log.error("access log write failed (%s); refusing the read", type(exc).__name__)
             refusal = ProblemResponse(problem(

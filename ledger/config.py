@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
                            "embedded server (informational).")
     demo: bool = Field(False, description="Load sample encounters at start (make run --demo).")
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Logs on stderr: one JSON object per line (with the request id), "
+        "or `text` for a terminal. Never PHI (see README, Operating).")
     projections_in_process: bool = Field(
         True, description="Run the projection runner inside the API process (single process).")
     group_commit: bool = Field(True, description="Save concurrent commands on different "

@@ -52,7 +52,7 @@ def check_date(value: Any, field: str, today: date | None = None) -> None:
     service); without, before 2201 (an absolute cap for any date)."""
     if not isinstance(value, date):
         return
-    if isinstance(value, datetime):  # a moment (e.g. a grant's valid_until): its date
+    if isinstance(value, datetime):  # a moment (e.g. a grant's valid_until): check its date
         value = value.date()
     latest = today + FUTURE_ALLOWANCE if today is not None else LATEST_DATE
     if not EARLIEST_DATE <= value <= latest:

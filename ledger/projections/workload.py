@@ -418,10 +418,10 @@ class EncounterLife:
                 yield
         if rng.random() < 0.15:
             did = f"D{self.serial}"
-            # the advocate's access (issue 14), saved with the dispute it opens
             enc.grant_access(f"G{self.serial}", grantee_id=ADVOCATE.id,
                              authorization_ref=f"AUTH-{self.serial}", valid_until=GRANT_UNTIL,
                              at=GRANT_AT, actor=self.biller())
+            yield
             enc.open_dispute(did, line_nos=[enc.active_lines()[0].line_no], category="charge",
                              description="charge above estimate", actor=ADVOCATE, at=GRANT_AT)
             yield
@@ -430,9 +430,11 @@ class EncounterLife:
             if rng.random() < 0.7:
                 enc.resolve_dispute(did, outcome=rng.choice(("upheld", "rejected")),
                                     actor=self.biller(), reason="reviewed")
-                enc.revoke_access(f"G{self.serial}", actor=self.biller(),
-                                  reason="dispute resolved")
                 yield
+                if rng.random() < 0.6:  # the advocate's work is done: access ends
+                    enc.revoke_access(f"G{self.serial}", actor=self.biller(),
+                                      reason="dispute resolved")
+                    yield
 
 
 def run_workload(save: Callable[..., Any], *, encounters: int, seed: int = 1,
