@@ -63,10 +63,18 @@ class UnexpectedErrors:
         except Exception as exc:  # noqa: BLE001 - every unexpected error ends here
             from starlette.requests import Request
 
-            from api.errors import problem
+            from api.errors import is_unavailable, problem, unavailable_problem
             from api.responses import ProblemResponse
+            from ledger.database import CommitOutcomeUnknown
 
             request = Request(scope)
+            if is_unavailable(exc):  # not a bug: the database is gone (503, as api.errors)
+                if not started:
+                    body, headers = unavailable_problem(
+                        request.url.path, unknown=isinstance(exc, CommitOutcomeUnknown))
+                    await ProblemResponse(body, status_code=503, headers=headers)(
+                        scope, receive, send)
+                return
             rid = log_unexpected(request, exc)
             if started:  # too late for a problem body; the server closes the response
                 return

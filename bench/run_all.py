@@ -31,6 +31,7 @@ BENCHES = [
     ("chain", "bench.chain"),
     ("verify", "bench.verify"),
     ("ui", "bench.ui_pages"),  # workbench pages with a large store
+    ("sealing", "bench.sealing"),  # per-batch sealing on vs off (issue 14)
 ]
 
 

@@ -84,7 +84,7 @@ class LedgerRecorder(SealingRecorderMixin, ChainedRecorderMixin, LargeSavesWitho
         if token is not None:
             curs.execute("INSERT INTO ledger_commits (token, committed) VALUES (%s, true)",
                           (token,))
-        self._seal_batch(curs)
+        self._seal_batch(curs, ids)
         return ids
 
     def commit_outcome(self, token: UUID, timeout: float = 1.5) -> bool | None:

@@ -197,6 +197,7 @@ class ChainedRecorderMixin:
         for oid, (v, h) in last.items():
             newest[(oid, v)] = h
         self._chain_local.written = newest
+        self._chain_local.hashes = hashes  # this batch's, in insertion order (for the seal)
 
     def _previous_hashes(self, curs: Any, stored_events: Sequence[StoredEvent]
                          ) -> dict[Any, bytes]:

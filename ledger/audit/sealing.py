@@ -50,16 +50,11 @@ log = logging.getLogger(__name__)
 # The newest checkpoint and the events after it, in one statement (after the advisory lock:
 # a statement's snapshot is taken when it starts, so it sees a checkpoint committed by the
 # background job while this transaction waited for the lock).
-_TAIL = (
-    "WITH c AS (SELECT tree_size, last_position, frontier FROM ledger_checkpoints "
-    "           UNION ALL SELECT 0, 0, ''::bytea ORDER BY 1 DESC LIMIT 1) "
-    "SELECT c.tree_size, c.last_position, c.frontier, "
-    "       ARRAY(SELECT e.notification_id FROM ledger_events e "
-    "             WHERE e.notification_id > c.last_position ORDER BY 1 LIMIT %(cap)s) AS ids, "
-    "       ARRAY(SELECT e.chain_hash FROM ledger_events e "
-    "             WHERE e.notification_id > c.last_position "
-    "             ORDER BY e.notification_id LIMIT %(cap)s) AS hashes "
-    "FROM c")
+_NEWEST = ("SELECT tree_size, last_position, frontier FROM ledger_checkpoints "
+           "ORDER BY tree_size DESC LIMIT 1")
+_AFTER = ("SELECT notification_id, chain_hash FROM ledger_events WHERE notification_id > "
+          "COALESCE((SELECT last_position FROM ledger_checkpoints ORDER BY tree_size DESC "
+          "LIMIT 1), 0) ORDER BY notification_id LIMIT %s")
 _LEAVES = (
     "INSERT INTO ledger_audit_leaves (notification_id, originator_id, originator_version, "
     "chain_hash) SELECT notification_id, originator_id, originator_version, chain_hash "
@@ -190,19 +185,51 @@ class Sealer:
         self.max_backlog = max_backlog
         self.state = exporter.state if exporter is not None else SealState()
         self._warned = False
+        self.store_proofs = False
+        # The newest checkpoint this process committed: (tree size, last position, frontier).
+        # With it a batch is sealed without reading anything (ledger_seal_expect checks it
+        # in the pipeline). Taken by a seal, put back by its commit.
+        self._newest: tuple[int, int, bytes] | None = None
+        self._newest_lock = threading.Lock()
+        self.fast_seals = 0
+        self.read_seals = 0
 
-    def seal(self, curs: Any) -> Checkpoint | None:
+    def seal(self, curs: Any, batch: list[tuple[int, bytes]] | None = None,
+             read: bool = False) -> Checkpoint | None:
         """Seal every event after the latest checkpoint (this batch's, normally). Runs in the
         inserting transaction, after the event-table lock; None if the backlog of unsealed
-        events is larger than ``max_backlog`` (then ``ledger checkpoints run`` seals it)."""
+        events is larger than ``max_backlog`` (then ``ledger checkpoints run`` seals it).
+
+        ``batch``: this batch's (position, chain hash) pairs. With them and the memory of the
+        newest checkpoint this process committed, nothing is read: the procedure
+        ``ledger_seal_expect`` (pipelined) checks that memory and raises if it is stale, and
+        the recorder saves the batch again with ``read=True``."""
         exporter = self.exporter
         if exporter is not None and exporter.directory is None and exporter.base_dir:
             exporter.directory = Path(exporter.base_dir) / log_id(curs.connection)
-        curs.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        row = curs.execute(_TAIL, {"cap": self.max_backlog + 1}).fetchone()
-        if isinstance(row, dict):
-            row = tuple(row.values())
-        size, last, frontier_bytes, ids, hashes = row
+        with self._newest_lock:
+            newest, self._newest = self._newest, None
+        if batch and newest is not None and not read:
+            size, last, frontier_bytes = newest
+            batch = sorted(batch)
+            ids = [nid for nid, _ in batch]
+            hashes = [h for _, h in batch]
+            curs.execute("CALL ledger_seal_expect(%s, %s, %s)", (size, last, ids[0]),
+                         prepare=True)
+            self.fast_seals += 1
+            return self._sign_and_insert(curs, size, last, frontier_bytes, ids, hashes)
+        self.read_seals += 1
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,), prepare=True)
+        # two simple statements, sent together (one round trip in pipeline mode)
+        with curs.connection.cursor(row_factory=tuple_row) as newest_cur, \
+                curs.connection.cursor(row_factory=tuple_row) as after:
+            newest_cur.execute(_NEWEST, prepare=True)
+            after.execute(_AFTER, (self.max_backlog + 1,), prepare=True)
+            top = newest_cur.fetchone()
+            rows = after.fetchall()
+        size, last, frontier_bytes = top if top else (0, 0, b"")
+        ids = [r[0] for r in rows]
+        hashes = [r[1] for r in rows]
         if not ids:
             return None
         if len(ids) > self.max_backlog:
@@ -212,12 +239,21 @@ class Sealer:
                 log.warning("sealing: more than %d unsealed events before this batch; run "
                             "`ledger checkpoints run --once` to seal them", self.max_backlog)
             return None
+        return self._sign_and_insert(curs, size, last, frontier_bytes, ids, hashes)
+
+    def _sign_and_insert(self, curs: Any, size: int, last: int, frontier_bytes: bytes,
+                         ids: list[int], hashes: list[bytes]) -> Checkpoint:
         frontier = Frontier.from_bytes(size, bytes(frontier_bytes)) if size else Frontier()
         old = frontier.copy()
         tail = [event_leaf(nid, bytes(h)) for nid, h in zip(ids, hashes, strict=True)]
         frontier.extend(tail)
-        proof = consistency_proof(old.size, frontier.size, FrontierAndTail(old, tail)) \
-            if old.size else []
+        # No consistency proof is stored with a per-batch checkpoint: `ledger verify` checks
+        # every checkpoint's root against the log itself, and `ledger checkpoints prove` makes
+        # a proof between any two on demand; storing one per batch would double the WAL a
+        # batch writes (log2 n hashes).
+        proof: list[bytes] = consistency_proof(
+            old.size, frontier.size, FrontierAndTail(old, tail)) \
+            if old.size and self.store_proofs else []
         checkpoint = Checkpoint(
             origin=self.origin, tree_size=frontier.size, root_hash=frontier.root(),
             last_position=ids[-1], time=datetime.now(UTC), signature=b"",
@@ -226,15 +262,19 @@ class Sealer:
         text = checkpoint.signed_text()
         checkpoint = replace(checkpoint, signature=self.key.sign(text.encode("utf-8")),
                              body=text)
-        curs.execute(_LEAVES, (last, ids[-1]))
+        curs.execute(_LEAVES, (last, ids[-1]), prepare=True)
         curs.execute(_CHECKPOINT, (
             checkpoint.tree_size, checkpoint.last_position, checkpoint.root_hash,
             checkpoint.time, checkpoint.origin, text, checkpoint.signature, checkpoint.key_id,
-            self.public, checkpoint.previous_size, b"".join(proof), checkpoint.frontier))
+            self.public, checkpoint.previous_size, b"".join(proof), checkpoint.frontier),
+            prepare=True)
         return checkpoint
 
     def committed(self, checkpoint: Checkpoint) -> None:
         """After the commit: remember it, and have it copied outside the database."""
+        with self._newest_lock:
+            self._newest = (checkpoint.tree_size, checkpoint.last_position,
+                            checkpoint.frontier)
         if checkpoint.tree_size > self.state.sealed_size:
             self.state.sealed_size = checkpoint.tree_size
             self.state.sealed_position = checkpoint.last_position
@@ -253,18 +293,43 @@ class SealingRecorderMixin:
 
     sealer: Sealer | None = None
 
-    def _seal_batch(self, curs: Any) -> None:
+    def _seal_batch(self, curs: Any, ids: Any = None) -> None:
         sealer = self.sealer
-        if sealer is not None:
-            _pending.checkpoint = sealer.seal(curs)
+        if sealer is None:
+            return
+        hashes = getattr(getattr(self, "_chain_local", None), "hashes", None)
+        batch = list(zip(ids, hashes, strict=True)) \
+            if ids and hashes and len(ids) == len(hashes) else None
+        _pending.checkpoint = sealer.seal(curs, batch, read=getattr(_pending, "read", False))
 
     def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
         _pending.checkpoint = None
-        ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        _pending.read = False
+        try:
+            ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        except Exception as exc:
+            if self.sealer is None or "ledger_seal_stale" not in _messages(exc):
+                raise
+            # another process sealed (or wrote) since our last batch: nothing was saved;
+            # save the batch again, reading the newest checkpoint this time
+            _pending.checkpoint = None
+            _pending.read = True
+            ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        finally:
+            _pending.read = False
         checkpoint, _pending.checkpoint = getattr(_pending, "checkpoint", None), None
         if checkpoint is not None and self.sealer is not None:
             self.sealer.committed(checkpoint)
         return ids
+
+
+def _messages(exc: BaseException) -> str:
+    out = []
+    seen: BaseException | None = exc
+    while seen is not None and len(out) < 5:
+        out.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    return " ".join(out)
 
 
 _pending = threading.local()

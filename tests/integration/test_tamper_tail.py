@@ -317,3 +317,36 @@ def test_backlog_is_reported_when_batches_were_not_sealed(app, app_env, clean_db
     with psycopg.connect(clean_db) as conn:
         assert unsealed_backlog(conn)["unsealed_events"] == 0
     assert check(app, clean_db).ok
+
+
+def test_two_writers_take_turns_sealing(app, app_env, clean_db):
+    """A writer seals from memory of its own newest checkpoint; when another writer sealed in
+    between, the database says so (ledger_seal_expect) and the batch is saved again, reading."""
+    from ledger.application import LedgerApplication
+
+    other = LedgerApplication(env=app_env)
+    try:
+        ids = make_history(app, encounters=1) + make_history(other, encounters=1)
+        for n in range(6):
+            writer = (app, other)[n % 2]
+            s.line(writer, ids[n % 2], "99213", "10.00", [1])
+        for writer in (app, other):
+            assert writer.sealer.fast_seals > 0 and writer.sealer.read_seals > 0
+    finally:
+        other.close()
+    report = check(app, clean_db)
+    assert report.ok, report.problems[:3]
+    with psycopg.connect(clean_db) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_checkpoints").fetchone()[0] == 14
+        assert unsealed_backlog(conn)["unsealed_events"] == 0
+
+
+def test_one_encounter_while_the_export_lags_the_database(sealed, app, clean_db):
+    """The exported copy is written within a second, so it may be older than the newest
+    checkpoint row: the one-encounter check compares it with the row of its own size."""
+    s.code(app, sealed[0], "J45901")  # checkpoint 13, not exported yet
+    report = check(app, clean_db, encounter=sealed[0])
+    assert report.ok, report.problems
+    run_sql(clean_db, "UPDATE ledger_events SET state = state || '\\x20'::bytea "
+            "WHERE originator_id = %s AND originator_version = 5", params=(sealed[0],))
+    located(check(app, clean_db, encounter=sealed[0]), "modified", sealed[0], 5, 13)

@@ -1,0 +1,73 @@
+"""sealing: append throughput with per-batch sealing ON vs OFF, same run, alternating.
+
+Both sides are the ledger with group commit (commands on random existing encounters, one event
+each), each in a database of its own on the same server (so the OFF side's unsealed events are
+not the ON side's backlog); ON signs a checkpoint over every committed batch inside its
+transaction (from its memory of the newest checkpoint, checked in the pipeline by
+ledger_seal_expect: no extra round trip; Ed25519) and copies the newest outside the database
+once a second; OFF is the same application with its sealer removed. The issue's bar: sealing
+costs under 10 %. Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONCURRENCY, BENCH_ENCOUNTERS.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bench.append import (
+    CONCURRENCY,
+    ENCOUNTERS,
+    ROUNDS,
+    SECONDS,
+    app_for,
+    ledger_call,
+    run_callers,
+    seed,
+)
+from bench.common import Report, fresh_database, machine, median
+
+
+def alternate_both_ways(runs: int, variants: dict) -> dict[str, list[float]]:
+    """Like bench.common.alternate, but every other round in the reverse order, so that
+    neither side always runs first (the load of a shared machine drifts)."""
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(runs):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            results[name].append(variants[name]())
+    return results
+
+
+def main() -> Report:
+    report = Report("sealing (commands/s, one event each, per-batch sealing on vs off)")
+    print(f"# machine: {machine()}")
+    with fresh_database("sealing_on") as on_url, fresh_database("sealing_off") as off_url:
+        on_ids = seed(on_url, ENCOUNTERS)
+        off_ids = seed(off_url, ENCOUNTERS)
+        sealed = app_for(on_url, group_commit=True)
+        plain = app_for(off_url, group_commit=True)
+        assert sealed.sealer is not None, "LEDGER_SEAL_PER_BATCH is off"
+        plain.recorder.sealer = None  # the same application, without the seal
+        try:
+            for callers in CONCURRENCY:
+                before = sealed.sealer.state.sealed_size
+                results = alternate_both_ways(ROUNDS, {
+                    "on": lambda c=callers: run_callers(c, ledger_call(sealed, on_ids)),
+                    "off": lambda c=callers: run_callers(c, ledger_call(plain, off_ids)),
+                })
+                med = {k: median(v) for k, v in results.items()}
+                report.add(figure="sealing", callers=callers, on_per_s=med["on"],
+                           off_per_s=med["off"], cost=1 - med["on"] / med["off"],
+                           runs=ROUNDS, seconds=SECONDS,
+                           sealed_events=sealed.sealer.state.sealed_size - before,
+                           fast_seals=sealed.sealer.fast_seals,
+                           read_seals=sealed.sealer.read_seals)
+        finally:
+            sealed.close()
+            plain.close()
+    print(report.table())
+    return report
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("LEDGER_SEAL_PER_BATCH", "1")
+    main()
