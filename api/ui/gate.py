@@ -35,6 +35,8 @@ PAGES: dict[tuple[str, str], tuple[str, str] | str] = {
     ("GET", "/x12"): ("POST", "/remittances"),
     ("POST", "/x12"): ("POST", "/remittances"),
     ("GET", "/exceptions"): ("GET", "/exceptions"),
+    ("POST", "/exceptions/{exception_id}/resolve"):
+        ("POST", "/exceptions/{exception_id}/resolve"),
     ("GET", UE): ("GET", E),
     ("GET", UC): ("GET", E + "/claims/{claim_number}"),
     ("POST", UE + "/lines"): ("POST", E + "/lines"),

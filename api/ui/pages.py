@@ -417,15 +417,52 @@ async def write_off(request: Request, encounter_id: UUID) -> Response:
                            command="write_off", back=back, claim_number=claim)
 
 
-@router.get("/exceptions", response_class=HTMLResponse)
-def exceptions_queue(request: Request,
-                     format: Annotated[str, Query(pattern="^(html|csv)$")] = "html") -> Response:
+def _exceptions_page(request: Request, status_code: int = 200, **ctx: Any) -> HTMLResponse:
     with _pool(request).connection() as conn:
         rows = uq.exceptions(conn)
     cols = list(rows[0]) if rows else []
+    ctx.setdefault("errors", {})
+    ctx.setdefault("form", "")
+    ctx.setdefault("values", {})
+    return _page(request, "exceptions.html", status_code=status_code, rows=rows, cols=cols,
+                 **ctx)
+
+
+@router.get("/exceptions", response_class=HTMLResponse)
+def exceptions_queue(request: Request,
+                     format: Annotated[str, Query(pattern="^(html|csv)$")] = "html",
+                     done: Annotated[str, Query(max_length=40)] = "") -> Response:
     if format == "csv":
+        with _pool(request).connection() as conn:
+            rows = uq.exceptions(conn)
+        cols = list(rows[0]) if rows else []
         return _csv("exceptions", cols, [[r[c] for c in cols] for r in rows or []])
-    return _page(request, "exceptions.html", rows=rows, cols=cols)
+    return _exceptions_page(request, done=done)
+
+
+@router.post("/exceptions/{exception_id}/resolve", response_class=HTMLResponse)
+async def resolve_exception(request: Request, exception_id: UUID) -> Response:
+    """Work an exception as POST /exceptions/{id}/resolve does: a resolution event appended
+    (never a row edited); a refusal is shown next to the field it names."""
+    from ledger.x12.exceptions import resolve
+
+    form = await request.form()
+    values = {k: v for k, v in form.items() if k != "csrf_token" and isinstance(v, str)}
+    actor_id = _identity(request).actor.id
+
+    def record() -> None:
+        with _pool(request).connection() as conn:
+            resolve(conn, str(exception_id), action=values.get("action", ""),
+                    reason=values.get("reason", ""), actor_id=actor_id)
+
+    try:
+        await run_in_threadpool(record)
+    except LedgerError as exc:
+        errors = {exc.field: exc.message}
+        return await run_in_threadpool(
+            lambda: _exceptions_page(request, status_code=422, errors=errors,
+                                     form=f"resolve-{exception_id}", values=values))
+    return RedirectResponse(f"/ui/exceptions?done={exception_id}", status_code=303)
 
 
 @router.get("/x12", response_class=HTMLResponse)

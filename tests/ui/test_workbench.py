@@ -361,6 +361,38 @@ def test_exceptions_page_lists_the_open_queue(client, settings):
     assert client.get("/ui/exceptions").status_code == 403
 
 
+def test_biller_works_an_exception_from_the_queue(client, settings):
+    """Resolving from the page appends a resolution event (as POST /exceptions/{id}/resolve
+    does); a missing reason is refused next to its field and records nothing."""
+    from decimal import Decimal
+
+    import psycopg
+
+    from ledger.x12.exceptions import RaisedException, write_raised
+
+    raised = RaisedException(kind="unposted_plb", rule="plb.claim_unknown",
+                             key="ui-test|PLB-WO-1", claim_number="CLM-UI-9",
+                             payer_id="PAYER-UI", trace_number="TRN-UI-9",
+                             amount=Decimal("12.00"))
+    with psycopg.connect(settings.database_url, autocommit=True) as conn, \
+            conn.cursor() as curs:
+        write_raised(curs, [raised])
+    sign_in(client, "biller-1")
+    page = client.get("/ui/exceptions")
+    token = csrf_of(page.text)
+    url = f"/ui/exceptions/{raised.exception_id}/resolve"
+    bad = client.post(url, data={"action": "dismissed", "reason": "", "csrf_token": token})
+    assert bad.status_code == 422
+    assert f'id="resolve-{raised.exception_id}-reason-error"' in bad.text
+    r = client.post(url, data={"action": "dismissed", "reason": "payer confirmed no recoupment",
+                               "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "TRN-UI-9" not in client.get("/ui/exceptions").text  # no longer open
+    done = client.get("/exceptions", params={"status": "resolved"}, headers=BILLER).json()
+    mine = [e for e in done["exceptions"] if e["exception_id"] == str(raised.exception_id)]
+    assert [(e["resolution"], e["resolved_by"]) for e in mine] == [("dismissed", "biller-1")]
+
+
 def test_csv_cells_cannot_become_spreadsheet_formulas():
     from api.ui.pages import _cell
     from ledger.domain.values import Money
