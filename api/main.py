@@ -22,7 +22,7 @@ from api import (
 )
 from api.deps import authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, queries, replay
+from api.routes import admin, commands, fhir, queries, replay
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
     app.include_router(routes_codes.router)
     app.include_router(routes_x12.router)
+    app.include_router(fhir.router)  # FHIR R4 reads under /fhir (issue 18)
 
     @app.get("/health", tags=["service"], summary="Service and database status")
     def health() -> OrjsonResponse:
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               headers={} if body["ready"] else
                               {"Retry-After": errors.RETRY_AFTER})
 
+    app.add_middleware(fhir.FhirErrors)  # /fhir answers refusals as OperationOutcome
     app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
     app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
     return app

@@ -69,6 +69,12 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # audit controls
     ("GET", "/audit/verify"): frozenset({AUDITOR}),
     ("GET", "/audit/access"): frozenset({AUDITOR}),
+    # FHIR R4 reads (issue 18): the same readers and encounter access as the reads above
+    ("GET", "/fhir/metadata"): PUBLIC,
+    ("GET", "/fhir/{resource_type}"): READERS,
+    ("GET", "/fhir/{resource_type}/{rid}"): READERS,
+    ("GET", "/fhir/{resource_type}/{rid}/_history"): READERS,
+    ("GET", "/fhir/{resource_type}/{rid}/_history/{vid}"): READERS,
     # administration of users and tokens (no claim data)
     ("GET", "/admin/users"): frozenset({ADMIN}),
     ("POST", "/admin/users"): frozenset({ADMIN}),

@@ -119,6 +119,6 @@ def replay_all(events: Iterable[Any], *, keep_all: bool = True
                ) -> tuple[Encounter | None, Stamps]:
     enc = None
     stamps = Stamps(keep_all=keep_all)
-    for enc, stamps, _ in replay(events, stamps):
-        pass
+    for current, _, _ in replay(events, stamps):
+        enc = current
     return enc, stamps
