@@ -54,6 +54,7 @@ CLP02 = "https://x12.org/codes/claim-status-codes"
 # the ledger's own identifiers and the categories FHIR has no code for
 LEDGER = "urn:ledger"
 CLAIM_NUMBER = f"{LEDGER}:claim-number"
+CLAIM_KEY = f"{LEDGER}:claim-key"  # the ledger's key when a correction shares the CLM01
 PAYER_ICN = f"{LEDGER}:payer-claim-control-number"
 PAYER_ID = f"{LEDGER}:payer-id"
 FACILITY = f"{LEDGER}:facility-id"
@@ -293,6 +294,8 @@ def _supporting_info(enc: Encounter, claim: Claim) -> list[dict[str, Any]]:
 def _identifiers(claim: Claim) -> list[dict[str, Any]]:
     ids = [{"type": concept(coding(C4BB_ID, "uc", "Unique Claim ID")),
             "system": CLAIM_NUMBER, "value": claim.wire_number}]
+    if claim.number != claim.wire_number:
+        ids.append({"system": CLAIM_KEY, "value": claim.number})
     if claim.payer_icn:
         ids.append({"type": concept(coding(C4BB_ID, "payerid", "Payer ID")),
                     "system": PAYER_ICN, "value": claim.payer_icn})
@@ -362,6 +365,9 @@ def _lines(enc: Encounter, claim: Claim) -> list[ServiceLine]:
 
 
 def _denial(claim: Claim) -> Adjudication | None:
+    """The denial still standing (denied, or under appeal); a later payment supersedes it."""
+    if claim.status not in ("denied", "in_appeal"):
+        return None
     for adjudication in reversed(claim.adjudications):
         if adjudication.status_code == "4" and not adjudication.reversed:
             return adjudication

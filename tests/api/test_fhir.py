@@ -141,3 +141,203 @@ def test_scenario_1_eob_validates_and_money_equals_the_read_model(client, settin
     assert Decimal(str(claim["total"]["value"])) == Decimal("240.00")
     (response,) = resources["ClaimResponse"]
     assert response["request"]["reference"] == f"Claim/{claim['id']}"
+
+
+def claim_key(resource: dict[str, Any]) -> str:
+    ids = {i.get("system"): i["value"] for i in resource.get("identifier", [])}
+    return ids.get(fr.CLAIM_KEY) or ids[fr.CLAIM_NUMBER]
+
+
+def check_encounter(client, url: str, eid: str) -> dict[str, list[dict[str, Any]]]:
+    """Every resource of the encounter validates; every EOB's money equals its claims
+    read-model row; the ClaimResponses of a claim add up to its net payment."""
+    caught_up(client)
+    resources = every_resource(client, eid)
+    rows = read_model(url, eid)
+    assert resources["ExplanationOfBenefit"]
+    for eob in resources["ExplanationOfBenefit"]:
+        assert_money_matches(eob, rows[claim_key(eob)])
+        responses = [r for r in resources["ClaimResponse"]
+                     if r["request"]["reference"] == f"Claim/{eob['id']}"]
+        assert responses
+        assert sum((Decimal(str(r["payment"]["amount"]["value"])) for r in responses),
+                   Decimal(0)) == rows[claim_key(eob)]["paid"]
+    claims = {claim_key(c) for c in resources["Claim"]}
+    assert claims == set(rows)
+    return resources
+
+
+def test_scenario_2_deductible_and_coinsurance(client, settings):
+    eid = http.scenario_2(client)
+    eob = eob_for(check_encounter(client, settings.database_url, eid), "S2-0001")
+    money = eob_money(eob)
+    assert (money["deductible"], money["coinsurance"], money["patient"], money["paid"]) == (
+        Decimal("100.00"), Decimal("20.00"), Decimal("120.00"), Decimal("80.00"))
+    # per line: 99203 carries PR-1 100.00 and PR-2 12.00
+    first = eob["item"][0]["adjudication"]
+    assert {(_code(a["category"], fr.CAS_GROUP), _code(a["reason"], fr.CARC)): _amount(a)
+            for a in first if "reason" in a} == {
+        ("CO", "45"): Decimal("90.00"), ("PR", "1"): Decimal("100.00"),
+        ("PR", "2"): Decimal("12.00")}
+
+
+def scenario_3_denied(client) -> str:
+    eid = http.open_encounter(client, "PT-2003")
+    http.ok(client.post(f"/encounters/{eid}/diagnoses", json={"code": "M54.50"},
+                        headers=http.CODER))
+    http.add_line(client, eid, "97110", "180.00", [1], units="4", modifiers=["GP"])
+    http.submit(client, eid, "S3-0001")
+    http.adjudicate(client, eid, "S3-0001", status="4", charge="180.00", paid="0.00",
+                    pr="0.00", icn="ICN-S3A", trace="TRN-S3A", lines=[
+                        {"line_no": 1, "procedure_code": "97110", "submitted": "180.00",
+                         "paid": "0.00", "units": "4",
+                         "adjustments": [http.cas("CO", "50", "180.00")],
+                         "remarks": ["N115"]}])
+    return eid
+
+
+def test_scenario_3_denial_then_appeal_then_paid(client, settings):
+    url = settings.database_url
+    eid = scenario_3_denied(client)
+    denied = eob_for(check_encounter(client, url, eid), "S3-0001")
+    (item,) = denied["item"]
+    assert item["modifier"][0]["coding"][0]["code"] == "GP"
+    assert Decimal(str(item["quantity"]["value"])) == 4
+    reasons = [_code(a["reason"], fr.CARC) for a in item["adjudication"]
+               if _code(a["category"], fr.C4BB_DISC) == "denialreason"]
+    assert reasons == ["50"]
+    assert eob_money(denied)["paid"] == 0 and eob_money(denied)["patient"] == 0
+    http.ok(client.post(f"/encounters/{eid}/claims/S3-0001/appeals", headers=http.BILLER,
+                        json={"filed_on": "2026-05-01", "reason": "medical necessity"}))
+    in_appeal = eob_for(check_encounter(client, url, eid), "S3-0001")
+    assert in_appeal["outcome"] == "queued"
+    http.ok(client.post(f"/encounters/{eid}/claims/S3-0001/appeals/decision",
+                        headers=http.BILLER,
+                        json={"outcome": "overturned", "decided_on": "2026-06-01"}))
+    http.adjudicate(client, eid, "S3-0001", status="1", charge="180.00", paid="112.64",
+                    pr="28.16", icn="ICN-S3B", trace="TRN-S3B", date="2026-06-15", lines=[
+                        {"line_no": 1, "procedure_code": "97110", "submitted": "180.00",
+                         "paid": "112.64", "allowed": "140.80", "units": "4",
+                         "adjustments": [http.cas("CO", "45", "39.20"),
+                                         http.cas("PR", "2", "28.16")]}])
+    resources = check_encounter(client, url, eid)
+    paid = eob_for(resources, "S3-0001")
+    money = eob_money(paid)
+    assert (money["paid"], money["coinsurance"], money["allowed"]) == (
+        Decimal("112.64"), Decimal("28.16"), Decimal("140.80"))
+    assert not [a for a in paid["item"][0]["adjudication"]
+                if _code(a["category"], fr.C4BB_DISC) == "denialreason"]
+    assert len(resources["ClaimResponse"]) == 2  # the denial and the payment
+    assert {r["identifier"][0]["value"] for r in resources["ClaimResponse"]} == {
+        "ICN-S3A", "ICN-S3B"}
+
+
+def test_scenario_8_inpatient_drg_stay(client, settings):
+    body = {"facility_id": "FAC-H1", "patient_ref": "PT-1008", "service_from": "2026-03-02",
+            "service_to": "2026-03-05", "place_of_service": "21",
+            "claim_type": "institutional", "responsible_parties": [
+                {"bucket": "primary", "kind": "insurer", "payer_id": "PAYER-A"},
+                {"bucket": "patient", "kind": "patient"}]}
+    eid = http.ok(client.post("/encounters", json=body, headers=http.BILLER), 201)[
+        "encounter_id"]
+    http.ok(client.post(f"/encounters/{eid}/diagnoses", json={"code": "M17.11", "poa": "Y"},
+                        headers=http.CODER))
+    for rev, proc, charge, units in (("0120", None, "3600.00", "3"),
+                                     ("0360", None, "9800.00", "1"),
+                                     ("0278", None, "6500.00", "1"),
+                                     ("0272", None, "1150.00", "1"),
+                                     ("0250", None, "640.00", "1"),
+                                     ("0370", None, "1900.00", "1"),
+                                     ("0420", "97110", "480.00", "4")):
+        http.ok(client.post(f"/encounters/{eid}/lines", headers=http.CODER, json={
+            "procedure_code": proc, "revenue_code": rev, "charge": charge, "units": units,
+            "unit_type": "DA" if rev == "0120" else "UN", "pointers": [1],
+            "line_date": "2026-03-02"}))
+    http.submit(client, eid, "S8-0001")
+    http.adjudicate(client, eid, "S8-0001", status="1", charge="24070.00", paid="12650.00",
+                    pr="1600.00", icn="ICN-S8", trace="TRN-S8", lines=[],
+                    claim_adjustments=[http.cas("CO", "45", "9820.00"),
+                                       http.cas("PR", "1", "1600.00")])
+    eob = eob_for(check_encounter(client, settings.database_url, eid), "S8-0001")
+    assert eob["type"]["coding"][0]["code"] == "institutional"
+    assert eob["subType"]["coding"][0]["code"] == "inpatient"
+    assert "Inpatient-Institutional" in eob["meta"]["profile"][0]
+    info = {i["category"]["coding"][0]["code"]: i for i in eob["supportingInfo"]}
+    assert info["typeofbill"]["code"]["coding"][0]["code"] == "0111"
+    assert info["admissionperiod"]["timingPeriod"] == {"start": "2026-03-02",
+                                                       "end": "2026-03-05"}
+    assert [i["revenue"]["coding"][0]["code"] for i in eob["item"]] == [
+        "0120", "0360", "0278", "0272", "0250", "0370", "0420"]
+    assert eob["diagnosis"][0]["onAdmission"]["coding"][0]["code"] == "Y"
+    # DRG payment: claim-level adjustments on the header, money equal to the read model
+    header = {(_code(a["category"], fr.CAS_GROUP), _code(a["reason"], fr.CARC)): _amount(a)
+              for a in eob["adjudication"]}
+    assert header == {("CO", "45"): Decimal("9820.00"), ("PR", "1"): Decimal("1600.00")}
+    money = eob_money(eob)
+    assert (money["submitted"], money["paid"], money["allowed"], money["deductible"]) == (
+        Decimal("24070.00"), Decimal("12650.00"), Decimal("14250.00"), Decimal("1600.00"))
+
+
+HERE_X12 = http.__file__.rsplit("/", 2)[0] + "/fixtures/x12/"
+
+
+def upload(client, name: str) -> dict[str, Any]:
+    path = "/remittances" if name.endswith(".835") else "/claims/x12"
+    hdr = {**http.BILLER, "content-type": "application/edi-x12", "x-file-name": name}
+    with open(HERE_X12 + name, "rb") as f:
+        return http.ok(client.post(path, content=f.read(), headers=hdr))
+
+
+def encounter_of(client, number: str) -> str:
+    bundle = fhir(client, "/fhir/Claim", identifier=f"{fr.CLAIM_NUMBER}|{number}")
+    ids = {e["resource"]["id"].split("-")[0] for e in bundle["entry"]}
+    (hexid,) = ids
+    return str(__import__("uuid").UUID(hex=hexid))
+
+
+def test_cob_primary_then_secondary_and_replacement_with_reversal(client, settings):
+    url = settings.database_url
+    for name in ("c1_originals.837p", "r1_first_payments.835", "c2_corrections.837p",
+                 "r2_reversal_correction.835", "r3_secondary_crossover.835"):
+        upload(client, name)
+    caught_up(client)
+    # --- COB: primary forwards (CLP02 19), the secondary pays on its own claim
+    cob = check_encounter(client, url, encounter_of(client, "ENC7004"))
+    coverages = sorted(cob["Coverage"], key=lambda c: c["order"])
+    assert [c["id"].split("-")[1] for c in coverages] == ["primary", "secondary", "patient"]
+    assert coverages[-1]["type"]["coding"][0]["code"] == "pay"
+    primary = next(e for e in cob["ExplanationOfBenefit"] if claim_key(e) == "ENC7004")
+    secondary = next(e for e in cob["ExplanationOfBenefit"]
+                     if claim_key(e) == "ENC7004~secondary")
+    assert eob_money(primary)["paid"] == Decimal("114.82")
+    assert eob_money(secondary)["paid"] == Decimal("20.00")
+    assert eob_money(secondary)["patient"] == Decimal("10.00")
+    focal = [i["coverage"]["reference"] for i in secondary["insurance"] if i["focal"]]
+    assert focal == [f"Coverage/{coverages[1]['id']}"]
+    # --- replacement (frequency 7): the payer reversed the original and paid the replacement
+    corrected = check_encounter(client, url, encounter_of(client, "ENC7001"))
+    original = next(e for e in corrected["ExplanationOfBenefit"]
+                    if claim_key(e) == "ENC7001")
+    replacement = next(e for e in corrected["ExplanationOfBenefit"]
+                       if claim_key(e) == "ENC7001~r2")
+    assert original["status"] == "entered-in-error"
+    assert eob_money(original)["paid"] == 0
+    (related,) = original["related"]
+    assert related["claim"]["reference"] == f"Claim/{replacement['id']}"
+    assert related["relationship"]["coding"][1]["code"] == "replaced-by"
+    assert replacement["status"] == "active"
+    assert replacement["related"][0]["relationship"]["coding"][0]["code"] == "prior"
+    assert eob_money(replacement)["paid"] == Decimal("103.50")
+    responses = [r for r in corrected["ClaimResponse"]
+                 if r["request"]["reference"] == f"Claim/{original['id']}"]
+    assert sorted(Decimal(str(r["payment"]["amount"]["value"])) for r in responses) == [
+        Decimal("-67.00"), Decimal("67.00")]
+    assert any("reversal of adjudication 1" in r["processNote"][0]["text"]
+               for r in responses)
+    # --- a void (frequency 8) of a paid claim: the voided claim and its EOB are cancelled
+    voided = check_encounter(client, url, encounter_of(client, "ENC7003"))
+    by_key = {claim_key(c): c for c in voided["Claim"]}
+    assert by_key["ENC7003"]["status"] == by_key["ENC7003~v2"]["status"] == "cancelled"
+    (eob,) = [e for e in voided["ExplanationOfBenefit"] if claim_key(e) == "ENC7003"]
+    assert eob["status"] == "cancelled"
+    assert eob["related"][0]["relationship"]["coding"][1]["code"] == "voided-by"
