@@ -24,9 +24,10 @@ FHIR_JSON = "application/fhir+json"
 TYPES = ("ExplanationOfBenefit", "Claim", "ClaimResponse", "Coverage")
 
 
-def fhir(client, path: str, status: int = 200, hdrs: dict | None = None, **params) -> Any:
-    r = client.get(path, headers=hdrs or http.BILLER, params=params or None)
-    assert r.status_code == status, r.text
+def fhir(client, path: str, expect: int = 200, hdrs: dict | None = None, **params) -> Any:
+    r = client.get(path, headers=hdrs if hdrs is not None else http.BILLER,
+                   params=params or None)
+    assert r.status_code == expect, r.text[:2000]
     assert r.headers["content-type"].startswith(FHIR_JSON), r.headers["content-type"]
     return json.loads(r.content, parse_float=Decimal)
 
@@ -341,3 +342,108 @@ def test_cob_primary_then_secondary_and_replacement_with_reversal(client, settin
     (eob,) = [e for e in voided["ExplanationOfBenefit"] if claim_key(e) == "ENC7003"]
     assert eob["status"] == "cancelled"
     assert eob["related"][0]["relationship"]["coding"][1]["code"] == "voided-by"
+
+
+def test_history_vread_equals_the_encounter_replayed_to_that_version(client, app):
+    from uuid import UUID
+
+    from ledger.fhir.render import dumps
+    from ledger.fhir.replay import replay_all
+    from ledger.views import claim_view
+
+    eid = scenario_3_denied(client)
+    http.ok(client.post(f"/encounters/{eid}/claims/S3-0001/appeals", headers=http.BILLER,
+                        json={"filed_on": "2026-05-01", "reason": "medical necessity"}))
+    http.ok(client.post(f"/encounters/{eid}/claims/S3-0001/appeals/decision",
+                        headers=http.BILLER,
+                        json={"outcome": "overturned", "decided_on": "2026-06-01"}))
+    http.adjudicate(client, eid, "S3-0001", status="1", charge="180.00", paid="112.64",
+                    pr="28.16", icn="ICN-S3B", trace="TRN-S3B", date="2026-06-15", lines=[
+                        {"line_no": 1, "procedure_code": "97110", "submitted": "180.00",
+                         "paid": "112.64", "allowed": "140.80", "units": "4",
+                         "adjustments": [http.cas("CO", "45", "39.20"),
+                                         http.cas("PR", "2", "28.16")]}])
+    rid = f"{UUID(eid).hex}-1"
+    current = fhir(client, f"/fhir/ExplanationOfBenefit/{rid}")
+    bundle = fhir(client, f"/fhir/ExplanationOfBenefit/{rid}/_history")
+    validate(bundle)
+    assert bundle["type"] == "history"
+    vids = [int(e["resource"]["meta"]["versionId"]) for e in bundle["entry"]]
+    assert vids == sorted(vids, reverse=True) and len(vids) >= 4
+    assert bundle["entry"][0]["resource"] == current
+    encounter = app.get_encounter(UUID(eid))
+    first = min(vids)
+    for vid in range(1, encounter.version + 1):
+        if vid < first:  # no EOB before the first adjudication
+            fhir(client, f"/fhir/ExplanationOfBenefit/{rid}/_history/{vid}", 404)
+            continue
+        got = fhir(client, f"/fhir/ExplanationOfBenefit/{rid}/_history/{vid}")
+        validate(got)
+        # the same EOB built from the events replayed to that version ...
+        enc, stamps = replay_all(app.events.get(UUID(eid), lte=vid))
+        built = fr.explanation_of_benefit(enc, enc.claims["S3-0001"], stamps)
+        assert got == json.loads(dumps(built), parse_float=Decimal)
+        assert int(got["meta"]["versionId"]) == max(v for v in vids if v <= vid)
+        # ... and its money is the repository's encounter at that version (claim read)
+        view = claim_view(*(lambda e: (e, e.claims["S3-0001"]))(
+            app.get_encounter(UUID(eid), version=vid)))
+        money = eob_money(got)
+        assert (money["paid"], money["patient"], money["allowed"]) == (
+            view["paid"].amount, view["patient_responsibility"].amount, view["allowed"].amount)
+    denied = fhir(client, f"/fhir/ExplanationOfBenefit/{rid}/_history/{first}")
+    assert eob_money(denied)["paid"] == 0 and denied["outcome"] == "complete"
+    fhir(client, f"/fhir/ExplanationOfBenefit/{rid}/_history/{encounter.version + 1}", 404)
+    outcome = fhir(client, f"/fhir/ExplanationOfBenefit/{rid}/_history/x1", 422)
+    assert outcome["resourceType"] == "OperationOutcome"
+    validate(outcome)
+
+
+def test_errors_are_operation_outcomes_and_metadata_is_public(client):
+    meta = fhir(client, "/fhir/metadata", hdrs={})
+    validate(meta)
+    assert meta["fhirVersion"] == "4.0.1"
+    for path, status in (("/fhir/ExplanationOfBenefit/nope", 404),
+                         ("/fhir/Patient/abc", 404),
+                         (f"/fhir/Claim/{'0' * 32}-1", 404),
+                         ("/fhir/ExplanationOfBenefit?_count=0", 422),
+                         ("/fhir/ExplanationOfBenefit?_lastUpdated=yesterday", 422)):
+        outcome = fhir(client, path, status)
+        validate(outcome)
+        assert outcome["issue"][0]["severity"] == "error"
+    anonymous = fhir(client, "/fhir/Claim", 401, hdrs={"Authorization": "Bearer nope"})
+    assert anonymous["issue"][0]["code"] == "login"
+    admin = fhir(client, "/fhir/Claim", 403, hdrs=headers("admin-1", "admin"))
+    assert admin["resourceType"] == "OperationOutcome"
+
+
+def test_search_by_patient_identifier_status_dates_with_paging(client):
+    http.scenario_1(client)
+    http.scenario_2(client)
+    eid3 = scenario_3_denied(client)
+    caught_up(client)
+    all_eobs = fhir(client, "/fhir/ExplanationOfBenefit")
+    assert len(all_eobs["entry"]) == 3
+    by_patient = fhir(client, "/fhir/ExplanationOfBenefit", patient="Patient/PT-2002")
+    assert [claim_key(e["resource"]) for e in by_patient["entry"]] == ["S2-0001"]
+    by_number = fhir(client, "/fhir/Claim", identifier="S3-0001")
+    assert [e["resource"]["id"].split("-")[0] for e in by_number["entry"]] == [
+        eid3.replace("-", "")]
+    assert not fhir(client, "/fhir/ExplanationOfBenefit", status="cancelled").get("entry")
+    created = fhir(client, "/fhir/ClaimResponse", created="2026-04-20")
+    assert len(created["entry"]) == 3
+    assert not fhir(client, "/fhir/ClaimResponse", created="gt2026-04-20").get("entry")
+    stamps = sorted(e["resource"]["meta"]["lastUpdated"] for e in all_eobs["entry"])
+    later = fhir(client, "/fhir/ExplanationOfBenefit", _lastUpdated=f"gt{stamps[0]}")
+    assert len(later["entry"]) == 2
+    # paging: one per page, following the next links, each resource once
+    seen, page = [], fhir(client, "/fhir/ExplanationOfBenefit", _count=1)
+    while True:
+        validate(page)
+        seen += [e["resource"]["id"] for e in page.get("entry", [])]
+        nxt = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        if not nxt:
+            break
+        page = fhir(client, nxt[0].replace("http://testserver", ""))
+    assert sorted(seen) == sorted(e["resource"]["id"] for e in all_eobs["entry"])
+    coverages = fhir(client, "/fhir/Coverage", patient="PT-2001")
+    assert [c["resource"]["order"] for c in coverages["entry"]] == [1, 2]
