@@ -447,3 +447,31 @@ def test_search_by_patient_identifier_status_dates_with_paging(client):
     assert sorted(seen) == sorted(e["resource"]["id"] for e in all_eobs["entry"])
     coverages = fhir(client, "/fhir/Coverage", patient="PT-2001")
     assert [c["resource"]["order"] for c in coverages["entry"]] == [1, 2]
+
+
+def test_bulk_export_ndjson_equals_the_api_reads_and_since_filters(client, app, settings,
+                                                                    tmp_path):
+    from datetime import datetime
+
+    from ledger.fhir.export import export
+
+    http.scenario_1(client)
+    eid2 = http.scenario_2(client)
+    result = export(settings.database_url, app.mapper, tmp_path / "all")
+    assert result.encounters == 2
+    assert result.counts == {"ExplanationOfBenefit": 2, "Claim": 2, "ClaimResponse": 2,
+                             "Coverage": 4}
+    for rtype in TYPES:
+        lines = (tmp_path / "all" / f"{rtype}.ndjson").read_bytes().splitlines()
+        assert len(lines) == result.counts[rtype]
+        for line in lines:
+            resource = json.loads(line, parse_float=Decimal)
+            validate(resource)
+            assert fhir(client, f"/fhir/{rtype}/{resource['id']}") == resource
+    # --since: only what changed at or after the moment (scenario 2's adjudication)
+    eob2 = fhir(client, "/fhir/ExplanationOfBenefit", patient="PT-2002")["entry"][0]["resource"]
+    since = datetime.fromisoformat(eob2["meta"]["lastUpdated"])
+    later = export(settings.database_url, app.mapper, tmp_path / "since", since=since)
+    assert later.counts["ExplanationOfBenefit"] == 1 and later.counts["Coverage"] == 0
+    (line,) = (tmp_path / "since" / "ExplanationOfBenefit.ndjson").read_bytes().splitlines()
+    assert json.loads(line)["id"].startswith(eid2.replace("-", ""))
