@@ -475,3 +475,38 @@ def test_bulk_export_ndjson_equals_the_api_reads_and_since_filters(client, app, 
     assert later.counts["ExplanationOfBenefit"] == 1 and later.counts["Coverage"] == 0
     (line,) = (tmp_path / "since" / "ExplanationOfBenefit.ndjson").read_bytes().splitlines()
     assert json.loads(line)["id"].startswith(eid2.replace("-", ""))
+
+
+ADVOCATE = headers("advocate-1", "advocate")
+OTHER_ADVOCATE = headers("advocate-2", "advocate")
+
+
+def grant_access(client, eid: str, advocate: str) -> None:
+    """Give an advocate access to an encounter the way the rest of the API does."""
+    http.ok(client.post(f"/encounters/{eid}/disputes", headers=http.BILLER, json={
+        "line_nos": [1], "category": "charge", "advocate_id": advocate}), 201)
+
+
+def test_advocate_without_access_gets_404_in_fhir_too(client):
+    from uuid import UUID
+
+    eid = http.scenario_1(client)
+    grant_access(client, eid, "advocate-1")
+    caught_up(client)
+    hexid = UUID(eid).hex
+    vid = fhir(client, f"/fhir/ExplanationOfBenefit/{hexid}-1", hdrs=ADVOCATE)["meta"][
+        "versionId"]
+    paths = [f"/fhir/ExplanationOfBenefit/{hexid}-1", f"/fhir/Claim/{hexid}-1",
+             f"/fhir/ClaimResponse/{hexid}-1-1", f"/fhir/Coverage/{hexid}-primary",
+             f"/fhir/ExplanationOfBenefit/{hexid}-1/_history",
+             f"/fhir/ExplanationOfBenefit/{hexid}-1/_history/{vid}"]
+    for path in paths:
+        assert fhir(client, path, hdrs=ADVOCATE)["resourceType"] != "OperationOutcome"
+        outcome = fhir(client, path, 404, hdrs=OTHER_ADVOCATE)
+        assert outcome["resourceType"] == "OperationOutcome"
+        # the same answer as for an id that does not exist: no confirmation it does
+        missing = fhir(client, path.replace(hexid, "0" * 32), 404, hdrs=OTHER_ADVOCATE)
+        assert missing == outcome
+    for rtype in TYPES:
+        assert fhir(client, f"/fhir/{rtype}", hdrs=ADVOCATE).get("entry")
+        assert not fhir(client, f"/fhir/{rtype}", hdrs=OTHER_ADVOCATE).get("entry")
