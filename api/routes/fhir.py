@@ -27,19 +27,24 @@ from ledger.fhir.capability import capability_statement
 from ledger.fhir.render import FHIR_JSON, dumps, operation_outcome
 from ledger.fhir.replay import Stamps, replay, replay_all
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
-
-TYPES = fr.RESOURCE_TYPES
-MAX_COUNT = 200
-PREFIX_RE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)?(\d{4}-\d{2}-\d{2}([T ][0-9:.]+"
-                       r"(Z|[+-]\d{2}:\d{2})?)?)$")
-
 
 class FhirResponse(Response):
     media_type = FHIR_JSON
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
+
+
+RESOURCE_SCHEMA = {"type": "object", "required": ["resourceType"],
+                   "properties": {"resourceType": {"type": "string"}}}
+router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse,
+                   responses={200: {"description": "A FHIR resource or Bundle",
+                                    "content": {FHIR_JSON: {"schema": RESOURCE_SCHEMA}}}})
+
+TYPES = fr.RESOURCE_TYPES
+MAX_COUNT = 200
+PREFIX_RE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)?(\d{4}-\d{2}-\d{2}([T ][0-9:.]+"
+                       r"(Z|[+-]\d{2}:\d{2})?)?)$")
 
 
 def _not_found(what: str = "resource") -> NotFound:
