@@ -255,16 +255,25 @@ def test_scenario_8_inpatient_drg_stay(client, settings):
             "unit_type": "DA" if rev == "0120" else "UN", "pointers": [1],
             "line_date": "2026-03-02"}))
     http.submit(client, eid, "S8-0001")
-    http.adjudicate(client, eid, "S8-0001", status="1", charge="24070.00", paid="12650.00",
-                    pr="1600.00", icn="ICN-S8", trace="TRN-S8", lines=[],
-                    claim_adjustments=[http.cas("CO", "45", "9820.00"),
-                                       http.cas("PR", "1", "1600.00")])
+    body = {"status_code": "1", "charge": "24070.00", "paid": "12650.00",
+            "patient_responsibility": "1600.00", "payer_icn": "ICN-S8",
+            "adjudication_date": "2026-04-20", "drg_code": "470",
+            "remittance": {"payer_id": "PAYER-A", "trace_number": "TRN-S8",
+                           "file_hash": "sha256:TRN-S8", "payment_date": "2026-04-20"},
+            "claim_adjustments": [http.cas("CO", "45", "9820.00"),
+                                  http.cas("PR", "1", "1600.00")]}
+    bad = client.post(f"/encounters/{eid}/claims/S8-0001/adjudications",
+                      json={**body, "drg_code": "47-0"}, headers=http.BILLER)
+    assert bad.status_code == 422 and "drg_code" in bad.text
+    http.ok(client.post(f"/encounters/{eid}/claims/S8-0001/adjudications", json=body,
+                        headers=http.BILLER))
     eob = eob_for(check_encounter(client, settings.database_url, eid), "S8-0001")
     assert eob["type"]["coding"][0]["code"] == "institutional"
     assert eob["subType"]["coding"][0]["code"] == "inpatient"
     assert "Inpatient-Institutional" in eob["meta"]["profile"][0]
     info = {i["category"]["coding"][0]["code"]: i for i in eob["supportingInfo"]}
     assert info["typeofbill"]["code"]["coding"][0]["code"] == "0111"
+    assert info["drg"]["code"]["coding"][0]["code"] == "470"  # CLP11
     assert info["admissionperiod"]["timingPeriod"] == {"start": "2026-03-02",
                                                        "end": "2026-03-05"}
     assert [i["revenue"]["coding"][0]["code"] for i in eob["item"]] == [
