@@ -519,3 +519,32 @@ def test_advocate_without_access_gets_404_in_fhir_too(client):
     for rtype in TYPES:
         assert fhir(client, f"/fhir/{rtype}", hdrs=ADVOCATE).get("entry")
         assert not fhir(client, f"/fhir/{rtype}", hdrs=OTHER_ADVOCATE).get("entry")
+
+
+def test_random_workload_every_resource_validates_and_eob_money_equals_read_model(
+        client, settings, tmp_path):
+    """Random claim lives (every event type: corrections, reversals, COB, appeals, disputes,
+    write-offs) saved through the application the API serves; then every exported resource
+    validates and every EOB's money equals the claims read model."""
+    from ledger.fhir.export import export
+    from ledger.projections.workload import run_workload
+
+    ledger = client.app.state.ledger
+    stats = run_workload(ledger.save, encounters=40, seed=18, concurrency=10)
+    assert stats.events > 300
+    caught_up(client)
+    result = export(settings.database_url, ledger.mapper, tmp_path)
+    assert result.encounters == 40 and result.counts["ExplanationOfBenefit"] > 10
+    with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
+        rows = {(r["encounter_id"].hex, r["claim_number"]): r
+                for r in conn.execute("SELECT * FROM current_claims").fetchall()}
+    statuses = set()
+    for rtype in TYPES:
+        for line in (tmp_path / f"{rtype}.ndjson").read_bytes().splitlines():
+            resource = json.loads(line, parse_float=Decimal)
+            validate(resource)
+            if rtype == "ExplanationOfBenefit":
+                statuses.add(resource["status"])
+                assert_money_matches(resource, rows[(resource["id"].split("-")[0],
+                                                     claim_key(resource))])
+    assert "active" in statuses
