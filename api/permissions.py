@@ -71,6 +71,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit/access"): frozenset({AUDITOR}),
     # FHIR R4 reads (issue 18): the same readers and encounter access as the reads above
     ("GET", "/fhir/metadata"): PUBLIC,
+    ("GET", "/fhir/$export"): frozenset({BILLER, AUDITOR}),  # the whole ledger: staff only
     ("GET", "/fhir/{resource_type}"): READERS,
     ("GET", "/fhir/{resource_type}/{rid}"): READERS,
     ("GET", "/fhir/{resource_type}/{rid}/_history"): READERS,

@@ -81,6 +81,34 @@ def metadata(request: Request) -> Response:
     return FhirResponse(capability_statement(str(request.base_url).rstrip("/") + "/fhir"))
 
 
+@router.get("/$export", summary="Bulk export (synchronous, streamed): NDJSON of one resource "
+            "type, everything changed since _since", response_class=Response,
+            responses={200: {"content": {"application/fhir+ndjson": {
+                "schema": {"type": "string"}}}}})
+def bulk_export(request: Request, ledger: LedgerDep, identity: IdentityDep,
+                type_: Annotated[str, Query(alias="_type", max_length=40)],
+                since: Annotated[str | None, Query(alias="_since", max_length=40)] = None
+                ) -> Response:
+    """Staff only (auditors, billers): the whole ledger, one line per resource, streamed from
+    one server-side cursor in constant memory (``ledger fhir export`` writes the same)."""
+    import psycopg
+    from starlette.responses import StreamingResponse
+
+    from ledger.fhir.export import changed_resources
+
+    _type(type_)
+    moment = _instant("_since", since)[1] if since else None
+    url = request.app.state.database_url
+
+    def lines() -> Any:
+        with psycopg.connect(url) as conn:
+            for _, resource in changed_resources(conn, ledger.mapper, since=moment,
+                                                 types=(type_,)):
+                yield dumps(resource) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/fhir+ndjson")
+
+
 @router.get("/{resource_type}/{rid}", summary="A resource as it stands")
 def read(resource_type: str, rid: str, ledger: LedgerDep, identity: IdentityDep) -> Response:
     _type(resource_type)

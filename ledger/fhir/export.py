@@ -65,6 +65,30 @@ def _streams(conn: psycopg.Connection, mapper: Any, fetch: int) -> Iterator[list
             yield events
 
 
+def changed_resources(conn: psycopg.Connection, mapper: Any, *,
+                      since: datetime | None = None,
+                      types: tuple[str, ...] = fr.RESOURCE_TYPES, fetch: int = 5000,
+                      tally: ExportResult | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(type, resource) of every resource changed at or after ``since``, one encounter at a
+    time (nothing about earlier encounters is kept)."""
+    for events in _streams(conn, mapper, fetch):
+        if tally is not None:
+            tally.events += len(events)
+        if since is not None and events[-1].timestamp < since:
+            continue  # nothing in this encounter changed since then
+        enc, stamps = replay_all(events, keep_all=False)
+        if enc is None:
+            continue
+        if tally is not None:
+            tally.encounters += 1
+        for rtype in types:
+            for resource in fr.resources(enc, stamps, rtype):
+                if since is not None and \
+                        datetime.fromisoformat(resource["meta"]["lastUpdated"]) < since:
+                    continue
+                yield rtype, resource
+
+
 def export(url: str, mapper: Any, directory: Path, *, since: datetime | None = None,
            fetch: int = 5000) -> ExportResult:
     """Write the NDJSON files into ``directory`` (created if missing); returns the counts."""
@@ -75,23 +99,12 @@ def export(url: str, mapper: Any, directory: Path, *, since: datetime | None = N
              for t in fr.RESOURCE_TYPES}
     try:
         with psycopg.connect(url) as conn:
-            for events in _streams(conn, mapper, fetch):
-                result.events += len(events)
-                if since is not None and events[-1].timestamp < since:
-                    continue  # nothing in this encounter changed since then
-                enc, stamps = replay_all(events, keep_all=False)
-                if enc is None:
-                    continue
-                result.encounters += 1
-                for rtype in fr.RESOURCE_TYPES:
-                    out = files[rtype]
-                    for resource in fr.resources(enc, stamps, rtype):
-                        if since is not None and \
-                                datetime.fromisoformat(resource["meta"]["lastUpdated"]) < since:
-                            continue
-                        out.write(dumps(resource))
-                        out.write(b"\n")
-                        result.counts[rtype] += 1
+            for rtype, resource in changed_resources(conn, mapper, since=since, fetch=fetch,
+                                                     tally=result):
+                out = files[rtype]
+                out.write(dumps(resource))
+                out.write(b"\n")
+                result.counts[rtype] += 1
     finally:
         for f in files.values():
             f.close()

@@ -548,3 +548,23 @@ def test_random_workload_every_resource_validates_and_eob_money_equals_read_mode
                 assert_money_matches(resource, rows[(resource["id"].split("-")[0],
                                                      claim_key(resource))])
     assert "active" in statuses
+
+
+def test_export_over_http_streams_ndjson_for_staff_only(client):
+    http.scenario_1(client)
+    http.scenario_2(client)
+    r = client.get("/fhir/$export", params={"_type": "ExplanationOfBenefit"},
+                   headers=AUDITOR)
+    assert r.status_code == 200 and r.headers["content-type"].startswith(
+        "application/fhir+ndjson")
+    eobs = [json.loads(line, parse_float=Decimal) for line in r.content.splitlines()]
+    assert sorted(claim_key(e) for e in eobs) == ["S1-0001", "S2-0001"]
+    for eob in eobs:
+        validate(eob)
+        assert fhir(client, f"/fhir/ExplanationOfBenefit/{eob['id']}") == eob
+    later = client.get("/fhir/$export", headers=AUDITOR, params={
+        "_type": "ExplanationOfBenefit", "_since": eobs[-1]["meta"]["lastUpdated"]})
+    assert len(later.content.splitlines()) == 1
+    assert fhir(client, "/fhir/$export", 403, hdrs=ADVOCATE, _type="Claim")[
+        "resourceType"] == "OperationOutcome"
+    fhir(client, "/fhir/$export", 404, hdrs=AUDITOR, _type="Patient")
