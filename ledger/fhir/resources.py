@@ -271,14 +271,24 @@ def _type_of_bill(enc: Encounter, claim: Claim) -> str:
     return "0" + FACILITY_TYPE.get(enc.place_of_service, "13") + claim.frequency
 
 
-def _supporting_info(enc: Encounter, claim: Claim) -> list[dict[str, Any]]:
+def _supporting_info(enc: Encounter, claim: Claim,
+                     received: Any = None) -> list[dict[str, Any]]:
+    """Institutional: type of bill, admission period (inpatient), DRG. EOBs: the date the
+    claim was sent (``received``: its last ClaimSubmitted event), as CARIN's clmrecvddate."""
+    info: list[dict[str, Any]] = []
+    if received is not None:
+        info.append({"sequence": 1, "category": concept(coding(
+            C4BB_INFO, "clmrecvddate", "Claim Received Date")),
+            "timingDate": received.timestamp.date().isoformat()})
     if enc.claim_type != "institutional":
-        return []
-    info = [{"sequence": 1, "category": concept(coding(C4BB_INFO, "typeofbill", "Type of Bill")),
-             "code": concept(coding(TYPE_OF_BILL, _type_of_bill(enc, claim)))}]
+        return info
+    info.append({"sequence": len(info) + 1,
+                 "category": concept(coding(C4BB_INFO, "typeofbill", "Type of Bill")),
+                 "code": concept(coding(TYPE_OF_BILL, _type_of_bill(enc, claim)))})
     if _setting(enc) == "inpatient":
-        info.append({"sequence": 2, "category": concept(coding(C4BB_INFO, "admissionperiod",
-                                                               "Admission Period")),
+        info.append({"sequence": len(info) + 1,
+                     "category": concept(coding(C4BB_INFO, "admissionperiod",
+                                                "Admission Period")),
                      "timingPeriod": {"start": enc.service_from.isoformat(),
                                       "end": enc.service_to.isoformat()}})
     drg = getattr(claim, "drg", "")
@@ -474,7 +484,7 @@ def explanation_of_benefit(enc: Encounter, claim: Claim, stamps: Stamps) -> dict
         eob["payment"]["date"] = last.adjudication_date.isoformat()
     if team:
         eob["careTeam"] = team
-    info = _supporting_info(enc, claim)
+    info = _supporting_info(enc, claim, stamps.submitted.get(claim.number))
     if info:
         eob["supportingInfo"] = info
     if header:
