@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from email.utils import format_datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -21,7 +22,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.deps import IdentityDep, LedgerDep, check_advocate_scope
-from ledger.domain.errors import InvalidValue, LedgerError, NotFound
+from ledger.domain.encounter import Encounter
+from ledger.domain.errors import InvalidValue, NotFound
 from ledger.fhir import resources as fr
 from ledger.fhir.capability import capability_statement
 from ledger.fhir.render import FHIR_JSON, dumps, operation_outcome
@@ -70,6 +72,8 @@ def _encounter_events(ledger: Any, identity: Any, resource_type: str, rid: str
 
 
 def _checked(identity: Any, enc: Any, resource_type: str) -> None:
+    if not isinstance(enc, Encounter):  # another kind of stream (e.g. the exceptions queue)
+        raise _not_found(resource_type)
     try:
         check_advocate_scope(identity, enc)
     except NotFound:
@@ -118,8 +122,10 @@ def read(resource_type: str, rid: str, ledger: LedgerDep, identity: IdentityDep)
     resource = fr.build(enc, stamps, resource_type, part, seq)
     if resource is None:
         raise _not_found(resource_type)
+    modified = datetime.fromisoformat(resource["meta"]["lastUpdated"])
     return FhirResponse(resource, headers={"ETag": f'W/"{resource["meta"]["versionId"]}"',
-                                           "Last-Modified": resource["meta"]["lastUpdated"]})
+                                           "Last-Modified": format_datetime(modified,
+                                                                            usegmt=True)})
 
 
 def _versions(events: list[Any], resource_type: str, part: str, seq: str | None
@@ -325,7 +331,7 @@ def search(resource_type: str, request: Request, ledger: LedgerDep, identity: Id
 def _load(ledger: Any, identity: Any, encounter_id: UUID) -> tuple[Any, Stamps] | None:
     try:
         enc, stamps = replay_all(ledger.history(encounter_id))
-        check_advocate_scope(identity, enc)
+        _checked(identity, enc, "encounter")
     except NotFound:
         return None
     return enc, stamps
@@ -398,4 +404,4 @@ class FhirErrors:
         await self.app(scope, receive, wrapped)
 
 
-__all__ = ["FhirErrors", "LedgerError", "router"]
+__all__ = ["FhirErrors", "router"]

@@ -111,6 +111,8 @@ def replay(events: Iterable[Any], stamps: Stamps | None = None
     enc: Any = None
     for event in events:
         enc = event.mutate(enc)
+        if not isinstance(enc, Encounter):
+            return  # another kind of stream: no FHIR resources
         _note(enc, event, stamps)
         yield enc, stamps, event
 
