@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               {"Retry-After": errors.RETRY_AFTER})
 
     app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
-    app.add_middleware(fhir.FhirErrors)  # /fhir answers every refusal as OperationOutcome
     app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
+    # (only rewrites /fhir error bodies as OperationOutcome, the outage 503 included)
+    app.add_middleware(fhir.FhirErrors)
     return app
