@@ -1,6 +1,10 @@
-"""The service's own request log: method, route TEMPLATE, status, duration — never the raw
-path or query string, which may carry a patient reference (uvicorn's access log is off).
-A pure ASGI middleware (no per-request task or body streaming wrapper)."""
+"""The service's own request log and request metrics: method, route TEMPLATE, status,
+duration — never the raw path or query string, which may carry a patient reference (uvicorn's
+access log is off). Each request gets a request id: the caller's ``X-Request-ID`` when it is a
+plain token, else a new one; it is returned in ``X-Request-ID``, carried by every log line
+written while the request runs (``ledger.logs.REQUEST_ID``) and visible to handlers as
+``scope["state"]["request_id"]``. A pure ASGI middleware (no per-request task or body
+streaming wrapper): a header scan, a context variable, a histogram observation."""
 
 from __future__ import annotations
 
@@ -10,7 +14,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ledger import metrics
+from ledger.logs import REQUEST_ID, accept_request_id
+
 log = logging.getLogger("ledger.access")
+HEADER = b"x-request-id"
 
 
 class AccessLog:
@@ -23,23 +31,44 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        given = None
+        for name, value in scope["headers"]:
+            if name == HEADER:
+                given = value.decode("latin-1")
+                break
+        request_id = accept_request_id(given)
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
+        encoded = request_id.encode()
 
         async def capture(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", encoded)]
             await send(message)
 
+        failed = False
         try:
             await self.app(scope, receive, capture)
+        except BaseException:
+            failed = True
+            raise
         finally:
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            metrics.observe_request(scope["method"], route, status, seconds)
+            if failed:
+                metrics.EXCEPTIONS.labels(route).inc()
             if log.isEnabledFor(logging.INFO):
-                route = scope.get("route")
                 identity = (scope.get("state") or {}).get("identity")
-                log.info("%s %s %d %.1fms actor=%s", scope["method"],
-                         getattr(route, "path", "<unmatched>"), status,
-                         (time.perf_counter() - started) * 1000,
-                         identity.user_id if identity else "-")
+                actor = identity.user_id if identity else "-"
+                log.info("%s %s %d %.1fms actor=%s", scope["method"], route, status,
+                         seconds * 1000, actor,
+                         extra={"method": scope["method"], "route": route, "status": status,
+                                "duration_ms": round(seconds * 1000, 2), "actor": actor})
+            REQUEST_ID.reset(token)
 
 
 def install(app: FastAPI) -> None:

@@ -3,17 +3,19 @@ application, the caller, the raw body."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from api.client_address import client_address
 from api.permissions import PERMISSIONS, PUBLIC, allowed
 from ledger.application import LedgerApplication
-from ledger.auth import AuthStore, FailureLimiter, Identity
+from ledger.auth import AuthStore, FailureLimiter, Identity, token_parts
 from ledger.domain.encounter import Encounter
-from ledger.domain.errors import NotFound
 from ledger.domain.model import Actor
 
 bearer = HTTPBearer(auto_error=False, description="an API token: `lgr_<id>.<secret>`")
@@ -27,7 +29,8 @@ async def authorize(
 
     401: no token, or an invalid/revoked one. 403: a valid token whose role may not call the
     route (or a route with no declared permission: default deny). 429: too many failed
-    authentications from this address.
+    authentications from this address (from trusted proxies' headers only) or with this
+    token id.
     """
     route = request.scope.get("route")
     template = getattr(route, "path", request.url.path)
@@ -36,19 +39,23 @@ async def authorize(
         return None
     store: AuthStore = request.app.state.auth
     limiter: FailureLimiter = request.app.state.auth_failures
-    client = request.client.host if request.client else "unknown"
-    if limiter.blocked(client):
+    client = client_address(request)
+    parts = token_parts(credentials.credentials) if credentials else None
+    if limiter.blocked(client) or (parts is not None and limiter.token_blocked(*parts)):
         raise HTTPException(429, "too many failed authentications; retry later",
                             headers={"Retry-After": str(int(limiter.window))})
     identity = None
     if credentials:
         # a recently verified token is answered from memory; otherwise argon2 + a database
         # read, in a worker thread
-        identity = store.cached(credentials.credentials) or await run_in_threadpool(
-            store.authenticate, credentials.credentials)
+        identity = store.cached(credentials.credentials)
+        if identity is None:
+            identity = await run_in_threadpool(store.authenticate, credentials.credentials)
+            if identity is not None and parts is not None:
+                limiter.succeeded(*parts)
     if identity is None:
         if credentials:  # a wrong token counts toward the limit; a missing one does not
-            limiter.failed(client)
+            limiter.failed(client, parts[0] if parts else None)
         raise HTTPException(401, "a valid bearer token is required",
                             headers={"WWW-Authenticate": 'Bearer realm="ledger"'})
     request.state.identity = identity
@@ -77,12 +84,22 @@ async def current_actor(identity: Annotated[Identity, Depends(current_identity)]
     return identity.actor
 
 
-def check_advocate_scope(identity: Identity, enc: Encounter) -> None:
-    """Minimum necessary: an advocate reads only encounters with a dispute assigned to them.
-    Anything else is answered 404, as if it did not exist (no confirmation it does)."""
-    if identity.role == "advocate" and not any(
-            d.advocate_id == identity.user_id for d in enc.disputes.values()):
-        raise NotFound("encounter_id", "encounter.exists", "encounter_id: no such encounter")
+def check_encounter_access(identity: Identity, enc: Encounter) -> None:
+    """Minimum necessary: an advocate reads or works an encounter only through an active
+    grant recorded on it (AccessGranted, not revoked, not expired). Anything else is answered
+    exactly like an encounter that does not exist (no confirmation it does)."""
+    enc.require_access(identity.actor, datetime.now(UTC))
+
+
+async def require_encounter_access(ledger: LedgerApplication, identity: Identity,
+                                   encounter_id: UUID) -> None:
+    """For writes: refuse an advocate without a grant before anything else is looked at
+    (If-Match, the body's rules), so a write answers the same 404 for "does not exist" and
+    "exists but not yours". Other roles pass at no cost."""
+    if identity.role != "advocate":
+        return
+    enc = await run_in_threadpool(ledger.get_encounter, encounter_id)
+    check_encounter_access(identity, enc)
 
 
 LedgerDep = Annotated[LedgerApplication, Depends(get_ledger)]

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.error_log import log_unexpected
 from api.responses import ProblemResponse
 from ledger.database import CommitOutcomeUnknown, DatabaseUnavailable
 from ledger.domain.errors import (
@@ -29,7 +30,9 @@ from ledger.domain.errors import (
 from ledger.idempotency import ClaimLost
 
 log = logging.getLogger(__name__)
-PROBLEM_BASE = "https://claims-ledger.dev/problems/"
+# Problem types are the service's own pages (relative URI references, RFC 9457 §3.1.1):
+# GET /problems/{rule} describes the rule (api/problems.py).
+PROBLEM_BASE = "/problems/"
 
 
 def status_for(exc: LedgerError) -> int:
@@ -143,8 +146,7 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> ProblemResponse:
         if is_unavailable(exc):
             return await database_unavailable(request, exc)
-        log.error("unexpected error on %s %s: %s", request.method, request.url.path,
-                  type(exc).__name__, exc_info=exc)
+        rid = log_unexpected(request, exc)  # route template + request id only: no PHI
         body = problem(500, "Internal error", "the ledger could not complete the request",
-                       instance=request.url.path)
+                       instance=request.url.path, request_id=rid)
         return ProblemResponse(body, status_code=500)

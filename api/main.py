@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 
 from api import (
     access_log,
+    error_log,
     errors,
     openapi,
     outage,
@@ -20,14 +21,15 @@ from api import (
     routes_codes,
     routes_x12,
 )
+from api.client_address import parse_trusted
 from api.deps import authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, fhir, queries, replay
+from api.routes import admin, commands, disputes, fhir, queries, replay
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
 from ledger.config import Settings, get_settings
-from ledger.database import configure_client, database_url, eventsourcing_env
+from ledger.database import app_url, configure_client, database_url, eventsourcing_env
 from ledger.idempotency import IdempotencyStore, new_pool
 from ledger.projections.runner import start_in_process
 from ledger.projections.waiting import ProjectionWaiter
@@ -65,13 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             group_commit_max_batch=settings.group_commit_max_batch,
             group_commit_writers=settings.group_commit_writers,
         )
-        app.state.pool = new_pool(url, max_size=settings.pool_size + settings.max_overflow,
+        app.state.pool = new_pool(app_url(url, settings),
+                                  max_size=settings.pool_size + settings.max_overflow,
                                   timeout=settings.pool_timeout)
         app.state.auth = AuthStore(app.state.pool, cache_seconds=settings.token_cache_seconds)
         app.state.auth_failures = FailureLimiter(settings.auth_failure_limit, 60.0)
+        app.state.trusted_proxies = parse_trusted(settings.trusted_proxies)
         app.state.idempotency = IdempotencyStore(
             app.state.pool, retention=timedelta(hours=settings.idempotency_retention_hours),
             lease=timedelta(seconds=settings.idempotency_lease_seconds))
+        app.state.sealer = app.state.ledger.sealer  # a signed checkpoint per committed batch
         app.state.projection_waiter = ProjectionWaiter(url)
         app.state.projection_runner = None
         if settings.projections_in_process:
@@ -101,9 +106,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(authorize)],
     )
     errors.install(app)
+    error_log.install(app)  # innermost: a 500 is answered here, logged without PHI
     access_log.install(app)
     openapi.install(app)
     app.include_router(commands.router)
+    app.include_router(disputes.router)
     app.include_router(replay.router)
     app.include_router(queries.router)
     app.include_router(admin.router)
@@ -147,6 +154,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
     app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
+    from api import observability  # issue 17: GET /metrics
+
+    observability.install(app)
     # (only rewrites /fhir error bodies as OperationOutcome, the outage 503 included)
     app.add_middleware(fhir.FhirErrors)
     return app

@@ -2,7 +2,8 @@
 
 Keys are (HTTP method, route template). A route missing here is refused to everyone (and
 fails the permission-matrix test). ``PUBLIC`` routes need no token. Advocates additionally
-see only encounters with a dispute assigned to them (checked where the encounter is loaded).
+reach an encounter only through an active access grant recorded on it (``AccessGranted``,
+checked where the encounter is loaded); without one every encounter route answers 404.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ C = E + "/claims/{claim_number}"
 PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/ready"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,  # counts and route templates only, no PHI (issue 17)
+    ("GET", "/problems/{rule}"): PUBLIC,  # what a problem type (rule) means
     # coding: coders (an encounter may also be opened by registration/billing staff)
     ("POST", "/encounters"): frozenset({CODER, BILLER}),
     ("POST", E + "/diagnoses"): frozenset({CODER}),
@@ -50,7 +53,11 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", E + "/disputes"): frozenset({ADVOCATE, BILLER}),
     ("POST", E + "/disputes/{dispute_id}/notes"): frozenset({ADVOCATE, BILLER}),
     ("POST", E + "/disputes/{dispute_id}/resolve"): frozenset({ADVOCATE, BILLER}),
-    # reads of claim data (advocates: only encounters with a dispute assigned to them)
+    # access grants: billing staff (or an admin) give an advocate access on the patient's behalf
+    ("POST", E + "/grants"): frozenset({BILLER, ADMIN}),
+    ("POST", E + "/grants/{grant_id}/revoke"): frozenset({BILLER, ADMIN}),
+    ("GET", E + "/grants"): frozenset({BILLER, AUDITOR, ADMIN}),
+    # reads of claim data (advocates: only encounters granted to them)
     ("GET", E): READERS,
     ("GET", C): READERS,
     ("GET", E + "/history"): READERS,
@@ -69,6 +76,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # audit controls
     ("GET", "/audit/verify"): frozenset({AUDITOR}),
     ("GET", "/audit/access"): frozenset({AUDITOR}),
+    ("GET", "/audit/sealing"): frozenset({AUDITOR, ADMIN}),
     # FHIR R4 reads (issue 18): the same readers and encounter access as the reads above
     ("GET", "/fhir/metadata"): PUBLIC,
     ("GET", "/fhir/$export"): frozenset({BILLER, AUDITOR}),  # the whole ledger: staff only

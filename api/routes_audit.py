@@ -17,8 +17,9 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from api.client_address import client_address
 from api.deps import ActorDep
-from api.errors import problem
+from api.errors import PROBLEM_BASE, problem
 from api.responses import OrjsonResponse, ProblemResponse
 from ledger.audit.access import is_opaque, outcome_for, pseudonym, query_access, record_access
 
@@ -27,13 +28,14 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/audit", tags=["audit"])
 AUDIT_ROLES = ("auditor", "admin")
 # Reads that are not claim/encounter data and need no access record.
-UNAUDITED = ("/health", "/ready", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+UNAUDITED = ("/health", "/ready", "/metrics", "/problems/", "/docs", "/redoc", "/openapi.json",
+             "/docs/oauth2-redirect")
 
 
 def _forbidden(request: Request) -> Response:
     return ProblemResponse(problem(
         403, "Forbidden", "X-Actor-Role: the audit routes need the auditor or admin role",
-        type_="https://claims-ledger.dev/problems/role.auditor", instance=request.url.path,
+        type_=PROBLEM_BASE + "role.auditor", instance=request.url.path,
         field="X-Actor-Role", rule="role.auditor"), status_code=403)
 
 
@@ -56,12 +58,38 @@ def audit_verify(request: Request, actor: ActorDep,
     if actor.role not in AUDIT_ROLES:
         return _forbidden(request)
     from ledger.audit.checkpoints import trusted_public_key
+    from ledger.audit.sealing import log_export_dir
     from ledger.audit.settings import get_audit_settings
     from ledger.audit.verify import verify
 
-    report = verify(_url(request), encounter=encounter_id, public_key=trusted_public_key(),
-                    export_dir=get_audit_settings().export_dir, snapshots=snapshots)
+    settings = get_audit_settings()
+    url = _url(request)
+    report = verify(url, encounter=encounter_id, public_key=trusted_public_key(),
+                    export_dir=log_export_dir(settings.export_dir, url), snapshots=snapshots,
+                    require_sealed=settings.seal_per_batch)
     return OrjsonResponse(report.as_dict())
+
+
+@router.get("/sealing", summary="Sealing: what is not yet signed or copied outside the database")
+def audit_sealing(request: Request, actor: ActorDep) -> Response:
+    """The unsealed backlog (events after the latest checkpoint), what this process sealed and
+    exported, and failures; the same fields ``ledger.audit.sealing.sealing_status`` gives
+    ``/ready`` and metrics."""
+    if actor.role not in AUDIT_ROLES:
+        return _forbidden(request)
+    from ledger.audit.sealing import sealing_status
+
+    pool = getattr(request.app.state, "pool", None)
+    sealer = getattr(request.app.state, "sealer", None)
+    if pool is None:
+        return OrjsonResponse(sealing_status(sealer))
+    try:
+        with pool.connection(timeout=2) as conn:
+            return OrjsonResponse(sealing_status(sealer, conn))
+    except Exception as exc:  # noqa: BLE001 - the database is down: report what we know
+        status = sealing_status(sealer)
+        status["database"] = f"unavailable ({type(exc).__name__})"
+        return OrjsonResponse(status)
 
 
 @router.get("/access", summary="The read-access log (newest first)")
@@ -98,6 +126,14 @@ def _resource(scope: dict[str, Any]) -> tuple[str, str | None, str | None, str |
     route = scope.get("route")
     template = getattr(route, "path", None) or scope.get("path", "")
     params: dict[str, Any] = scope.get("path_params") or {}
+    if template.startswith("/fhir/") and params.get("rid"):  # issue 18: a FHIR id names
+        from ledger.fhir.resources import encounter_of  # the encounter it belongs to
+
+        rid = str(params["rid"])
+        encounter_of_rid = encounter_of(str(params.get("resource_type", "")), rid)
+        return (str(params.get("resource_type", "fhir")),
+                rid if encounter_of_rid else pseudonym(rid), encounter_of_rid,
+                template if route is not None else None)
     statics = [p for p in template.strip("/").split("/") if p and not p.startswith("{")]
     kind = statics[-1] if statics else "root"
     kind = kind[:-1] if kind.endswith("s") and kind != "access" else kind
@@ -143,9 +179,10 @@ class AccessLogMiddleware:
             await run_in_threadpool(
                 record_access, _target(request), actor=actor_id[:200], actor_role=role,
                 resource_type=kind, resource_id=resource_id, encounter_id=encounter_id,
-                route=route, client=request.client.host if request.client else None,
+                route=route, client=client_address(request),
                 outcome=outcome_for(status), status=status,
-                request_id=request.headers.get("x-request-id"))
+                request_id=(scope.get("state") or {}).get("request_id")
+                or request.headers.get("x-request-id"))
         except Exception as exc:  # noqa: BLE001 - any failure to record refuses the read
             log.error("access log write failed (%s); refusing the read", type(exc).__name__)
             refusal = ProblemResponse(problem(

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -353,13 +354,40 @@ class WriteOff(Body):
 
 
 class OpenDispute(Body):
+    """The dispute is assigned to the caller (the token's user): there is no advocate_id."""
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"line_nos": [1], "category": "charge", "advocate_id": "advocate-1",
+        {"line_nos": [1], "category": "charge",
          "description": "charge higher than the estimate"}]})
     line_nos: Annotated[list[int], Field(min_length=1, max_length=50)]
     category: Literal["charge", "coding", "coverage", "balance", "other"]
-    advocate_id: Annotated[str, Field(min_length=1, max_length=80)]
     description: Annotated[str, Field(max_length=2000)] = ""
+
+
+class GrantAccess(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"grantee_id": "advocate-1", "authorization_ref": "AUTH-2026-0042",
+         "valid_until": "2026-12-31T23:59:59Z", "basis": "staff",
+         "reason": "patient asked for help with the bill"},
+        {"grantee_id": "advocate-1", "authorization_ref": "HIPAA-AUTH-77",
+         "valid_until": "2026-09-30T00:00:00Z", "basis": "patient_authorization",
+         "patient_ref": "PT-1001"}]})
+    grantee_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,80}$",
+                                     description="the advocate's user id")]
+    authorization_ref: Annotated[str, Field(
+        pattern=r"^[A-Za-z0-9._:/-]{1,80}$",
+        description="the patient's authorization (a surrogate reference, never PHI)")]
+    valid_until: AwareDatetime
+    basis: Literal["staff", "patient_authorization"] = "staff"
+    patient_ref: Annotated[str | None, Field(
+        max_length=80, description="the authorization's patient (patient_authorization: "
+        "must be this encounter's)")] = None
+    reason: Text = ""
+
+
+class RevokeAccess(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "patient withdrew the authorization"}]})
+    reason: Reason
 
 
 class DisputeNote(Body):

@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
+from ledger.audit.sealing import install_from_settings
 from ledger.codes.edits import edit_tables_from_settings
 from ledger.codes.icd10cm import default_code_set
 from ledger.database import CommitNotMade, CommitOutcomeUnknown, DatabaseUnavailable
@@ -64,6 +65,8 @@ COMMANDS: dict[str, bool] = {
     "open_dispute": False,
     "add_dispute_note": False,
     "resolve_dispute": False,
+    "grant_access": False,
+    "revoke_access": False,
 }
 
 
@@ -122,11 +125,15 @@ class LedgerApplication(Application[UUID]):
         elif group_commit:
             self.writer = GroupCommitWriter(self, window=group_commit_window,
                                             max_batch=group_commit_max_batch)
+        # issue 14: a signed checkpoint over every batch this application commits
+        self.sealer = install_from_settings(self)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
         super().close()
+        if self.sealer is not None:
+            self.sealer.close()  # the newest checkpoint copied out before we go
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()

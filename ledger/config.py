@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
                            "embedded server (informational).")
     demo: bool = Field(False, description="Load sample encounters at start (make run --demo).")
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Logs on stderr: one JSON object per line (with the request id), "
+        "or `text` for a terminal. Never PHI (see README, Operating).")
     projections_in_process: bool = Field(
         True, description="Run the projection runner inside the API process (single process).")
     group_commit: bool = Field(True, description="Save concurrent commands on different "
@@ -51,7 +55,10 @@ class Settings(BaseSettings):
     token_cache_seconds: float = Field(30.0, description="How long a process trusts a token it "
                                        "verified (revocations take effect within this).")
     auth_failure_limit: int = Field(20, description="Failed authentications per client "
-                                    "address per minute before 429.")
+                                    "address, and per token id, per minute before 429.")
+    trusted_proxies: str = Field("", description="Comma-separated addresses or networks of "
+                                 "reverse proxies whose Forwarded / X-Forwarded-For headers "
+                                 "name the client (empty: those headers are ignored).")
     cipher_key: str | None = Field(None, description="base64 of 32 bytes: encrypt event state "
                                    "at rest (AES-GCM). Create one with `ledger keys new`.")
     cipher_old_keys: str = Field("", description="Comma-separated previous cipher keys, for "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse, urlunparse
 
 from ledger import embedded
 from ledger.config import Settings
@@ -17,6 +17,23 @@ def database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return embedded.start(settings.data_dir)
+
+
+def app_url(url: str, settings: Settings) -> str:
+    """``url`` with LEDGER_APP_ROLE (and its password) as the user, when one is set: the
+    service's own connections then have the app role's rights only (e.g. no writes to users
+    and tokens but through the functions of migration 0091)."""
+    if not settings.app_role:
+        return url
+    parts = urlparse(url)
+    password = f":{quote(settings.app_password, safe='')}" if settings.app_password else ""
+    host = parts.hostname or ""
+    if host and ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(settings.app_role, safe='')}{password}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunparse(parts._replace(netloc=netloc))
 
 
 def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:

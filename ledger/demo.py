@@ -1,6 +1,10 @@
-"""Sample encounters for ``ledger serve --demo`` (synthetic, no PHI), loaded once."""
+"""Sample encounters for ``ledger serve --demo`` (synthetic, no PHI), loaded once, into an
+empty ledger only; the demo users (one per role) and what to try next."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import UUID
 
 import psycopg
 
@@ -8,9 +12,24 @@ from ledger import samples
 from ledger.application import LedgerApplication
 from ledger.config import get_settings
 from ledger.database import eventsourcing_env
+from ledger.domain.model import Actor
 
 DEMO_USERS = (("demo-coder", "coder"), ("demo-biller", "biller"), ("demo-auditor", "auditor"),
               ("demo-advocate", "advocate"), ("demo-admin", "admin"))
+DEMO_ADVOCATE = Actor("demo-advocate", "advocate")
+DISPUTE_ID = "D-DEMO-1"
+
+
+@dataclass
+class DemoLoad:
+    loaded: list[tuple[str, UUID]] = field(default_factory=list)  # (what it shows, encounter)
+    skipped: str = ""  # why nothing was loaded
+
+    def describe(self) -> list[str]:
+        if not self.loaded:
+            return [f"demo: nothing loaded: {self.skipped}"]
+        return [f"demo: loaded {len(self.loaded)} sample encounters:",
+                *(f"  {eid}  {what}" for what, eid in self.loaded)]
 
 
 def demo_users(url: str) -> dict[str, str]:
@@ -34,18 +53,51 @@ def demo_users(url: str) -> dict[str, str]:
     return tokens
 
 
-def load_demo(url: str) -> int:
-    """Load the domain scenarios into an empty store; return how many encounters were added."""
+def load_demo(url: str) -> DemoLoad:
+    """Load the domain scenarios and a disputed charge into an EMPTY store (a demo never
+    mixes with real data); say what was loaded, or why nothing was."""
     with psycopg.connect(url) as conn:
-        if conn.execute("SELECT EXISTS (SELECT 1 FROM ledger_events)").fetchone()[0]:
-            return 0
+        events = conn.execute("SELECT count(*) FROM ledger_events").fetchone()[0]
+    if events:
+        return DemoLoad(skipped=f"the ledger already holds {events} events (the demo loads "
+                        "only into an empty one: start with another LEDGER_DATA_DIR or "
+                        "database to see it)")
     app = LedgerApplication(env=eventsourcing_env(url, get_settings()))
+    out = DemoLoad()
     try:
-        samples.scenario_1(app)
-        samples.scenario_2(app)
+        clean = samples.scenario_1(app)
+        out.loaded.append(("clean claim S1-0001: paid, copay, CO-45 contractual adjustments",
+                           clean))
+        out.loaded.append(("secondary payer: crossover and forwarded patient responsibility",
+                           samples.scenario_2(app)))
         eid, line = samples.scenario_3_denial(app)
         samples.scenario_3_appeal_paid(app, eid, line)
-        samples.scenario_8_inpatient(app)
+        out.loaded.append(("denial, appeal filed and overturned, then paid", eid))
+        out.loaded.append(("inpatient (institutional) claim", samples.scenario_8_inpatient(app)))
+        # A disputed charge, assigned to (and opened by) the demo advocate, who can read this
+        # encounter and no other.
+        app.execute(clean, "open_dispute", actor=DEMO_ADVOCATE, dispute_id=DISPUTE_ID,
+                    line_nos=[1], category="charge", advocate_id=DEMO_ADVOCATE.id,
+                    description="Patient questions the office-visit level billed on line 1")
+        out.loaded.append((f"dispute {DISPUTE_ID} on S1-0001 line 1, assigned to "
+                           "demo-advocate", clean))
     finally:
         app.close()
-    return 4
+    return out
+
+
+def next_steps(base: str, tokens: dict[str, str]) -> list[str]:
+    """What to try next, with the tokens just created (or a way to get new ones)."""
+    biller = tokens.get("demo-biller", "<demo-biller token>")
+    advocate = tokens.get("demo-advocate", "<demo-advocate token>")
+    auditor = tokens.get("demo-auditor", "<demo-auditor token>")
+    lines = ["try next:",
+             f"  curl -H 'Authorization: Bearer {biller}' {base}/claims",
+             f"  curl -H 'Authorization: Bearer {advocate}' {base}/queues/disputes-denials",
+             f"  curl -H 'Authorization: Bearer {auditor}' {base}/audit/verify",
+             f"  open {base}/docs (Authorize with a token), scrape {base}/metrics",
+             "  ledger projections status; ledger verify; ledger db backup demo.dump"]
+    if not tokens:
+        lines.append("  (the demo users exist already; new token: ledger tokens create "
+                     "demo-biller)")
+    return lines

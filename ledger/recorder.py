@@ -31,6 +31,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError, StoredEv
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from ledger.audit.chain import ChainedRecorderMixin
+from ledger.audit.sealing import SealingRecorderMixin
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,9 @@ class LargeSavesWithoutPipeline(PostgresApplicationRecorder):
                     return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
 
-class LedgerRecorder(ChainedRecorderMixin, LargeSavesWithoutPipeline):
+class LedgerRecorder(SealingRecorderMixin, ChainedRecorderMixin, LargeSavesWithoutPipeline):
     # ChainedRecorderMixin: each event's chain_hash, in the insert's transaction (issue 8).
+    # SealingRecorderMixin: a signed checkpoint over each batch, in its transaction (issue 14).
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -82,6 +84,7 @@ class LedgerRecorder(ChainedRecorderMixin, LargeSavesWithoutPipeline):
         if token is not None:
             curs.execute("INSERT INTO ledger_commits (token, committed) VALUES (%s, true)",
                           (token,))
+        self._seal_batch(curs)
         return ids
 
     def commit_outcome(self, token: UUID, timeout: float = 1.5) -> bool | None:

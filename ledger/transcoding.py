@@ -36,6 +36,7 @@ DATACLASSES: dict[str, type] = {
     "dispute": model.Dispute,
     "plb_ref": model.ProviderAdjustmentRef,
     "actor": model.Actor,
+    "access_grant": model.AccessGrant,
 }
 _NAMES = {cls: name for name, cls in DATACLASSES.items()}
 _FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in DATACLASSES.values()}

@@ -40,6 +40,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
+from ledger import metrics
 from ledger.database import CommitNotMade, DatabaseUnavailable
 from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
 from ledger.idempotency import ClaimLost
@@ -237,6 +238,7 @@ class GroupCommitWriter:
         hooks = [commit_hook(enc.id, version, produced, value, job.write_with)
                  for job, enc, value, version, produced in done
                  if job.write_with is not None and produced]
+        started = time.perf_counter()
         try:
             recordings = self.app.save(*touched.values(), side_writes=hooks) if hooks \
                 else self.app.save(*touched.values())
@@ -279,6 +281,7 @@ class GroupCommitWriter:
                 r.notification.id for r in recordings}
         for enc in touched.values():
             self._remember(enc)
+        metrics.observe_batch(len(done), time.perf_counter() - started)
         self.batches += 1
         self.commands += len(done)
         for job, enc, value, version, produced in done:

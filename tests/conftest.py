@@ -7,6 +7,8 @@ Nothing is skipped: when no database can be had, the PostgreSQL tests error.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +17,34 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import pytest
 
+from ledger.migrate import NO_TIMEOUTS
+
 ROOT = Path(__file__).resolve().parent.parent
 # The public X12 fixtures: ../shared/fixtures where the workplace provides it (CI does), else
 # the verbatim copy kept in tests/fixtures/shared (licences beside the files, PROVENANCE.md).
 _SHARED = ROOT.parent / "shared" / "fixtures"
 FIXTURES = _SHARED if (_SHARED / "x12").is_dir() else ROOT / "tests" / "fixtures" / "shared"
+
+
+# Isolation (issue 17): the suite never reads or writes the user's data directory
+# (`.ledger/` or LEDGER_DATA_DIR): a `make run` beside it keeps its database, keys and exported
+# checkpoints to itself. Every setting that defaults to the data directory is pointed at this
+# session's own directory before any ledger module reads its settings; the embedded *test*
+# server lives in `.ledger/test` (its own server, never the user's), and the ICD-10-CM table
+# cache beside it. Subprocesses started by tests inherit this environment.
+USER_DATA_DIR = Path(os.environ.get("LEDGER_DATA_DIR") or ROOT / ".ledger").resolve()
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="ledger-test-session-"))
+for _name in ("LEDGER_DATABASE_URL", "LEDGER_CHECKPOINT_KEY_FILE",
+              "LEDGER_CHECKPOINT_PUBLIC_KEY_FILE", "LEDGER_CHECKPOINT_DIR", "LEDGER_CIPHER_KEY",
+              "LEDGER_CIPHER_OLD_KEYS", "LEDGER_APP_ROLE", "LEDGER_APP_PASSWORD",
+              "LEDGER_MIGRATIONS_DIR"):
+    os.environ.pop(_name, None)
+os.environ["LEDGER_DATA_DIR"] = str(SESSION_DIR)
+os.environ["LEDGER_CODES_CACHE_DIR"] = str(ROOT / ".ledger" / "test" / "codes-cache")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
 def _server_url() -> str:
@@ -36,19 +61,33 @@ def _with_db(url: str, dbname: str) -> str:
     return urlunparse(parts._replace(path="/" + dbname))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _client_environment() -> Iterator[None]:
+    """Starting the API sets process-wide libpq options (PGOPTIONS with its statement/lock
+    timeouts, PGCONNECT_TIMEOUT): restore them after each module (servers are module-scoped
+    at most) so no later module inherits another's timeouts."""
+    saved = {k: os.environ.get(k) for k in ("PGOPTIONS", "PGCONNECT_TIMEOUT")}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test session; dropped afterwards."""
     server = _server_url()
     name = f"ledger_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(server, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True, options=NO_TIMEOUTS) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = _with_db(server, name)
     from ledger.migrate import migrate
 
     migrate(url)
     yield url
-    with psycopg.connect(server, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True, options=NO_TIMEOUTS) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -93,3 +132,22 @@ def app(app_env: dict[str, str]) -> Iterator[object]:
     application = LedgerApplication(env=app_env)
     yield application
     application.close()
+
+
+@pytest.fixture(scope="session")
+def _checkpoint_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("keys") / "checkpoint-ed25519.pem"
+
+
+@pytest.fixture(autouse=True)
+def _audit_files_per_test(tmp_path: Path, _checkpoint_key_file: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Checkpoint exports (one directory per log, and a test database is reused after its
+    tables are emptied) and the signing key live under the test's tmp_path, not .ledger."""
+    from ledger.audit.settings import get_audit_settings
+
+    monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(_checkpoint_key_file))
+    get_audit_settings.cache_clear()
+    yield
+    get_audit_settings.cache_clear()

@@ -44,7 +44,7 @@ def create_user(request: Request, body: NewUser, identity: IdentityDep) -> Orjso
 
 @router.post("/users/{user_id}/disable", summary="Disable a user (their tokens stop working)")
 def disable_user(request: Request, user_id: str, identity: IdentityDep) -> OrjsonResponse:
-    _store(request).set_disabled(user_id, True)
+    _store(request).set_disabled(user_id, True, actor=identity.user_id)
     return OrjsonResponse({"user_id": user_id, "disabled": True})
 
 
@@ -52,11 +52,11 @@ def disable_user(request: Request, user_id: str, identity: IdentityDep) -> Orjso
              summary="Create a token (the secret is shown once)")
 def create_token(request: Request, user_id: str, body: NewToken,
                  identity: IdentityDep) -> OrjsonResponse:
-    token = _store(request).create_token(user_id, body.label)
+    token = _store(request).create_token(user_id, body.label, actor=identity.user_id)
     return OrjsonResponse({"user_id": user_id, "token": token}, status_code=201)
 
 
 @router.post("/tokens/{token_id}/revoke", summary="Revoke a token")
 def revoke_token(request: Request, token_id: str, identity: IdentityDep) -> OrjsonResponse:
-    _store(request).revoke_token(token_id)
+    _store(request).revoke_token(token_id, actor=identity.user_id)
     return OrjsonResponse({"token_id": token_id, "revoked": True})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -254,31 +254,3 @@ async def write_off(request: Request, encounter_id: UUID, body: s.WriteOff, raw:
               ledger: LedgerDep, actor: ActorDep) -> Response:
     return await _command(request, raw, ledger, actor, encounter_id, "write_off",
                     body.command_kwargs())
-
-
-@router.post("/{encounter_id}/disputes", status_code=201, summary="Open a dispute",
-             responses=COMMAND_RESPONSES)
-async def open_dispute(request: Request, encounter_id: UUID, body: s.OpenDispute, raw: RawBody,
-                 ledger: LedgerDep, actor: ActorDep) -> Response:
-    dispute_id = f"D-{uuid4().hex[:12]}"
-    return await _command(request, raw, ledger, actor, encounter_id, "open_dispute",
-                    {"dispute_id": dispute_id, **body.command_kwargs()}, status_code=201,
-                    present=lambda _: {"dispute_id": dispute_id})
-
-
-@router.post("/{encounter_id}/disputes/{dispute_id}/notes", summary="Add a dispute note",
-             responses=COMMAND_RESPONSES)
-async def add_dispute_note(request: Request, encounter_id: UUID, dispute_id: str,
-                     body: s.DisputeNote, raw: RawBody, ledger: LedgerDep,
-                     actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "add_dispute_note",
-                    {"dispute_id": dispute_id, **body.command_kwargs()})
-
-
-@router.post("/{encounter_id}/disputes/{dispute_id}/resolve", summary="Resolve a dispute",
-             responses=COMMAND_RESPONSES)
-async def resolve_dispute(request: Request, encounter_id: UUID, dispute_id: str,
-                    body: s.ResolveDispute, raw: RawBody, ledger: LedgerDep,
-                    actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "resolve_dispute",
-                    {"dispute_id": dispute_id, **body.command_kwargs()})

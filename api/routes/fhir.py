@@ -21,7 +21,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import IdentityDep, LedgerDep, check_advocate_scope
+from api.deps import IdentityDep, LedgerDep, check_encounter_access
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue, NotFound
 from ledger.fhir import resources as fr
@@ -75,7 +75,7 @@ def _checked(identity: Any, enc: Any, resource_type: str) -> None:
     if not isinstance(enc, Encounter):  # another kind of stream (e.g. the exceptions queue)
         raise _not_found(resource_type)
     try:
-        check_advocate_scope(identity, enc)
+        check_encounter_access(identity, enc)
     except NotFound:
         raise _not_found(resource_type) from None
 

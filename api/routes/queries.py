@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from api.deps import IdentityDep
 from api.responses import OrjsonResponse
+from ledger.access_grants import granted_encounters, granted_patient
 from ledger.auth import Identity
 from ledger.domain.errors import InvalidValue, NotFound
 from ledger.projections import queries as q
@@ -46,9 +47,7 @@ def _conn(request: Request) -> Any:
 
 
 def _advocate_encounters(conn: Any, identity: Identity) -> set[UUID]:
-    rows = conn.execute("SELECT DISTINCT encounter_id FROM work_queue WHERE item_kind = "
-                        "'dispute' AND assignee = %s", (identity.user_id,)).fetchall()
-    return {r[0] for r in rows}
+    return granted_encounters(conn, identity.user_id)
 
 
 def _page(page: q.ResultPage) -> dict[str, Any]:
@@ -99,10 +98,7 @@ def patient_balance(request: Request, patient_ref: str, identity: IdentityDep,
     _ready(request, min_position)
     with _conn(request) as conn:
         if identity.role == "advocate":
-            allowed = conn.execute(
-                "SELECT 1 FROM work_queue WHERE item_kind = 'dispute' AND assignee = %s AND "
-                "patient_ref = %s LIMIT 1", (identity.user_id, patient_ref)).fetchone()
-            if not allowed:
+            if not granted_patient(conn, identity.user_id, patient_ref):
                 raise NotFound("patient_ref", "patient.exists", "patient_ref: not found")
         row = q.patient_balance(conn, patient_ref)
     if row is None:
@@ -120,11 +116,15 @@ def work_queue(request: Request, identity: IdentityDep,
                limit: Limit = 50, cursor: Cursor = None,
                min_position: MinPosition = None) -> OrjsonResponse:
     _ready(request, min_position)
-    if identity.role == "advocate":  # only their own disputes
+    if identity.role == "advocate":  # only their own disputes, on encounters granted to them
         kind, assignee = "dispute", identity.user_id
     with _conn(request) as conn:
         page = q.work_queue(conn, kind=kind, open_only=open_only, due_before=due_before,
                             payer_id=payer_id, assignee=assignee, limit=limit, cursor=cursor)
+        if identity.role == "advocate":
+            mine = _advocate_encounters(conn, identity)
+            page = q.ResultPage([i for i in page.items if i["encounter_id"] in mine],
+                                page.next_cursor)
     return OrjsonResponse(_page(page))
 
 

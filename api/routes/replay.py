@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.commands import etag
-from api.deps import IdentityDep, LedgerDep, check_advocate_scope
+from api.deps import IdentityDep, LedgerDep, check_encounter_access
 from api.responses import OrjsonResponse
 from ledger.domain.errors import InvalidValue, NotFound
 from ledger.views import claim_view, diff_claims, encounter_view, event_view
@@ -25,7 +25,7 @@ AsOf = Annotated[datetime | None, Query(description="as recorded at this moment 
 
 def _load(ledger: Any, identity: Any, encounter_id: UUID, as_of_version: int | None,
           as_of: datetime | None):
-    check_advocate_scope(identity, ledger.get_encounter(encounter_id))
+    check_encounter_access(identity, ledger.get_encounter(encounter_id))
     if as_of_version is not None and as_of is not None:
         raise InvalidValue("as_of", "as_of.one", "as_of: give as_of_version or as_of, not both")
     if as_of is not None:
@@ -60,7 +60,7 @@ def get_claim(encounter_id: UUID, claim_number: str, ledger: LedgerDep, identity
 
 @router.get("/{encounter_id}/history", summary="Every event of the encounter, in order")
 def history(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep) -> Response:
-    check_advocate_scope(identity, ledger.get_encounter(encounter_id))
+    check_encounter_access(identity, ledger.get_encounter(encounter_id))
     events = ledger.history(encounter_id)
     return OrjsonResponse({"encounter_id": str(encounter_id),
                            "events": [event_view(e) for e in events]},
@@ -74,7 +74,7 @@ def diff(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep,
          to_version: Annotated[int | None, Query(ge=1)] = None,
          claim_number: Annotated[str | None, Query(max_length=38)] = None) -> Response:
     current = ledger.get_encounter(encounter_id)
-    check_advocate_scope(identity, current)
+    check_encounter_access(identity, current)
     to_version = to_version or current.version
     if to_version > current.version or from_version > to_version:
         raise InvalidValue("to_version", "diff.range",

@@ -118,6 +118,21 @@ def record_access(target: Target, *, actor: str, resource_type: str,
     return int(rows[0][0])
 
 
+def append_access(curs: Any, *, actor: str, resource_type: str, action: str,
+                  resource_id: str | None = None, encounter_id: UUID | None = None,
+                  outcome: str = "allowed", status: int | None = None,
+                  client: str | None = None, actor_role: str | None = None,
+                  route: str | None = None, request_id: str | None = None) -> None:
+    """``record_access`` on a cursor of a transaction in progress (e.g. the one saving an
+    encounter's events: the record commits with them, or not at all). Returns nothing, so it
+    also works in pipeline mode."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome: one of {OUTCOMES}")
+    curs.execute(_INSERT.removesuffix(" RETURNING id"),
+                 (actor[:200], actor_role, action, resource_type, resource_id, encounter_id,
+                  route, client, outcome, status, request_id))
+
+
 def query_access(target: Target, *, actor: str | None = None,
                  resource_type: str | None = None, resource_id: str | None = None,
                  encounter_id: UUID | None = None, outcome: str | None = None,

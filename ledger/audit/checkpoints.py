@@ -322,8 +322,10 @@ class CheckpointWriter:
     advisory lock makes them take turns) and to restart (it resumes from the last one)."""
 
     def __init__(self, url: str, key: Ed25519PrivateKey, *, export_dir: Path | None = None,
-                 origin: str = "claims-ledger", max_leaves: int = 100_000) -> None:
+                 origin: str = "claims-ledger", max_leaves: int = 100_000,
+                 seal_events: bool = True) -> None:
         self.url = url
+        self.seal_events = seal_events
         self.key = key
         self.public = raw_public(key.public_key())
         self.export_dir = export_dir
@@ -444,9 +446,11 @@ class CheckpointWriter:
 
     def catch_up(self) -> list[Checkpoint]:
         """Checkpoints until every committed event is sealed (one per ``max_leaves``), then
-        seals for the final access records."""
+        seals for the final access records. With ``seal_events`` off (the writers seal every
+        batch themselves), events are left alone: an event that is not sealed by now was not
+        written by the ledger, and must not be signed."""
         made: list[Checkpoint] = []
-        while (checkpoint := self.run_once()) is not None:
+        while self.seal_events and (checkpoint := self.run_once()) is not None:
             made.append(checkpoint)
             if checkpoint.tree_size - (checkpoint.previous_size or 0) < self.max_leaves:
                 break
@@ -456,8 +460,10 @@ class CheckpointWriter:
         self.export_missing()
         return made
 
-    def export_missing(self) -> int:
-        """Export database checkpoints absent from the directory (after a crash, say)."""
+    def export_missing(self, every: bool = False) -> int:
+        """Export database checkpoints absent from the directory (after a crash, say): the
+        newest checkpoint and access seal, or ``every`` one (with a checkpoint per batch, that
+        is one file per batch: ``ledger checkpoints export`` asks for it explicitly)."""
         if self.export_dir is None:
             return 0
         from ledger.audit.seals import FILE_PREFIX as SEAL_PREFIX
@@ -467,6 +473,8 @@ class CheckpointWriter:
         with conn.transaction():
             checkpoints = load_checkpoints(conn)
             seals = load_seals(conn)
+        if not every:
+            checkpoints, seals = checkpoints[-1:], seals[-1:]
         count = 0
         for c in checkpoints:
             if not export_path(self.export_dir, c.tree_size).exists():
@@ -505,8 +513,14 @@ def start_in_process(url: str) -> tuple[threading.Thread, threading.Event] | Non
     s = get_audit_settings()
     if not s.checkpoints_in_process:
         return None
-    writer = CheckpointWriter(url, signing_key(s.key_file), export_dir=s.export_dir,
-                              origin=s.checkpoint_origin, max_leaves=s.checkpoint_max_leaves)
-    log.info("checkpoints: sealing new events every %g s (export to %s)",
-             s.checkpoint_interval, s.export_dir)
+    from ledger.audit.sealing import log_export_dir
+
+    directory = log_export_dir(s.export_dir, url)
+    # With per-batch sealing the writers seal events; this job seals the access log only.
+    writer = CheckpointWriter(url, signing_key(s.key_file), export_dir=directory,
+                              origin=s.checkpoint_origin, max_leaves=s.checkpoint_max_leaves,
+                              seal_events=not s.seal_per_batch)
+    log.info("checkpoints: sealing %s every %g s (export to %s)",
+             "the access log" if s.seal_per_batch else "new events and the access log",
+             s.checkpoint_interval, directory)
     return writer.start_background(s.checkpoint_interval)

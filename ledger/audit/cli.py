@@ -89,9 +89,13 @@ def verify_command(
         except ValueError:
             console.print("--encounter: not a UUID")
             raise typer.Exit(2) from None
+    from ledger.audit.sealing import log_export_dir
+
     settings = get_audit_settings()
-    report = verify(_url(), encounter=encounter_id, public_key=trusted_key(),
-                    export_dir=settings.export_dir, snapshots=snapshots)
+    url = _url()
+    report = verify(url, encounter=encounter_id, public_key=trusted_key(),
+                    export_dir=log_export_dir(settings.export_dir, url), snapshots=snapshots,
+                    require_sealed=settings.seal_per_batch)
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict()) + "\n")
     else:
@@ -117,10 +121,13 @@ def keygen(force: bool = typer.Option(False, "--force", help="Replace an existin
 
 def _writer() -> Any:
     from ledger.audit.checkpoints import CheckpointWriter, signing_key
+    from ledger.audit.sealing import log_export_dir
     from ledger.audit.settings import get_audit_settings
 
     s = get_audit_settings()
-    return CheckpointWriter(_url(), signing_key(s.key_file), export_dir=s.export_dir,
+    url = _url()
+    return CheckpointWriter(url, signing_key(s.key_file),
+                            export_dir=log_export_dir(s.export_dir, url),
                             origin=s.checkpoint_origin, max_leaves=s.checkpoint_max_leaves)
 
 
@@ -171,9 +178,10 @@ def list_checkpoints(limit: int = typer.Option(20, help="Newest N.")) -> None:
 
 @checkpoints_app.command("export")
 def export_command() -> None:
-    """Write any database checkpoint missing from LEDGER_CHECKPOINT_DIR."""
+    """Write any database checkpoint missing from this log's directory in
+    LEDGER_CHECKPOINT_DIR."""
     writer = _writer()
-    count = writer.export_missing()
+    count = writer.export_missing(every=True)
     writer.close()
     console.print(f"exported {count} checkpoint(s) to {writer.export_dir}")
 

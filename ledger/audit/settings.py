@@ -22,7 +22,8 @@ class AuditSettings(BaseSettings):
         "the private key file when readable.")
     checkpoint_dir: Path | None = Field(
         None, description="Where checkpoints are exported as JSON files (outside the database; "
-        "e.g. another disk or a write-once mount). Default: <data_dir>/checkpoints.")
+        "e.g. another disk or a write-once mount), in a directory per log named by the "
+        "database identity (<system id>-<database>). Default: <data_dir>/checkpoints.")
     checkpoint_interval: float = Field(10.0, description="Seconds between checkpoint runs.")
     checkpoints_in_process: bool = Field(
         True, description="`ledger serve` runs the checkpoint job in a thread of its own "
@@ -30,6 +31,19 @@ class AuditSettings(BaseSettings):
     checkpoint_origin: str = Field("claims-ledger", description="First line of every signed "
                                    "checkpoint: names this log.")
     checkpoint_max_leaves: int = Field(100_000, description="Most events one checkpoint adds.")
+    seal_per_batch: bool = Field(
+        True, description="Sign a checkpoint over every committed batch, in its transaction "
+        "(no unsealed tail; `ledger verify` then reports any event after the latest checkpoint "
+        "as inserted).")
+    seal_export_interval: float = Field(
+        1.0, description="Seconds within which the newest checkpoint is copied to the "
+        "export directory (and the witness).")
+    seal_max_backlog: int = Field(
+        10_000, description="A batch seals the unsealed events before it only up to this many "
+        "(more: run `ledger checkpoints run --once`).")
+    checkpoint_witness_url: str = Field(
+        "", description="Optional HTTP(S) URL that receives each exported checkpoint as a JSON "
+        "POST (a second place outside the database).")
 
     @property
     def key_file(self) -> Path:

@@ -7,12 +7,13 @@ from typing import Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from ledger.console import make_console
 
 app = typer.Typer(help="Code sets: look a code up; check the configured CMS files.",
                   no_args_is_help=True)
-console = Console()
+console = make_console()
 
 
 def _row_style(result: dict[str, Any]) -> str:

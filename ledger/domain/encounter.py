@@ -16,7 +16,7 @@ encounter: total charge = payments + adjustments + write-offs - refunds + open b
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +41,7 @@ from ledger.domain.model import (
     REVERSAL_CODE,
     SEQUENCES,
     WRITE_OFF_REASONS,
+    AccessGrant,
     Actor,
     Adjudication,
     Adjustment,
@@ -73,6 +74,9 @@ from ledger.domain.values import (
 )
 
 MAX_DIAGNOSES = {"professional": 12, "institutional": 25}
+ADVOCATE_ROLE = "advocate"
+GRANTOR_ROLES = frozenset({"biller", "admin"})
+GRANT_BASES = ("staff", "patient_authorization")
 POSTABLE_STATUSES = {"submitted", "accepted", "adjudicated", "denied", "in_appeal", "paid",
                      "closed"}
 
@@ -553,6 +557,30 @@ class Encounter(Aggregate):
             d.status = "resolved"
             d.outcome = self.outcome
 
+    # Access follows the patient's consent: an advocate reads or works this encounter only
+    # through an unexpired, unrevoked grant (added after the first release; encounters and
+    # snapshots from before have no grants).
+    class AccessGranted(Event):
+        grant_id: str
+        grantee_id: str
+        authorization_ref: str
+        basis: str
+        valid_until: datetime
+
+        def apply(self, enc: Encounter) -> None:
+            enc.access_grants()[self.grant_id] = AccessGrant(
+                self.grant_id, self.grantee_id, self.authorization_ref, self.basis,
+                self.valid_until, self.actor_id)
+
+    class AccessRevoked(Event):
+        grant_id: str
+        grantee_id: str
+
+        def apply(self, enc: Encounter) -> None:
+            g = enc.access_grants()[self.grant_id]
+            g.revoked = True
+            g.revoked_by = self.actor_id
+
     # ------------------------------------------------------------------ construction
     def __init__(
         self,
@@ -586,6 +614,7 @@ class Encounter(Aggregate):
         self.statements: list[date] = []
         self.remittances: list[str] = []
         self.disputes: dict[str, Dispute] = {}
+        self.grants: dict[str, AccessGrant] = {}
         self.provider_adjustments: list[Money] = []
         self.content_revision = 0
         self.voided = Money.zero()
@@ -1518,10 +1547,97 @@ class Encounter(Aggregate):
                            amount=value, category=category, approver_id=approver_id,
                            reason=reason, **who)
 
+    # ------------------------------------------------------------------ access grants
+    def access_grants(self) -> dict[str, AccessGrant]:
+        grants = self.__dict__.get("grants")
+        if grants is None:  # an encounter (or snapshot) from before grants existed
+            grants = self.__dict__["grants"] = {}
+        return grants
+
+    def grant_for(self, user_id: str, at: datetime) -> AccessGrant | None:
+        """The grant through which ``user_id`` may access this encounter at ``at``."""
+        for g in self.access_grants().values():
+            if g.grantee_id == user_id and g.active_at(at):
+                return g
+        return None
+
+    def require_access(self, actor: Actor, at: datetime | None) -> None:
+        """An advocate acts on this encounter only through an active grant; without one the
+        encounter is answered as not found (its existence is not confirmed)."""
+        if actor.role != ADVOCATE_ROLE:
+            return
+        if at is None or self.grant_for(actor.id, at) is None:
+            raise NotFound("encounter_id", "encounter.exists", "encounter_id: no such encounter")
+
+    def grant_access(self, grant_id: str, *, grantee_id: str, authorization_ref: str,
+                     valid_until: datetime, at: datetime, actor: Actor,
+                     basis: str = "staff", patient_ref: str | None = None,
+                     reason: str = "") -> AccessGrant:
+        """Give an advocate access to this encounter until ``valid_until``, on the patient's
+        behalf (``authorization_ref``). Billing staff and admins only. For an imported
+        patient authorization (``basis='patient_authorization'``) the authorization's
+        patient must be this encounter's patient."""
+        who = self._actor(actor)
+        if actor.role not in GRANTOR_ROLES:
+            raise RuleViolation("actor", "grant.grantor",
+                                "actor: only billing staff or an admin record access grants")
+        if not grant_id or grant_id in self.access_grants():
+            raise RuleViolation("grant_id", "grant.unique", "grant_id: must be new")
+        if not isinstance(grantee_id, str) or not grantee_id.strip():
+            raise InvalidValue("grantee_id", "required", "grantee_id: required")
+        if grantee_id == actor.id:
+            raise RuleViolation("grantee_id", "grant.self", "grantee_id: no one grants themself")
+        if not isinstance(authorization_ref, str) or not authorization_ref.strip():
+            raise InvalidValue("authorization_ref", "required",
+                               "authorization_ref: the patient's authorization reference")
+        if basis not in GRANT_BASES:
+            raise InvalidValue("basis", "grant.basis", "basis: staff or patient_authorization")
+        if basis == "patient_authorization" and patient_ref != self.patient_ref:
+            raise RuleViolation("patient_ref", "grant.patient_matches",
+                                "patient_ref: the authorization is not this encounter's patient")
+        if not isinstance(valid_until, datetime) or valid_until.tzinfo is None:
+            raise InvalidValue("valid_until", "grant.valid_until",
+                               "valid_until: a moment with a timezone offset")
+        if valid_until <= at:
+            raise InvalidValue("valid_until", "grant.future", "valid_until: must be in the future")
+        if self.grant_for(grantee_id, at) is not None:
+            raise RuleViolation("grantee_id", "grant.active_exists",
+                                "grantee_id: already has an active grant on this encounter")
+        self.trigger_event(self.AccessGranted, grant_id=grant_id, grantee_id=grantee_id,
+                           authorization_ref=authorization_ref.strip()[:80], basis=basis,
+                           valid_until=valid_until, reason=str(reason or "")[:500], **who)
+        return self.access_grants()[grant_id]
+
+    def revoke_access(self, grant_id: str, *, actor: Actor, reason: str) -> AccessGrant:
+        """Withdraw a grant (the patient revoked the authorization, the advocate's work is
+        done). Billing staff and admins only; a reason is required."""
+        who = self._actor(actor)
+        if actor.role not in GRANTOR_ROLES:
+            raise RuleViolation("actor", "grant.grantor",
+                                "actor: only billing staff or an admin revoke access grants")
+        reason = _require_reason(reason, "revoke an access grant")
+        g = self.access_grants().get(grant_id)
+        if g is None:
+            raise NotFound("grant_id", "grant.exists", "grant_id: no such grant")
+        if g.revoked:
+            raise IllegalTransition("grant_id", "grant.active", "grant_id: already revoked")
+        self.trigger_event(self.AccessRevoked, grant_id=grant_id, grantee_id=g.grantee_id,
+                           reason=reason, **who)
+        return g
+
     # ------------------------------------------------------------------ disputes
     def open_dispute(self, dispute_id: str, *, line_nos: list[int], category: str,
-                     advocate_id: str, description: str, actor: Actor) -> None:
+                     description: str, actor: Actor, advocate_id: str | None = None,
+                     at: datetime | None = None) -> None:
+        """Open a dispute. An advocate opens it for themself, and only on an encounter
+        granted to them (``at`` is the moment the grant is checked against); staff may
+        assign it to an advocate who holds an active grant, else it is theirs."""
         who = self._actor(actor)
+        self.require_access(actor, at)
+        if actor.role == ADVOCATE_ROLE and advocate_id not in (None, actor.id):
+            raise RuleViolation("advocate_id", "dispute.advocate_self",
+                                "advocate_id: an advocate opens disputes assigned to themself")
+        assignee = advocate_id or actor.id
         if not dispute_id or dispute_id in self.disputes:
             raise RuleViolation("dispute_id", "dispute.unique", "dispute_id: must be new")
         if not line_nos:
@@ -1532,14 +1648,15 @@ class Encounter(Aggregate):
         if category not in ("charge", "coding", "coverage", "balance", "other"):
             raise InvalidValue("category", "dispute.category",
                                "category: charge, coding, coverage, balance or other")
-        if actor.role == "advocate" and advocate_id != actor.id:
-            raise RuleViolation("advocate_id", "dispute.advocate_self",
-                                "advocate_id: an advocate opens disputes assigned to themself")
+        if assignee != actor.id and at is not None and self.grant_for(assignee, at) is None:
+            raise RuleViolation("advocate_id", "dispute.advocate_grant",
+                                "advocate_id: the advocate holds no active grant here")
         self.trigger_event(self.DisputeOpened, dispute_id=dispute_id, line_nos=list(line_nos),
-                           category=category, advocate_id=advocate_id,
+                           category=category, advocate_id=assignee,
                            description=str(description)[:2000], reason="", **who)
 
-    def _open_dispute(self, dispute_id: str, actor: Actor) -> Dispute:
+    def _open_dispute(self, dispute_id: str, actor: Actor, at: datetime | None) -> Dispute:
+        self.require_access(actor, at)
         d = self.disputes.get(dispute_id)
         if d is None or (actor.role == "advocate" and d.advocate_id != actor.id):
             # an advocate works only the disputes assigned to them
@@ -1548,19 +1665,20 @@ class Encounter(Aggregate):
             raise IllegalTransition("dispute_id", "dispute.open", "dispute_id: already resolved")
         return d
 
-    def add_dispute_note(self, dispute_id: str, *, note: str, actor: Actor) -> None:
+    def add_dispute_note(self, dispute_id: str, *, note: str, actor: Actor,
+                         at: datetime | None = None) -> None:
         who = self._actor(actor)
-        self._open_dispute(dispute_id, actor)
+        self._open_dispute(dispute_id, actor, at)
         if not note or not note.strip():
             raise InvalidValue("note", "required", "note: required")
         self.trigger_event(self.DisputeNoteAdded, dispute_id=dispute_id,
                            note=note.strip()[:4000], reason="", **who)
 
     def resolve_dispute(self, dispute_id: str, *, outcome: str, actor: Actor,
-                        reason: str) -> None:
+                        reason: str, at: datetime | None = None) -> None:
         who = self._actor(actor)
+        self._open_dispute(dispute_id, actor, at)
         reason = _require_reason(reason, "resolve a dispute")
-        self._open_dispute(dispute_id, actor)
         if outcome not in ("upheld", "adjusted", "rejected", "withdrawn"):
             raise InvalidValue("outcome", "dispute.outcome",
                                "outcome: upheld, adjusted, rejected or withdrawn")

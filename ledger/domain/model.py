@@ -5,7 +5,7 @@ snapshots by the ledger's transcoder (``ledger.transcoding``), which knows each 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from ledger.domain.values import Money
@@ -276,3 +276,24 @@ class Dispute:
     status: str = "open"
     notes: int = 0
     outcome: str = ""
+
+
+@dataclass(slots=True)
+class AccessGrant:
+    """An advocate's access to one encounter, given on the patient's behalf.
+
+    ``authorization_ref`` is the patient's authorization (a surrogate reference to the signed
+    form, never PHI); ``basis`` says how it came: ``staff`` (billing staff or an admin recorded
+    it) or ``patient_authorization`` (an authorization imported through the API)."""
+
+    grant_id: str
+    grantee_id: str
+    authorization_ref: str
+    basis: str
+    valid_until: datetime
+    granted_by: str
+    revoked: bool = False
+    revoked_by: str = ""
+
+    def active_at(self, moment: datetime) -> bool:
+        return not self.revoked and moment < self.valid_until

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -52,6 +52,8 @@ def check_date(value: Any, field: str, today: date | None = None) -> None:
     service); without, before 2201 (an absolute cap for any date)."""
     if not isinstance(value, date):
         return
+    if isinstance(value, datetime):  # a moment (e.g. a grant's valid_until): check its date
+        value = value.date()
     latest = today + FUTURE_ALLOWANCE if today is not None else LATEST_DATE
     if not EARLIEST_DATE <= value <= latest:
         raise InvalidValue(field, "date.range",

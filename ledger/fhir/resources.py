@@ -13,6 +13,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from ledger.domain import figures
 from ledger.domain.encounter import Encounter
@@ -153,6 +154,13 @@ def parse_id(resource_type: str, rid: str) -> tuple[str, str, str | None] | None
     if (resource_type == "ClaimResponse") != (seq is not None):
         return None
     return hex_id, part, seq
+
+
+def encounter_of(resource_type: str, rid: str) -> str | None:
+    """The encounter id (UUID text) a resource id names, or None if it is not one of ours
+    (the access log records reads of FHIR resources against their encounter)."""
+    parts = parse_id(resource_type, rid)
+    return str(UUID(hex=parts[0])) if parts else None
 
 
 def _meta(touch: Touch | None, enc: Encounter, profile: str | None = None) -> dict[str, Any]:

@@ -305,6 +305,16 @@ def _dispute_resolved(e: Any, c: EncounterContext) -> Row:
     return (f"dispute {e.dispute_id} resolved: {e.outcome}", [], None, None, None, None)
 
 
+def _access_granted(e: Any, c: EncounterContext) -> Row:
+    return (f"access {e.grant_id} granted to {e.grantee_id} until "
+            f"{e.valid_until.isoformat()} ({e.basis}, authorization {e.authorization_ref})",
+            [], None, None, None, None)
+
+
+def _access_revoked(e: Any, c: EncounterContext) -> Row:
+    return (f"access {e.grant_id} of {e.grantee_id} revoked", [], None, None, None, None)
+
+
 DESCRIBERS: dict[str, Callable[[Any, EncounterContext], Row]] = {
     "Opened": _opened, "DiagnosisCoded": _dx_coded, "DiagnosisRevised": _dx_revised,
     "DiagnosisRemoved": _dx_removed, "ServiceLineAdded": _line_added,
@@ -320,4 +330,5 @@ DESCRIBERS: dict[str, Callable[[Any, EncounterContext], Row]] = {
     "StatementIssued": _statement, "PatientPaymentReceived": _payment,
     "RefundIssued": _refund, "WriteOffPosted": _write_off, "DisputeOpened": _dispute_opened,
     "DisputeNoteAdded": _dispute_note, "DisputeResolved": _dispute_resolved,
+    "AccessGranted": _access_granted, "AccessRevoked": _access_revoked,
 }

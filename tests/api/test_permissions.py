@@ -98,7 +98,9 @@ def test_actor_on_events_comes_from_the_token(client):
     assert r.status_code == 422  # no actor in the body, ever
 
 
-def test_advocate_reads_only_encounters_of_their_disputes(client):
+def test_advocate_reads_only_encounters_granted_to_them(client):
+    from datetime import UTC, datetime, timedelta
+
     advocate = headers("advocate-1", "advocate")
     other = headers("advocate-2", "advocate")
     mine, theirs = open_encounter(client, "PT-7001"), open_encounter(client, "PT-7002")
@@ -106,18 +108,24 @@ def test_advocate_reads_only_encounters_of_their_disputes(client):
         ok(client.post(f"/encounters/{eid}/diagnoses", json={"code": "E11.9"}, headers=CODER))
         ok(client.post(f"/encounters/{eid}/lines", headers=CODER, json={
             "procedure_code": "99213", "charge": "130.00", "pointers": [1]}))
+    # opening a dispute does not give access: only a grant does
+    r = client.post(f"/encounters/{mine}/disputes", headers=advocate, json={
+        "line_nos": [1], "category": "charge", "description": "higher than estimate"})
+    assert r.status_code == 404 and r.json()["rule"] == "encounter.exists"
+    ok(client.post(f"/encounters/{mine}/grants", headers=BILLER, json={
+        "grantee_id": "advocate-1", "authorization_ref": "AUTH-7001",
+        "valid_until": (datetime.now(UTC) + timedelta(days=7)).isoformat()}), 201)
     ok(client.post(f"/encounters/{mine}/disputes", headers=advocate, json={
-        "line_nos": [1], "category": "charge", "advocate_id": "advocate-1",
-        "description": "higher than estimate"}), 201)
+        "line_nos": [1], "category": "charge", "description": "higher than estimate"}), 201)
     assert client.get(f"/encounters/{mine}", headers=advocate).status_code == 200
     for path in ("", "/history", "/diff?from_version=1"):
         r = client.get(f"/encounters/{theirs}{path}", headers=advocate)
         assert r.status_code == 404, (path, r.status_code)
         assert client.get(f"/encounters/{mine}{path}", headers=other).status_code == 404
-    # an advocate cannot assign a dispute to someone else, nor work another's dispute
-    r = client.post(f"/encounters/{theirs}/disputes", headers=advocate, json={
+    # an advocate cannot name who the dispute is for: the body has no advocate_id
+    r = client.post(f"/encounters/{mine}/disputes", headers=advocate, json={
         "line_nos": [1], "category": "charge", "advocate_id": "advocate-2"})
-    assert r.status_code == 422 and r.json()["rule"] == "dispute.advocate_self"
+    assert r.status_code == 422 and r.json()["field"] == "advocate_id"
 
 
 def test_failed_authentications_are_rate_limited(clean_db):

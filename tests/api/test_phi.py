@@ -74,3 +74,36 @@ def test_debug_logs_of_whole_scenarios_carry_no_phi(clean_db, caplog):
     assert "ledger.access" in {rec.name for rec in caplog.records}, "request logs were captured"
     for needle in ("PT-2001", "PT-2002", "PT-2099", "MEM-1", "MEM-9", "Jane Q Patient"):
         assert needle not in text, f"{needle} appeared in the logs"
+
+
+def test_the_500_path_logs_no_phi(clean_db, caplog, monkeypatch):
+    """An unexpected error on a route whose path holds a patient reference, with an exception
+    message that echoes it (as a driver error can): the log line has the route template and
+    a request id, never the raw path or the message."""
+    from ledger.projections import queries
+
+    def broken(conn, patient_ref):
+        raise RuntimeError(f"could not read balance for {patient_ref} (MEM-1)")
+
+    monkeypatch.setattr(queries, "patient_balance", broken)
+    provision(clean_db)
+    caplog.set_level(logging.DEBUG)
+    app = create_app(Settings(database_url=clean_db, cache_size=0, log_level="DEBUG"))
+    # raise_server_exceptions stays on: nothing may reach the server (uvicorn would log the
+    # traceback with its message)
+    with TestClient(app) as client:
+        r = client.get("/patients/PT-2001/balance", headers={**http.BILLER,
+                                                             "X-Request-ID": "req-500-check"})
+    assert r.status_code == 500
+    assert r.json()["request_id"] == "req-500-check"
+    assert b"MEM-1" not in r.content and b"could not read" not in r.content
+    records = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert records, "the 500 was logged"
+    # the server's records (the test client's own httpx line shows the URL it asked for)
+    text = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records
+                     if not rec.name.startswith("httpx"))
+    assert "/patients/{patient_ref}/balance" in text and "req-500-check" in text
+    assert "RuntimeError" in text
+    for needle in ("PT-2001", "MEM-1"):
+        assert needle not in text, f"{needle} appeared in the logs"
+    assert all(rec.exc_info is None for rec in records)  # no message-bearing traceback

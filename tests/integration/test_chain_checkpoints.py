@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from urllib.parse import urlparse
 
 import psycopg
 import pytest
@@ -27,6 +28,16 @@ from ledger.audit.verify import verify
 from tests.integration.test_chain import make_history
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(autouse=True)
+def _writers_do_not_seal(monkeypatch):
+    """These tests exercise the checkpoint job, which seals what writers left unsealed (as
+    with LEDGER_SEAL_PER_BATCH=0); per-batch sealing: tests/integration/test_tamper_tail.py."""
+    from ledger.audit.settings import get_audit_settings
+
+    monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
+    get_audit_settings.cache_clear()
 
 
 @pytest.fixture
@@ -207,13 +218,17 @@ def test_cli_checkpoints_commands(app, clean_db, tmp_path, monkeypatch):
 
 def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch):
     from ledger.audit.checkpoints import start_in_process
+    from ledger.audit.sealing import log_export_dir
     from ledger.audit.settings import get_audit_settings
 
     monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "k" / "key.pem"))
     monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "cp"))
     monkeypatch.setenv("LEDGER_CHECKPOINT_INTERVAL", "0.05")
     monkeypatch.setenv("LEDGER_CHECKPOINTS_IN_PROCESS", "0")
+    # writers that do not seal their batches (this test's app): the job seals the events
+    monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
     get_audit_settings.cache_clear()
+    directory = log_export_dir(tmp_path / "cp", clean_db)  # one directory per log
     try:
         assert start_in_process(clean_db) is None
         monkeypatch.setenv("LEDGER_CHECKPOINTS_IN_PROCESS", "1")
@@ -222,7 +237,7 @@ def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch
         thread, stop = start_in_process(clean_db)
         try:
             deadline = time.monotonic() + 30
-            while not list((tmp_path / "cp").glob("checkpoint-*.json")):
+            while not list(directory.glob("checkpoint-*.json")):
                 assert time.monotonic() < deadline, "no checkpoint written"
                 time.sleep(0.05)
         finally:
@@ -231,7 +246,8 @@ def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch
         assert not thread.is_alive()
         assert (tmp_path / "k" / "key.pem").exists()  # generated on first use
         key = load_public_key(tmp_path / "k" / "key.pem.pub")
-        assert verify(clean_db, public_key=key, export_dir=tmp_path / "cp").ok
+        assert verify(clean_db, public_key=key, export_dir=directory).ok
+        assert directory.name.endswith("-" + urlparse(clean_db).path.lstrip("/"))
     finally:
         get_audit_settings.cache_clear()
 

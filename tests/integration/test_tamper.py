@@ -23,6 +23,16 @@ from tests.integration.test_chain import make_history
 pytestmark = pytest.mark.postgres
 
 
+@pytest.fixture(autouse=True)
+def _writers_do_not_seal(monkeypatch):
+    """These tests exercise the checkpoint job, which seals what writers left unsealed (as
+    with LEDGER_SEAL_PER_BATCH=0); per-batch sealing: tests/integration/test_tamper_tail.py."""
+    from ledger.audit.settings import get_audit_settings
+
+    monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
+    get_audit_settings.cache_clear()
+
+
 @pytest.fixture
 def key(tmp_path: Path):
     return generate_key(tmp_path / "keys" / "checkpoint.pem")

@@ -3,7 +3,7 @@ No database: pure Python with a small fake code set."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -408,10 +408,21 @@ def test_forwarded_claim_moves_patient_share_to_the_secondary():
 
 
 # ---------------------------------------------------------------- disputes
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+ADVOCATE_1 = Actor("adv-1", "advocate")
+
+
+def granted(enc, grantee="adv-1", until=NOW + timedelta(days=30)):
+    return enc.grant_access(f"G-{grantee}-{len(enc.access_grants())}", grantee_id=grantee,
+                            authorization_ref="AUTH-1", valid_until=until, at=NOW,
+                            actor=BILLER)
+
+
 def test_dispute_lifecycle():
     enc = submitted()
+    granted(enc)
     enc.open_dispute("D-1", line_nos=[1], category="charge", advocate_id="adv-1",
-                     description="charge higher than estimate", actor=Actor("adv-1", "advocate"))
+                     description="charge higher than estimate", actor=ADVOCATE_1, at=NOW)
     refused(enc, RuleViolation, enc.open_dispute, "D-1", line_nos=[1], category="charge",
             advocate_id="adv-1", description="x", actor=BILLER)
     refused(enc, NotFound, enc.open_dispute, "D-2", line_nos=[9], category="charge",
@@ -419,6 +430,62 @@ def test_dispute_lifecycle():
     enc.add_dispute_note("D-1", note="called payer", actor=BILLER)
     enc.resolve_dispute("D-1", outcome="adjusted", actor=BILLER, reason="courtesy adjustment")
     refused(enc, IllegalTransition, enc.add_dispute_note, "D-1", note="late", actor=BILLER)
+
+
+def test_an_advocate_acts_only_through_an_active_grant():
+    enc = submitted()
+    # no grant: the same refusal as an encounter that does not exist
+    err = refused(enc, NotFound, enc.open_dispute, "D-1", line_nos=[1], category="charge",
+                  description="x", actor=ADVOCATE_1, at=NOW)
+    assert (err.field, err.rule) == ("encounter_id", "encounter.exists")
+    g = granted(enc)
+    assert enc.grant_for("adv-1", NOW) is g and enc.grant_for("adv-2", NOW) is None
+    enc.open_dispute("D-1", line_nos=[1], category="charge", description="x",
+                     actor=ADVOCATE_1, at=NOW)
+    assert enc.disputes["D-1"].advocate_id == "adv-1"  # the actor, never a body field
+    refused(enc, RuleViolation, enc.open_dispute, "D-2", line_nos=[1], category="charge",
+            advocate_id="adv-2", description="x", actor=ADVOCATE_1, at=NOW)
+    # expired: as if never granted
+    later = NOW + timedelta(days=31)
+    refused(enc, NotFound, enc.add_dispute_note, "D-1", note="n", actor=ADVOCATE_1, at=later)
+    enc.revoke_access(g.grant_id, actor=BILLER, reason="patient withdrew the authorization")
+    assert enc.grant_for("adv-1", NOW) is None
+    refused(enc, NotFound, enc.add_dispute_note, "D-1", note="n", actor=ADVOCATE_1, at=NOW)
+    refused(enc, NotFound, enc.resolve_dispute, "D-1", outcome="withdrawn", reason="",
+            actor=ADVOCATE_1, at=NOW)
+    # billing staff still work the dispute
+    enc.add_dispute_note("D-1", note="advocate's access ended", actor=BILLER)
+
+
+def test_grant_rules():
+    enc = submitted()
+    refused(enc, RuleViolation, enc.grant_access, "G-1", grantee_id="adv-1",
+            authorization_ref="A", valid_until=NOW + timedelta(days=1), at=NOW,
+            actor=ADVOCATE_1)  # no one grants themself (advocates grant nothing)
+    refused(enc, RuleViolation, enc.grant_access, "G-1", grantee_id="adv-1",
+            authorization_ref="A", valid_until=NOW + timedelta(days=1), at=NOW,
+            actor=CODER)
+    refused(enc, InvalidValue, enc.grant_access, "G-1", grantee_id="adv-1",
+            authorization_ref="A", valid_until=NOW - timedelta(seconds=1), at=NOW,
+            actor=BILLER)
+    refused(enc, InvalidValue, enc.grant_access, "G-1", grantee_id="adv-1",
+            authorization_ref=" ", valid_until=NOW + timedelta(days=1), at=NOW, actor=BILLER)
+    refused(enc, RuleViolation, enc.grant_access, "G-1", grantee_id="adv-1",
+            authorization_ref="A", valid_until=NOW + timedelta(days=1), at=NOW,
+            actor=BILLER, basis="patient_authorization", patient_ref="PT-other")
+    g = enc.grant_access("G-1", grantee_id="adv-1", authorization_ref="A",
+                         valid_until=NOW + timedelta(days=1), at=NOW, actor=BILLER,
+                         basis="patient_authorization", patient_ref=enc.patient_ref)
+    assert (g.basis, g.granted_by) == ("patient_authorization", BILLER.id)
+    refused(enc, RuleViolation, enc.grant_access, "G-2", grantee_id="adv-1",
+            authorization_ref="A", valid_until=NOW + timedelta(days=2), at=NOW, actor=BILLER)
+    refused(enc, InvalidValue, enc.revoke_access, "G-1", actor=BILLER, reason="")
+    refused(enc, NotFound, enc.revoke_access, "G-9", actor=BILLER, reason="r")
+    enc.revoke_access("G-1", actor=BILLER, reason="done")
+    refused(enc, IllegalTransition, enc.revoke_access, "G-1", actor=BILLER, reason="again")
+    # replay: the grant and its revocation are in the events
+    assert [type(e).__name__ for e in enc.pending_events[-2:]] == ["AccessGranted",
+                                                                   "AccessRevoked"]
 
 
 def test_every_event_records_its_actor():

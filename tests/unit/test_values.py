@@ -115,3 +115,16 @@ def test_units_must_be_positive_numbers(bad):
 def test_units_keep_integers_plain():
     assert positive_units(10) == Decimal("10") and str(positive_units(10)) == "10"
     assert positive_units("1.5") == Decimal("1.5")
+
+
+def test_storable_checks_a_moment_by_its_date() -> None:
+    # a grant's valid_until is a datetime: compared as a date, never date-vs-datetime
+    from datetime import UTC, datetime
+
+    from ledger.domain.errors import InvalidValue
+    from ledger.domain.values import check_storable
+
+    check_storable({"valid_until": datetime(2027, 1, 1, tzinfo=UTC)})
+    with pytest.raises(InvalidValue) as err:
+        check_storable({"valid_until": datetime(1800, 1, 1, tzinfo=UTC)})
+    assert err.value.field == "valid_until"

@@ -1,0 +1,158 @@
+"""Disputes and access grants: the routes through which patient advocates reach an encounter.
+
+An advocate acts on an encounter only through a grant recorded on it (``AccessGranted``, by
+billing staff or an admin, or from an imported patient authorization) and answered 404 — the
+same answer as for an encounter that does not exist — without one. The dispute's advocate is
+the caller (from the token), never a body field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from api import schemas as s
+from api.client_address import client_address
+from api.commands import etag, run_command
+from api.deps import IdentityDep, LedgerDep, RawBody, require_encounter_access
+from api.responses import OrjsonResponse
+from api.routes.commands import COMMAND_RESPONSES
+from ledger.access_grants import write_granted, write_revoked
+from ledger.domain.errors import RuleViolation
+from ledger.domain.model import AccessGrant
+
+router = APIRouter(prefix="/encounters", tags=["disputes and access"])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _dispute_command(request: Request, raw: bytes, ledger: Any, identity: Any,
+                           encounter_id: UUID, command: str, kwargs: dict[str, Any],
+                           **options: Any) -> Response:
+    await require_encounter_access(ledger, identity, encounter_id)
+    actor = identity.actor
+
+    def runner(expected_version: int | None, write_with: Any) -> Any:
+        return ledger.execute_async(encounter_id, command, actor=actor,
+                                    expected_version=expected_version, write_with=write_with,
+                                    at=_now(), **kwargs)
+
+    return await run_command(request, raw, actor, runner, **options)
+
+
+@router.post("/{encounter_id}/disputes", status_code=201, summary="Open a dispute",
+             responses=COMMAND_RESPONSES)
+async def open_dispute(request: Request, encounter_id: UUID, body: s.OpenDispute, raw: RawBody,
+                       ledger: LedgerDep, identity: IdentityDep) -> Response:
+    dispute_id = f"D-{uuid4().hex[:12]}"
+    return await _dispute_command(request, raw, ledger, identity, encounter_id, "open_dispute",
+                                  {"dispute_id": dispute_id, **body.command_kwargs()},
+                                  status_code=201, present=lambda _: {"dispute_id": dispute_id})
+
+
+@router.post("/{encounter_id}/disputes/{dispute_id}/notes", summary="Add a dispute note",
+             responses=COMMAND_RESPONSES)
+async def add_dispute_note(request: Request, encounter_id: UUID, dispute_id: str,
+                           body: s.DisputeNote, raw: RawBody, ledger: LedgerDep,
+                           identity: IdentityDep) -> Response:
+    return await _dispute_command(request, raw, ledger, identity, encounter_id,
+                                  "add_dispute_note",
+                                  {"dispute_id": dispute_id, **body.command_kwargs()})
+
+
+@router.post("/{encounter_id}/disputes/{dispute_id}/resolve", summary="Resolve a dispute",
+             responses=COMMAND_RESPONSES)
+async def resolve_dispute(request: Request, encounter_id: UUID, dispute_id: str,
+                          body: s.ResolveDispute, raw: RawBody, ledger: LedgerDep,
+                          identity: IdentityDep) -> Response:
+    return await _dispute_command(request, raw, ledger, identity, encounter_id,
+                                  "resolve_dispute",
+                                  {"dispute_id": dispute_id, **body.command_kwargs()})
+
+
+# ---------------------------------------------------------------------- access grants
+def grant_view(g: AccessGrant, at: datetime | None = None) -> dict[str, Any]:
+    return {"grant_id": g.grant_id, "grantee_id": g.grantee_id,
+            "authorization_ref": g.authorization_ref, "basis": g.basis,
+            "valid_until": g.valid_until, "granted_by": g.granted_by, "revoked": g.revoked,
+            "revoked_by": g.revoked_by or None,
+            "active": g.active_at(at or _now())}
+
+
+def _check_grantee(request: Request, grantee_id: str) -> None:
+    with request.app.state.pool.connection() as conn:
+        row = conn.execute("SELECT role, disabled FROM ledger_users WHERE user_id = %s",
+                           (grantee_id,)).fetchone()
+    if row is None or row[0] != "advocate" or row[1]:
+        raise RuleViolation("grantee_id", "grant.grantee_advocate",
+                            "grantee_id: must be an enabled user with the advocate role")
+
+
+def _side_write(write: Any, request: Request, encounter_id: UUID, role: str,
+                then: Any) -> Any:
+    """The grant table row and access-log record, in the transaction of the event, then the
+    idempotency record (if any)."""
+    client = client_address(request)
+    request_id = request.headers.get("x-request-id")
+
+    def side(curs: Any, result: Any) -> None:
+        write(curs, encounter_id, result.value, actor_role=role, client=client,
+              request_id=request_id)
+        if then is not None:
+            then(curs, result)
+
+    return side
+
+
+@router.post("/{encounter_id}/grants", status_code=201,
+             summary="Grant an advocate access to this encounter (on the patient's behalf)",
+             responses=COMMAND_RESPONSES)
+async def grant_access(request: Request, encounter_id: UUID, body: s.GrantAccess, raw: RawBody,
+                       ledger: LedgerDep, identity: IdentityDep) -> Response:
+    await run_in_threadpool(_check_grantee, request, body.grantee_id)
+    grant_id = f"G-{uuid4().hex[:12]}"
+    actor = identity.actor
+    kwargs = body.command_kwargs()
+
+    def runner(expected_version: int | None, write_with: Any) -> Any:
+        return ledger.execute_async(
+            encounter_id, "grant_access", actor=actor, expected_version=expected_version,
+            write_with=_side_write(write_granted, request, encounter_id, actor.role,
+                                   write_with),
+            grant_id=grant_id, at=_now(), **kwargs)
+
+    return await run_command(request, raw, actor, runner, status_code=201, present=grant_view,
+                             location=lambda r: f"/encounters/{encounter_id}/grants")
+
+
+@router.post("/{encounter_id}/grants/{grant_id}/revoke", summary="Revoke an access grant",
+             responses=COMMAND_RESPONSES)
+async def revoke_access(request: Request, encounter_id: UUID, grant_id: str,
+                        body: s.RevokeAccess, raw: RawBody, ledger: LedgerDep,
+                        identity: IdentityDep) -> Response:
+    actor = identity.actor
+
+    def runner(expected_version: int | None, write_with: Any) -> Any:
+        return ledger.execute_async(
+            encounter_id, "revoke_access", actor=actor, expected_version=expected_version,
+            write_with=_side_write(write_revoked, request, encounter_id, actor.role,
+                                   write_with),
+            grant_id=grant_id, **body.command_kwargs())
+
+    return await run_command(request, raw, actor, runner, present=grant_view)
+
+
+@router.get("/{encounter_id}/grants", summary="Who may access this encounter, and why")
+def list_grants(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep) -> Response:
+    enc = ledger.get_encounter(encounter_id)
+    now = _now()
+    return OrjsonResponse({"encounter_id": str(encounter_id),
+                           "grants": [grant_view(g, now) for g in enc.access_grants().values()]},
+                          headers={"ETag": etag(enc.version)})

@@ -1,0 +1,342 @@
+"""No unsealed tail: every committed batch of events is covered by a signed checkpoint in the
+SAME transaction that inserts it, and the newest checkpoint is copied outside the database
+within ``LEDGER_SEAL_EXPORT_INTERVAL`` (1 s).
+
+Per batch, after the events are inserted (the event-table lock is held, so batches seal in log
+order), ``Sealer.seal`` takes the checkpoint job's advisory lock, reads the latest checkpoint's
+frontier, extends the RFC 6962 tree with every event after it (normally just this batch's),
+signs the new tree head with Ed25519 (microseconds) and inserts the leaves and the checkpoint —
+the same records the background job writes (``ledger.audit.checkpoints``), so ``ledger verify``
+and the auditors' tools read them unchanged. The commit makes the events and their seal
+durable together; a rolled-back batch leaves neither.
+
+Because a legitimate event is never committed unsealed, ``ledger verify`` (with
+``require_sealed``) reports any event after the latest checkpoint as ``inserted``: an event
+appended, or the newest one replaced, behind the ledger's back. Deleting the newest
+checkpoints together with their events is caught by the copy outside the database: the
+``Exporter`` writes the newest checkpoint to the log's export directory (named by the database
+identity, ``log_export_dir``), at most ``interval`` seconds after its commit, and optionally
+POSTs it to a witness URL.
+
+``sealing_status`` reports what is not yet sealed or exported (for ``/ready`` and metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.audit.checkpoints import (
+    LOCK_KEY,
+    Checkpoint,
+    export,
+    raw_public,
+)
+from ledger.audit.merkle import Frontier, FrontierAndTail, consistency_proof, event_leaf
+
+log = logging.getLogger(__name__)
+
+# The newest checkpoint and the events after it, in one statement (after the advisory lock:
+# a statement's snapshot is taken when it starts, so it sees a checkpoint committed by the
+# background job while this transaction waited for the lock).
+_TAIL = (
+    "WITH c AS (SELECT tree_size, last_position, frontier FROM ledger_checkpoints "
+    "           UNION ALL SELECT 0, 0, ''::bytea ORDER BY 1 DESC LIMIT 1) "
+    "SELECT c.tree_size, c.last_position, c.frontier, "
+    "       ARRAY(SELECT e.notification_id FROM ledger_events e "
+    "             WHERE e.notification_id > c.last_position ORDER BY 1 LIMIT %(cap)s) AS ids, "
+    "       ARRAY(SELECT e.chain_hash FROM ledger_events e "
+    "             WHERE e.notification_id > c.last_position "
+    "             ORDER BY e.notification_id LIMIT %(cap)s) AS hashes "
+    "FROM c")
+_LEAVES = (
+    "INSERT INTO ledger_audit_leaves (notification_id, originator_id, originator_version, "
+    "chain_hash) SELECT notification_id, originator_id, originator_version, chain_hash "
+    "FROM ledger_events WHERE notification_id > %s AND notification_id <= %s")
+_CHECKPOINT = (
+    "INSERT INTO ledger_checkpoints (tree_size, last_position, root_hash, created_at, origin, "
+    "body, signature, key_id, public_key, previous_size, consistency_proof, frontier) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+
+
+def log_id(conn: psycopg.Connection[Any]) -> str:
+    """This log's identity: the server's system identifier and the database name (several
+    databases of one data directory are several logs)."""
+    with conn.cursor(row_factory=tuple_row) as cur:  # whatever the connection's factory
+        sysid, dbname = cur.execute(
+            "SELECT system_identifier, current_database() FROM pg_control_system()").fetchone()
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in dbname)
+    return f"{sysid}-{safe}"
+
+
+def log_export_dir(base: Path, target: psycopg.Connection[Any] | str) -> Path:
+    """Where this log's checkpoints are exported: ``<base>/<system id>-<database>``."""
+    if isinstance(target, str):
+        with psycopg.connect(target) as conn:
+            return Path(base) / log_id(conn)
+    return Path(base) / log_id(target)
+
+
+@dataclass
+class SealState:
+    """What this process sealed and exported (monotonic clock times)."""
+
+    sealed_position: int = 0
+    sealed_size: int = 0
+    sealed_at: float = 0.0
+    exported_size: int = 0
+    exported_at: float = 0.0
+    skipped_batches: int = 0  # batches committed without a seal (backlog over the cap)
+    export_failures: int = 0
+    witness_failures: int = 0
+
+
+class Exporter:
+    """Copies the newest checkpoint outside the database, at most ``interval`` seconds after
+    it is offered (latest wins: each file holds its own consistency proof and is checked
+    against the database's checkpoint of the same size)."""
+
+    def __init__(self, directory: Path | None, interval: float = 1.0,
+                 witness_url: str | None = None, state: SealState | None = None,
+                 base_dir: Path | None = None) -> None:
+        self.directory = directory
+        self.base_dir = base_dir  # when directory is None: base_dir / <log id>, found later
+        self.interval = interval
+        self.witness_url = witness_url
+        self.state = state or SealState()
+        self._latest: Checkpoint | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ledger-seal-export",
+                                        daemon=True)
+        self._thread.start()
+
+    def offer(self, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            if self._latest is None or checkpoint.tree_size > self._latest.tree_size:
+                self._latest = checkpoint
+        self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            checkpoint, self._latest = self._latest, None
+        if checkpoint is None or checkpoint.tree_size <= self.state.exported_size:
+            return
+        try:
+            if self.directory is not None:
+                export(checkpoint, self.directory)
+            if self.witness_url:
+                self._witness(checkpoint)
+            self.state.exported_size = checkpoint.tree_size
+            self.state.exported_at = time.monotonic()
+        except OSError as exc:
+            self.state.export_failures += 1
+            log.warning("checkpoint export failed (%s); will retry", type(exc).__name__)
+            self.offer(checkpoint)
+
+    def _witness(self, checkpoint: Checkpoint) -> None:
+        body = json.dumps(checkpoint.to_json(), sort_keys=True).encode()
+        request = urllib.request.Request(self.witness_url or "", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                response.read()
+        except OSError as exc:
+            self.state.witness_failures += 1
+            log.warning("checkpoint witness unreachable (%s)", type(exc).__name__)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            self.flush()
+            self._stop.wait(self.interval)  # at most one file per interval
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self.flush()
+
+
+class Sealer:
+    """Signs a checkpoint over each committed batch, in the batch's transaction."""
+
+    def __init__(self, key: Ed25519PrivateKey, *, origin: str = "claims-ledger",
+                 exporter: Exporter | None = None, max_backlog: int = 10_000) -> None:
+        self.key = key
+        self.public = raw_public(key.public_key())
+        self.origin = origin
+        self.exporter = exporter
+        self.max_backlog = max_backlog
+        self.state = exporter.state if exporter is not None else SealState()
+        self._warned = False
+
+    def seal(self, curs: Any) -> Checkpoint | None:
+        """Seal every event after the latest checkpoint (this batch's, normally). Runs in the
+        inserting transaction, after the event-table lock; None if the backlog of unsealed
+        events is larger than ``max_backlog`` (then ``ledger checkpoints run`` seals it)."""
+        exporter = self.exporter
+        if exporter is not None and exporter.directory is None and exporter.base_dir:
+            exporter.directory = Path(exporter.base_dir) / log_id(curs.connection)
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        row = curs.execute(_TAIL, {"cap": self.max_backlog + 1}).fetchone()
+        if isinstance(row, dict):
+            row = tuple(row.values())
+        size, last, frontier_bytes, ids, hashes = row
+        if not ids:
+            return None
+        if len(ids) > self.max_backlog:
+            self.state.skipped_batches += 1
+            if not self._warned:
+                self._warned = True
+                log.warning("sealing: more than %d unsealed events before this batch; run "
+                            "`ledger checkpoints run --once` to seal them", self.max_backlog)
+            return None
+        frontier = Frontier.from_bytes(size, bytes(frontier_bytes)) if size else Frontier()
+        old = frontier.copy()
+        tail = [event_leaf(nid, bytes(h)) for nid, h in zip(ids, hashes, strict=True)]
+        frontier.extend(tail)
+        proof = consistency_proof(old.size, frontier.size, FrontierAndTail(old, tail)) \
+            if old.size else []
+        checkpoint = Checkpoint(
+            origin=self.origin, tree_size=frontier.size, root_hash=frontier.root(),
+            last_position=ids[-1], time=datetime.now(UTC), signature=b"",
+            public_key=self.public, previous_size=old.size or None,
+            consistency_proof=tuple(proof), frontier=frontier.to_bytes())
+        text = checkpoint.signed_text()
+        checkpoint = replace(checkpoint, signature=self.key.sign(text.encode("utf-8")),
+                             body=text)
+        curs.execute(_LEAVES, (last, ids[-1]))
+        curs.execute(_CHECKPOINT, (
+            checkpoint.tree_size, checkpoint.last_position, checkpoint.root_hash,
+            checkpoint.time, checkpoint.origin, text, checkpoint.signature, checkpoint.key_id,
+            self.public, checkpoint.previous_size, b"".join(proof), checkpoint.frontier))
+        return checkpoint
+
+    def committed(self, checkpoint: Checkpoint) -> None:
+        """After the commit: remember it, and have it copied outside the database."""
+        if checkpoint.tree_size > self.state.sealed_size:
+            self.state.sealed_size = checkpoint.tree_size
+            self.state.sealed_position = checkpoint.last_position
+            self.state.sealed_at = time.monotonic()
+        if self.exporter is not None:
+            self.exporter.offer(checkpoint)
+
+    def close(self) -> None:
+        if self.exporter is not None:
+            self.exporter.close()
+
+
+class SealingRecorderMixin:
+    """Mixed into the ledger's recorder: ``_seal_batch(curs)`` is called once per batch, in
+    its transaction; the checkpoint is handed on after the commit. No sealer: no-op."""
+
+    sealer: Sealer | None = None
+
+    def _seal_batch(self, curs: Any) -> None:
+        sealer = self.sealer
+        if sealer is not None:
+            _pending.checkpoint = sealer.seal(curs)
+
+    def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+        _pending.checkpoint = None
+        ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        checkpoint, _pending.checkpoint = getattr(_pending, "checkpoint", None), None
+        if checkpoint is not None and self.sealer is not None:
+            self.sealer.committed(checkpoint)
+        return ids
+
+
+_pending = threading.local()
+
+
+def make_sealer(url: str | None = None, *, export: bool = True) -> Sealer:
+    """A sealer configured from the audit settings (key, origin, the log's export directory
+    — found from ``url``, or from the first sealing transaction's connection —, interval,
+    witness URL)."""
+    from ledger.audit.checkpoints import signing_key
+    from ledger.audit.settings import get_audit_settings
+
+    s = get_audit_settings()
+    exporter = None
+    if export:
+        exporter = Exporter(log_export_dir(s.export_dir, url) if url else None,
+                            s.seal_export_interval, s.checkpoint_witness_url or None,
+                            base_dir=s.export_dir)
+    return Sealer(signing_key(s.key_file), origin=s.checkpoint_origin, exporter=exporter,
+                  max_backlog=s.seal_max_backlog)
+
+
+def install_from_settings(application: Any) -> Sealer | None:
+    """What every LedgerApplication does when it starts: seal each batch it saves, unless
+    LEDGER_SEAL_PER_BATCH is off."""
+    from ledger.audit.settings import get_audit_settings
+
+    if not get_audit_settings().seal_per_batch:
+        return None
+    if not isinstance(getattr(application, "recorder", None), SealingRecorderMixin):
+        return None  # e.g. an in-memory store in a unit test
+    return install(application, make_sealer())
+
+
+def install(application: Any, sealer: Sealer) -> Sealer:
+    """Seal every batch ``application`` saves (its recorder must be the ledger's)."""
+    recorder = application.recorder
+    if not isinstance(recorder, SealingRecorderMixin):
+        raise TypeError("the application's recorder cannot seal batches")
+    recorder.sealer = sealer
+    return sealer
+
+
+def unsealed_backlog(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """Events committed after the latest checkpoint, and how old that checkpoint is."""
+    row = conn.execute(
+        "WITH c AS (SELECT last_position, created_at FROM ledger_checkpoints "
+        "           ORDER BY tree_size DESC LIMIT 1) "
+        "SELECT (SELECT last_position FROM c), (SELECT created_at FROM c), "
+        "       (SELECT count(*) FROM ledger_events "
+        "        WHERE notification_id > COALESCE((SELECT last_position FROM c), 0)), "
+        "       (SELECT COALESCE(max(notification_id), 0) FROM ledger_events)").fetchone()
+    last, at, unsealed, head = row
+    return {"unsealed_events": int(unsealed), "log_position": int(head),
+            "sealed_position": int(last or 0),
+            "last_checkpoint_age_seconds": (round((datetime.now(UTC) - at).total_seconds(), 3)
+                                            if at else None)}
+
+
+def sealing_status(sealer: Sealer | None, conn: psycopg.Connection[Any] | None = None
+                   ) -> dict[str, Any]:
+    """For ``/ready`` and metrics: what this process has sealed and exported, and (with a
+    connection) the database's unsealed backlog. Without a database (down) it reports what
+    it knows: checkpoints committed but not yet copied outside the database."""
+    out: dict[str, Any] = {"per_batch": sealer is not None}
+    if sealer is not None:
+        st = sealer.state
+        now = time.monotonic()
+        out.update({
+            "sealed_size": st.sealed_size, "sealed_position": st.sealed_position,
+            "exported_size": st.exported_size,
+            "unexported_checkpoint_events": max(0, st.sealed_size - st.exported_size),
+            "seconds_since_seal": round(now - st.sealed_at, 3) if st.sealed_at else None,
+            "seconds_since_export": round(now - st.exported_at, 3) if st.exported_at else None,
+            "skipped_batches": st.skipped_batches, "export_failures": st.export_failures,
+            "witness_failures": st.witness_failures})
+    if conn is not None:
+        try:
+            out.update(unsealed_backlog(conn))
+        except psycopg.Error as exc:
+            out["database"] = f"unavailable ({type(exc).__name__})"
+    return out

@@ -1,0 +1,184 @@
+"""/metrics and JSON logs (issue 17, item 4), through the real app on the test database:
+metric names and labels, route templates (never raw paths), no PHI in either; the request id
+taken from X-Request-ID, returned, and carried by every log line of the request."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.main import create_app
+from ledger import logs
+from ledger.config import Settings
+from tests.api.conftest import headers
+
+pytestmark = pytest.mark.postgres
+
+# PHI-looking values sent in bodies, paths and query strings: none may reach metrics or logs.
+PATIENT = "PT-SECRETPHI-7731"
+MEMBER = "MEMBERSECRET9913"
+
+OPEN = {"facility_id": "FAC-01", "patient_ref": PATIENT, "service_from": "2026-03-10",
+        "place_of_service": "11",
+        "responsible_parties": [{"bucket": "primary", "kind": "insurer", "payer_id": "PAYER-A",
+                                 "member_id": MEMBER}, {"bucket": "patient", "kind": "patient"}]}
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings.model_copy(update={"projections_in_process": True}))
+                    ) as c:
+        yield c
+
+
+def _traffic(client: TestClient) -> str:
+    biller = headers("biller-1", "biller")
+    r = client.post("/encounters", json=OPEN, headers={**biller, "X-Request-ID": "req-open-1"})
+    assert r.status_code == 201, r.text
+    eid = r.json()["encounter_id"]
+    coder = headers("coder-a", "coder")
+    assert client.post(f"/encounters/{eid}/diagnoses", json={"code": "E11.9"},
+                       headers=coder).status_code in (200, 201)
+    # a refusal whose body carries the PHI-looking value in a bad field
+    bad = {**OPEN, "service_from": PATIENT}
+    assert client.post("/encounters", json=bad, headers=biller).status_code == 422
+    assert client.get(f"/encounters/{eid}", headers=biller).status_code == 200
+    assert client.get(f"/encounters/{PATIENT}", headers=biller).status_code in (404, 422)
+    assert client.get(f"/no/such/{PATIENT}", headers=biller).status_code == 404
+    assert client.get("/claims", params={"patient_ref": PATIENT},
+                      headers=biller).status_code in (200, 404, 422)
+    assert client.get("/encounters", headers={"Authorization": "Bearer lgr_x.bad"}
+                      ).status_code in (401, 405)
+    return eid
+
+
+def _families(text: str) -> dict[str, object]:
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_metrics_names_labels_and_no_phi(client):
+    eid = _traffic(client)
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert PATIENT not in text and MEMBER not in text and eid not in text
+    fam = _families(text)
+    for name in ("ledger_http_request_duration_seconds", "ledger_writer_batch_commands",
+                 "ledger_writer_commit_seconds", "ledger_projection_lag_events",
+                 "ledger_projection_position", "ledger_unsealed_events", "ledger_log_head",
+                 "ledger_x12_import_outcomes", "ledger_exceptions_open",
+                 "ledger_db_pool_connections", "ledger_database_up"):
+        assert name in fam, name
+    requests = [s for s in fam["ledger_http_request_duration_seconds"].samples
+                if s.name.endswith("_count")]
+    seen = {(s.labels["method"], s.labels["route"], s.labels["status"]) for s in requests}
+    assert ("POST", "/encounters", "201") in seen
+    assert ("POST", "/encounters", "422") in seen
+    assert ("GET", "/encounters/{encounter_id}", "200") in seen
+    assert ("GET", "<unmatched>", "404") in seen
+    for s in requests:  # every route label is a template or <unmatched>, never a raw path
+        assert set(s.labels) == {"method", "route", "status"}
+        assert re.fullmatch(r"(/[a-z0-9_\-]*|/\{[a-z_]+\})*|<unmatched>|/", s.labels["route"]), s
+    batches = [s for s in fam["ledger_writer_batch_commands"].samples
+               if s.name.endswith("_count")]
+    assert batches and batches[0].value >= 2  # the open and the diagnosis were saved
+    head = fam["ledger_log_head"].samples[0].value
+    assert head >= 2
+    lags = {s.labels["projection"]: s.value for s in fam["ledger_projection_lag_events"].samples}
+    assert set(lags) == {"claims", "audit", "trends"}
+    assert all(0 <= v <= head for v in lags.values())
+    unsealed = fam["ledger_unsealed_events"].samples[0].value
+    assert 0 <= unsealed <= head
+    pools = {(s.labels["pool"], s.labels["state"]) for s in
+             fam["ledger_db_pool_connections"].samples}
+    assert {("api", "in_use"), ("api", "max"), ("events", "idle")} <= pools
+    assert fam["ledger_database_up"].samples[0].value == 1
+    # /metrics is not itself an audited read and needs no token
+    assert client.get("/metrics").status_code == 200
+
+
+def test_unsealed_backlog_and_projection_lag_follow_the_log(client, clean_db):
+    """The backlog counts events after the latest checkpoint; the lag counts events the
+    projections have not applied (the runner is caught up here, so it falls to 0)."""
+    from ledger.audit.checkpoints import CheckpointWriter, generate_key
+    from ledger.audit.settings import get_audit_settings
+
+    _traffic(client)
+    before = _families(client.get("/metrics").text)
+    head = before["ledger_log_head"].samples[0].value
+    assert before["ledger_unsealed_events"].samples[0].value == head  # nothing sealed yet
+    writer = CheckpointWriter(clean_db, generate_key(get_audit_settings().key_file,
+                                                     overwrite=True))
+    try:
+        writer.run_once()
+    finally:
+        writer.close()
+    client.app.state.projection_runner.wait(int(head), timeout=10)
+    after = _families(client.get("/metrics").text)
+    assert after["ledger_unsealed_events"].samples[0].value == 0
+    assert after["ledger_checkpoint_tree_size"].samples[0].value == head
+    assert all(s.value == 0 for s in after["ledger_projection_lag_events"].samples)
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    logs.configure("INFO", "json", stream=stream)
+    yield stream
+    for handler in list(root.handlers):
+        if getattr(handler, "_ledger", False):
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_logs_are_json_with_the_request_id_and_no_phi(client, json_logs):
+    _traffic(client)
+    r = client.get("/health", headers={"X-Request-ID": "probe-42"})
+    assert r.headers["x-request-id"] == "probe-42"
+    generated = client.get("/health").headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", generated)
+    # a header that is not a plain token is replaced, not logged
+    odd = client.get("/health", headers={"X-Request-ID": f"name {PATIENT}"})
+    assert PATIENT not in odd.headers["x-request-id"]
+    client.app.state.ledger  # noqa: B018 - the app is still up: flush happens per record
+    text = json_logs.getvalue()
+    assert text.strip()
+    records = [json.loads(line) for line in text.splitlines()]  # every line is JSON
+    assert PATIENT not in text and MEMBER not in text
+    access = [r for r in records if r["logger"] == "ledger.access"]
+    assert {"ts", "level", "logger", "msg", "request_id", "method", "route", "status",
+            "duration_ms", "actor"} <= set(access[0])
+    opened = [r for r in access if r["request_id"] == "req-open-1"]
+    assert [(r["method"], r["route"], r["status"]) for r in opened] == [
+        ("POST", "/encounters", 201)]
+    assert any(r["request_id"] == "probe-42" and r["route"] == "/health" for r in access)
+    assert len({r["request_id"] for r in access}) == len(access)  # one id per request
+
+
+def test_log_lines_written_inside_a_request_carry_its_id(json_logs):
+    """Any logger used while a request runs (here, directly) gets the id from the context;
+    an exception is logged as type and frames only (its message could quote values)."""
+    log = logging.getLogger("ledger.test")
+    token = logs.REQUEST_ID.set("ctx-1")
+    try:
+        try:
+            raise ValueError(f"duplicate key (patient_ref)=({PATIENT})")
+        except ValueError:
+            log.exception("save failed")
+    finally:
+        logs.REQUEST_ID.reset(token)
+    log.info("outside")
+    inside, outside = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    assert inside["request_id"] == "ctx-1" and inside["exc_type"] == "ValueError"
+    assert inside["exc_frames"] and PATIENT not in json_logs.getvalue()
+    assert "request_id" not in outside
