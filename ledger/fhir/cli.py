@@ -18,6 +18,8 @@ def export_command(
     since: str = typer.Option(None, "--since", help="Only resources changed at or after this "
                               "moment (ISO 8601 with a timezone, e.g. 2026-04-01T00:00:00Z)"),
 ) -> None:
+    """Write ExplanationOfBenefit, Claim, ClaimResponse and Coverage as NDJSON (one file per
+    type) for everything changed since a moment; prints the counts as JSON."""
     from ledger.application import LedgerApplication
     from ledger.config import get_settings
     from ledger.database import configure_client, database_url, eventsourcing_env
