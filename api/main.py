@@ -26,7 +26,7 @@ from api import (
 from api.client_address import parse_trusted
 from api.deps import authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, disputes, explain, queries, replay
+from api.routes import admin, commands, disputes, explain, fhir, queries, replay
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
@@ -161,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_x12.router)
     app.include_router(explain.router)  # GET /encounters/{id}/explain
     ui.install(app)  # the workbench under /ui/, / -> /ui/, /docs and /redoc offline
+    app.include_router(fhir.router)  # FHIR R4 reads under /fhir (issue 18)
 
     @app.get("/health", tags=["service"], summary="Service and database status")
     def health() -> OrjsonResponse:
@@ -200,4 +201,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from api import observability  # issue 17: GET /metrics
 
     observability.install(app)
+    # (only rewrites /fhir error bodies as OperationOutcome, the outage 503 included)
+    app.add_middleware(fhir.FhirErrors)
     return app
