@@ -191,7 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def ready() -> OrjsonResponse:
         from api.readiness import readiness
 
-        body = readiness(app.state.db_monitor, app.state.pool, settings)
+        body = readiness(app.state.db_monitor, app.state.pool, settings,
+                         getattr(app.state, "sealer", None))
         return OrjsonResponse(body, status_code=200 if body["ready"] else 503,
                               headers={} if body["ready"] else
                               {"Retry-After": errors.RETRY_AFTER})
