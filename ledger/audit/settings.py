@@ -23,7 +23,7 @@ class AuditSettings(BaseSettings):
     checkpoint_dir: Path | None = Field(
         None, description="Where checkpoints are exported as JSON files (outside the database; "
         "e.g. another disk or a write-once mount), in a directory per log named by the "
-        "database identity (<system id>-<database>). Default: <data_dir>/checkpoints.")
+        "log id kept in the database (ledger_log_identity). Default: <data_dir>/checkpoints.")
     checkpoint_interval: float = Field(10.0, description="Seconds between checkpoint runs.")
     checkpoints_in_process: bool = Field(
         True, description="`ledger serve` runs the checkpoint job in a thread of its own "

@@ -285,13 +285,16 @@ def test_exported_within_the_interval_per_log_and_to_the_witness(app_env, clean_
 def test_several_databases_of_one_server_export_to_their_own_directories(clean_db):
     base = Path("/base")
     with psycopg.connect(clean_db) as conn:
-        name = conn.execute("SELECT current_database()").fetchone()[0]
+        stored = conn.execute("SELECT log_id::text FROM ledger_log_identity").fetchone()[0]
         mine = log_export_dir(base, conn)
     from urllib.parse import urlparse, urlunparse
 
     postgres = urlunparse(urlparse(clean_db)._replace(path="/postgres"))
     assert log_export_dir(base, postgres) != mine
-    assert mine.name.endswith("-" + name) and mine.parent == base
+    # named by the log id kept in the database (0099); the "postgres" database, never
+    # migrated, falls back to <system identifier>-<database>
+    assert mine.name == stored and mine.parent == base
+    assert log_export_dir(base, postgres).name.endswith("-postgres")
 
 
 def test_backlog_is_reported_when_batches_were_not_sealed(app, app_env, clean_db,
