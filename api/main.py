@@ -26,7 +26,7 @@ from api import (
 from api.client_address import parse_trusted
 from api.deps import authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, disputes, explain, queries, replay
+from api.routes import admin, commands, disputes, explain, fhir, queries, replay
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
@@ -161,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_x12.router)
     app.include_router(explain.router)  # GET /encounters/{id}/explain
     ui.install(app)  # the workbench under /ui/, / -> /ui/, /docs and /redoc offline
+    app.include_router(fhir.router)  # FHIR R4 reads under /fhir (issue 18)
 
     @app.get("/health", tags=["service"], summary="Service and database status")
     def health() -> OrjsonResponse:
@@ -190,7 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def ready() -> OrjsonResponse:
         from api.readiness import readiness
 
-        body = readiness(app.state.db_monitor, app.state.pool, settings)
+        body = readiness(app.state.db_monitor, app.state.pool, settings,
+                         getattr(app.state, "sealer", None))
         return OrjsonResponse(body, status_code=200 if body["ready"] else 503,
                               headers={} if body["ready"] else
                               {"Retry-After": errors.RETRY_AFTER})
@@ -200,4 +202,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from api import observability  # issue 17: GET /metrics
 
     observability.install(app)
+    # (only rewrites /fhir error bodies as OperationOutcome, the outage 503 included)
+    app.add_middleware(fhir.FhirErrors)
     return app

@@ -31,6 +31,11 @@ COMMAND_SCHEMA: dict[str, Any] = {
         "result": {},
     },
 }
+OPERATION_OUTCOME_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["resourceType", "issue"],
+    "properties": {"resourceType": {"const": "OperationOutcome"},
+                   "issue": {"type": "array", "items": {"type": "object"}}},
+}
 ERROR_STATUSES = {"400": "Bad request", "401": "Not authenticated", "403": "Forbidden",
                   "404": "Not found", "409": "Conflict", "412": "Precondition failed",
                   "422": "Refused: the problem names the field and the rule",
@@ -48,6 +53,8 @@ def install(app: FastAPI) -> None:
             PROBLEM_SCHEMA
         problem_content = {"application/problem+json": {
             "schema": {"$ref": "#/components/schemas/Problem"}}}
+        # /fhir answers refusals as a FHIR OperationOutcome (issue 18, api/routes/fhir.py)
+        outcome_content = {"application/fhir+json": {"schema": OPERATION_OUTCOME_SCHEMA}}
         for path, item in schema.get("paths", {}).items():
             for method, op in item.items():
                 responses = op.setdefault("responses", {})
@@ -55,7 +62,8 @@ def install(app: FastAPI) -> None:
                     if status in ("401", "403", "429") and not path.startswith("/"):
                         continue
                     responses[status] = {"description": responses.get(status, {}).get(
-                        "description", description), "content": problem_content}
+                        "description", description), "content": outcome_content
+                        if path.startswith("/fhir") else problem_content}
                 if method == "post" and path.startswith("/encounters"):
                     for ok in ("200", "201"):
                         if ok in responses:

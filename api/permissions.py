@@ -79,6 +79,13 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit/verify"): frozenset({AUDITOR}),
     ("GET", "/audit/access"): frozenset({AUDITOR}),
     ("GET", "/audit/sealing"): frozenset({AUDITOR, ADMIN}),
+    # FHIR R4 reads (issue 18): the same readers and encounter access as the reads above
+    ("GET", "/fhir/metadata"): PUBLIC,
+    ("GET", "/fhir/$export"): frozenset({BILLER, AUDITOR}),  # the whole ledger: staff only
+    ("GET", "/fhir/{resource_type}"): READERS,
+    ("GET", "/fhir/{resource_type}/{rid}"): READERS,
+    ("GET", "/fhir/{resource_type}/{rid}/_history"): READERS,
+    ("GET", "/fhir/{resource_type}/{rid}/_history/{vid}"): READERS,
     # administration of users and tokens (no claim data)
     ("GET", "/admin/users"): frozenset({ADMIN}),
     ("POST", "/admin/users"): frozenset({ADMIN}),

@@ -13,20 +13,26 @@ from ledger.config import Settings
 from ledger.migrate import discover
 
 
-def readiness(monitor: DatabaseMonitor, pool: Any, settings: Settings) -> dict[str, Any]:
+def readiness(monitor: DatabaseMonitor, pool: Any, settings: Settings,
+              sealer: Any = None) -> dict[str, Any]:
+    """The readiness report; ``sealing`` says what is not yet sealed or exported (the
+    unsealed backlog), from this process's sealer and, when it answers, the database."""
+    from ledger.audit.sealing import sealing_status
     from ledger.projections.cli import status_rows_on
 
     if not monitor.available:
         return {"ready": False, "reasons": ["database unavailable"],
-                "database": {"status": "unavailable", "reason": monitor.reason}}
+                "database": {"status": "unavailable", "reason": monitor.reason},
+                "sealing": sealing_status(sealer)}
     reasons: list[str] = []
     try:
         with pool.connection() as conn:
             applied = {r[0] for r in conn.execute("SELECT version FROM ledger_migrations")}
             projections = status_rows_on(conn)
+            sealing = sealing_status(sealer, conn)
     except psycopg.Error as exc:
         return {"ready": False, "reasons": [f"database unavailable ({type(exc).__name__})"],
-                "database": {"status": "unavailable"}}
+                "database": {"status": "unavailable"}, "sealing": sealing_status(sealer)}
     pending = [m.version for m in discover() if m.version not in applied]
     if pending:
         reasons.append(f"migrations not applied: {', '.join(pending)}")
@@ -38,6 +44,7 @@ def readiness(monitor: DatabaseMonitor, pool: Any, settings: Settings) -> dict[s
             reasons.append(f"projection {p['projection']} {p['behind']} events behind "
                            f"(budget {settings.ready_max_lag})")
     return {"ready": not reasons, "reasons": reasons, "database": {"status": "ok"},
+            "sealing": sealing,
             "migrations": {"applied": len(applied), "pending": pending},
             "projections": [{k: p[k] for k in ("projection", "position", "head", "behind",
                                                "state", "last_error", "failed_at_position",

@@ -126,6 +126,14 @@ def _resource(scope: dict[str, Any]) -> tuple[str, str | None, str | None, str |
     route = scope.get("route")
     template = getattr(route, "path", None) or scope.get("path", "")
     params: dict[str, Any] = scope.get("path_params") or {}
+    if template.startswith("/fhir/") and params.get("rid"):  # issue 18: a FHIR id names
+        from ledger.fhir.resources import encounter_of  # the encounter it belongs to
+
+        rid = str(params["rid"])
+        encounter_of_rid = encounter_of(str(params.get("resource_type", "")), rid)
+        return (str(params.get("resource_type", "fhir")),
+                rid if encounter_of_rid else pseudonym(rid), encounter_of_rid,
+                template if route is not None else None)
     statics = [p for p in template.strip("/").split("/") if p and not p.startswith("{")]
     kind = statics[-1] if statics else "root"
     kind = kind[:-1] if kind.endswith("s") and kind != "access" else kind

@@ -277,6 +277,8 @@ class PostAdjudication(Body):
     claim_adjustments: Annotated[list[CasAdjustment], Field(max_length=99)] = []
     lines: Annotated[list[LineAdjudication], Field(max_length=999)] = []
     remarks: Annotated[list[Annotated[str, Field(max_length=8)]], Field(max_length=20)] = []
+    drg_code: Annotated[str, Field(max_length=4, pattern=r"^[0-9A-Z]{0,4}$",
+                                   description="CLP11: the DRG the claim was paid by")] = ""
 
 
 class ProviderAdjustment(Body):

@@ -24,6 +24,7 @@ app.add_typer(__import__("ledger.projections.cli").projections.cli.app, name="pr
 app.add_typer(__import__("ledger.auth_cli").auth_cli.users_app, name="users")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.tokens_app, name="tokens")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.keys_app, name="keys")
+app.add_typer(__import__("ledger.fhir.cli").fhir.cli.app, name="fhir")
 console = make_console()
 err_console = make_console(stderr=True)
 

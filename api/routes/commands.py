@@ -183,7 +183,7 @@ async def post_adjudication(request: Request, encounter_id: UUID, claim_number: 
         "payer_icn": body.payer_icn, "adjudication_date": body.adjudication_date,
         "remittance": RemittanceRef(r.payer_id, r.trace_number, r.file_hash, r.payment_date),
         "claim_adjustments": [_adjustment(a) for a in body.claim_adjustments],
-        "lines": lines, "remarks": list(body.remarks),
+        "lines": lines, "remarks": list(body.remarks), "drg_code": body.drg_code,
     }
     return await _command(request, raw, ledger, actor, encounter_id, "post_adjudication", kwargs,
                     present=lambda posted: {"posted": posted})

@@ -15,6 +15,7 @@ encounter: total charge = payments + adjustments + write-offs - refunds + open b
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -79,6 +80,8 @@ GRANT_BASES = ("staff", "patient_authorization")
 POSTABLE_STATUSES = {"submitted", "accepted", "adjudicated", "denied", "in_appeal", "paid",
                      "closed"}
 
+
+DRG_RE = re.compile(r"[0-9A-Z]{1,4}")  # MS-DRG / APR-DRG codes (835 CLP11)
 
 def _require_reason(reason: str, what: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
@@ -325,9 +328,12 @@ class Encounter(Aggregate):
         remarks: list[str]
         reverses_seq: int | None
         trace_number: str = ""
+        drg_code: str = ""  # CLP11 (issue 18): the DRG an institutional claim was paid by
 
         def apply(self, enc: Encounter) -> None:
             claim = enc.claims[self.claim_number]
+            if getattr(self, "drg_code", ""):
+                claim.drg = self.drg_code
             adjudication = Adjudication(
                 len(claim.adjudications) + 1, self.status_code, self.charge, self.paid,
                 self.patient_responsibility, self.payer_icn, self.adjudication_date,
@@ -1201,6 +1207,7 @@ class Encounter(Aggregate):
         actor: Actor,
         remarks: list[str] | None = None,
         appeal_window_days: int = 120,
+        drg_code: str = "",
     ) -> bool:
         """Post one claim of a remittance (CLP loop). Checks the 835 balancing rules first.
 
@@ -1209,6 +1216,9 @@ class Encounter(Aggregate):
         """
         who = self._actor(actor)
         claim = self._claim(claim_number)
+        if drg_code and not DRG_RE.fullmatch(str(drg_code)):
+            raise InvalidValue("drg_code", "drg.format",
+                               "drg_code: a DRG code of 1 to 4 digits or capital letters")
         key = f"{remittance.key}|{claim.number}"
         if key in self.remittances:
             return False
@@ -1311,7 +1321,8 @@ class Encounter(Aggregate):
                            remittance_key=remittance.key,
                            claim_adjustments=list(claim_adjustments),
                            remarks=list(remarks or []), reverses_seq=reverses_seq,
-                           trace_number=remittance.trace_number, reason="", **who)
+                           trace_number=remittance.trace_number, reason="",
+                           **({"drg_code": str(drg_code)} if drg_code else {}), **who)
         for res in lines:
             self.trigger_event(self.LineAdjudicated, claim_number=claim.number, result=res,
                                reason="", **who)

@@ -229,6 +229,7 @@ class Claim:
     line_allowed: dict[str, Money] = field(default_factory=dict)
     line_adjusted: dict[str, Money] = field(default_factory=dict)  # CO/OA/PI incl. CAS 23
     line_patient: dict[str, Money] = field(default_factory=dict)  # PR
+    drg: str = ""  # the DRG the payer adjudicated an institutional claim by (835 CLP11)
 
     @property
     def wire_number(self) -> str:

@@ -283,7 +283,8 @@ class X12Importer:
                         claim_adjustments=[Adjustment(a.group, a.reason, a.amount, a.quantity)
                                            for a in c.adjustments],
                         lines=lines, remarks=list(c.remarks), actor=self.actor,
-                        appeal_window_days=getattr(self.app, "appeal_window_days", 120))
+                        appeal_window_days=getattr(self.app, "appeal_window_days", 120),
+                        drg_code=c.drg_code)
                 except DuplicatePayment as err:
                     held += 1
                     held_paid = held_paid + c.paid

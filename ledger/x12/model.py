@@ -135,6 +135,7 @@ class ClaimPayment:
     payer_icn: str = ""
     frequency: str = ""
     adjustments: list[Cas] = field(default_factory=list)  # claim-level CAS
+    drg_code: str = ""  # CLP11
     services: list[ServicePayment] = field(default_factory=list)
     remarks: list[str] = field(default_factory=list)  # MOA / MIA remark codes
 

@@ -174,7 +174,8 @@ def _walk(segments: list[Segment], delims: Delimiters, parsed: ParsedFile,
                     len(remit.claims) + 1, seg.position, seg.get(1).strip(), seg.get(2).strip(),
                     money(seg.get(3), "CLP03"), money(seg.get(4), "CLP04"),
                     money(seg.get(5), "CLP05", required=False), filing_indicator=seg.get(6),
-                    payer_icn=seg.get(7).strip(), frequency=seg.get(9))
+                    payer_icn=seg.get(7).strip(), frequency=seg.get(9),
+                    drg_code=seg.get(11).strip())
                 remit.claims.append(claim)
             elif sid == "CAS":
                 target = svc.adjustments if svc is not None else (

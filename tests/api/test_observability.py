@@ -200,3 +200,20 @@ def test_log_lines_written_inside_a_request_carry_its_id(json_logs):
     assert inside["request_id"] == "ctx-1" and inside["exc_type"] == "ValueError"
     assert inside["exc_frames"] and PATIENT not in json_logs.getvalue()
     assert "request_id" not in outside
+
+
+def test_ready_reports_the_unsealed_backlog(writers_do_not_seal, client):
+    """/ready says how many committed events no checkpoint covers yet (here writers do not
+    seal and no checkpoint job ran, so every event is in the backlog)."""
+    _traffic(client)
+    body = client.get("/ready").json()
+    head = body["sealing"]["log_position"]
+    assert head > 0 and body["sealing"]["unsealed_events"] == head
+    assert body["sealing"]["per_batch"] is False
+
+
+def test_ready_with_per_batch_sealing_has_no_backlog(client):
+    _traffic(client)
+    sealing = client.get("/ready").json()["sealing"]
+    assert sealing["per_batch"] is True and sealing["unsealed_events"] == 0
+    assert sealing["sealed_position"] == sealing["log_position"] > 0

@@ -62,7 +62,10 @@ def test_permission_matrix_every_route_every_role(client):
                                                          r.text[:200])
             else:
                 assert r.status_code == 403, (method, path, role, r.status_code)
-                assert r.headers["content-type"] == "application/problem+json"
+                # /fhir answers refusals as a FHIR OperationOutcome (issue 18)
+                assert r.headers["content-type"] == ("application/fhir+json" if
+                                                     path.startswith("/fhir/") else
+                                                     "application/problem+json")
             checked += 1
     assert checked > 100
 

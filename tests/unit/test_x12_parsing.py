@@ -158,3 +158,13 @@ def test_999_and_277ca():
     assert (ack.claim_number, ack.accepted, ack.category) == ("3920394930203", False, "A7")
     a = read_277ca(tokenize((X12 / "imsweb-x12-parser/x12_277CA_accepted.txt").read_bytes()))
     assert [(x.claim_number, x.accepted, x.category) for x in a.acks] == [("5781", True, "A2")]
+
+
+def test_clp11_drg_code_is_read():
+    body = """BPR*I*12650.00*C*ACH*CCP*01*1*DA*1*1**01*1*DA*1*20260415
+TRN*1*T8*PAYER1
+CLP*S8-0001*1*24070.00*12650.00*1600.00*12*ICN-S8*11*1*01*470
+CAS*CO*45*9820.00
+CAS*PR*1*1600.00"""
+    (claim,) = read_835(_835(body)).remittances[0].claims
+    assert (claim.drg_code, claim.payer_icn, claim.frequency) == ("470", "ICN-S8", "1")
