@@ -63,7 +63,8 @@ def _read(request: Request, min_position: int | None) -> Iterator[Any]:
                 yield conn
                 return
     _ready(request, min_position)
-    request.state.read_from = "primary"
+    if replicas:
+        request.state.read_from = "primary"
     with _conn(request) as conn:
         yield conn
 
