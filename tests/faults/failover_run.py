@@ -22,6 +22,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from tests.faults.kill_run import ROOT, Api, Request, Writer, _cli, _history
 
 
@@ -65,6 +67,9 @@ def run(writers: int, before: float, after: float, run_dir: Path) -> dict[str, A
         time.sleep(0.5)
         standby.promote()
         print(f"  {time.monotonic() - started:6.1f}s standby promoted", flush=True)
+        with psycopg.connect(standby.url("faults"), autocommit=True) as conn:
+            head_at_switch = conn.execute(
+                "SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events").fetchone()[0]
         # the first write acknowledged after the switch: how long the service took to find it
         first_after = None
         while time.monotonic() < killed_at + 60:
@@ -100,6 +105,10 @@ def run(writers: int, before: float, after: float, run_dir: Path) -> dict[str, A
             if proj_rc == 0 or time.monotonic() > deadline_p:
                 break
             time.sleep(2)
+        with psycopg.connect(new_url, autocommit=True) as conn:
+            # the checkpoint job found the new primary by itself and signed past the switch
+            sealed = conn.execute("SELECT COALESCE(MAX(last_position), 0) "
+                                  "FROM ledger_checkpoints").fetchone()[0]
         unacked = [r for r in requests if not r.acknowledged]
         answers = sum((w.statuses for w in pool), Counter())
         result = {
@@ -111,6 +120,7 @@ def run(writers: int, before: float, after: float, run_dir: Path) -> dict[str, A
             "refused": len(failed), "hung_writers": len(hung),
             "writes_again_after_s": first_after,
             "answers_500": answers["500"],
+            "head_at_switch": head_at_switch, "checkpointed_to": sealed,
             "ledger_verify": "clean" if verify_rc == 0 else "FAILED",
             "projections_verify": "clean" if proj_rc == 0 else "FAILED",
             "seconds": round(time.monotonic() - started, 1),
@@ -118,7 +128,7 @@ def run(writers: int, before: float, after: float, run_dir: Path) -> dict[str, A
         }
         result["ok"] = not (lost or duplicated or gaps or failed or hung or unacked
                             or verify_rc or proj_rc or answers["500"]
-                            or first_after is None)
+                            or first_after is None or sealed <= head_at_switch)
         if not result["ok"]:
             result["details"] = {"lost": lost[:10], "duplicated": duplicated[:10],
                                  "gaps": gaps[:5], "refused": failed[:5], "hung": hung,
