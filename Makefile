@@ -29,9 +29,10 @@ run: $(RUN_STAMP)  ## install, migrate and serve on the embedded PostgreSQL (add
 test: $(DEV_STAMP)  ## install and run the whole suite (PostgreSQL tests on the embedded server)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-faults: $(DEV_STAMP)  ## fault tests, then the long kill run (>= 10 API and 10 PostgreSQL kill -9s)
+test-faults: $(DEV_STAMP)  ## fault tests, the long kill run (>= 10 API and 10 PostgreSQL kill -9s), the failover run
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/faults
 	$(BIN)/python -m tests.faults.kill_run --long $(ARGS)
+	$(BIN)/python -m tests.faults.failover_run
 
 bench: $(DEV_STAMP)  ## benchmarks (see bench/README.md)
 	$(BIN)/python -m bench.run_all $(ARGS)

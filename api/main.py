@@ -42,6 +42,7 @@ from ledger.database import (
 from ledger.idempotency import IdempotencyStore, new_pool
 from ledger.projections.runner import start_in_process
 from ledger.projections.waiting import ProjectionWaiter
+from ledger.replicas import ReadReplicas, parse_urls
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lease=timedelta(seconds=settings.idempotency_lease_seconds))
         app.state.sealer = app.state.ledger.sealer  # a signed checkpoint per committed batch
         app.state.projection_waiter = ProjectionWaiter(url)
+        app.state.read_replicas = ReadReplicas(
+            [app_url(u, settings) for u in parse_urls(settings.read_database_url)],
+            max_size=settings.pool_size + settings.max_overflow, timeout=settings.pool_timeout,
+            options=connection_options(settings))
         app.state.projection_runner = None
         if settings.projections_in_process:
             app.state.projection_runner = start_in_process(
@@ -134,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.projection_runner is not None:
                 app.state.projection_runner.close()
             app.state.projection_waiter.close()
+            app.state.read_replicas.close()
             app.state.ledger.close()
             app.state.pool.close()
 
@@ -197,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               headers={} if body["ready"] else
                               {"Retry-After": errors.RETRY_AFTER})
 
+    app.add_middleware(queries.ReadFromHeader)
     app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
     app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
     from api import observability  # issue 17: GET /metrics

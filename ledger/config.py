@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = Field(24, description="How long Idempotency-Keys are "
                                              "remembered.")
     wait_timeout: float = Field(5.0, description="Max seconds a read waits for ?min_position.")
+    read_database_url: str = Field("", description="Read replicas (PostgreSQL streaming "
+                                   "standbys), comma-separated URLs: the read-model query "
+                                   "routes read from them, round robin (empty: the primary).")
+    read_replica_wait: float = Field(1.0, description="Seconds a read with ?min_position "
+                                     "waits for a replica to have replayed that position "
+                                     "before it is answered from the primary instead.")
     app_role: str | None = Field(None, description="Role the event store connects as (e.g. "
                                  "ledger_app: no UPDATE/DELETE on events); unset: the URL's user.")
     app_password: str | None = Field(None, description="Password of app_role, if it needs one.")

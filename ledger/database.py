@@ -5,7 +5,9 @@ and the errors that say it is not there."""
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qs, quote, unquote, urlparse, urlunparse
+from urllib.parse import quote, urlparse, urlunparse
+
+from psycopg.conninfo import conninfo_to_dict
 
 from ledger import embedded
 from ledger.config import Settings
@@ -26,12 +28,8 @@ def app_url(url: str, settings: Settings) -> str:
         return url
     parts = urlparse(url)
     password = f":{quote(settings.app_password, safe='')}" if settings.app_password else ""
-    host = parts.hostname or ""
-    if host and ":" in host:
-        host = f"[{host}]"
-    netloc = f"{quote(settings.app_role, safe='')}{password}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
+    hosts = parts.netloc.rpartition("@")[2]  # as written: a:5432,b:5432 and [::1] kept
+    netloc = f"{quote(settings.app_role, safe='')}{password}@{hosts}"
     return urlunparse(parts._replace(netloc=netloc))
 
 
@@ -40,20 +38,20 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
 
     Tables are created by migrations (``ledger migrate``), never at start-up: CREATE_TABLE=n.
     """
-    parts = urlparse(url)
-    query = parse_qs(parts.query)
-    host = query.get("host", [parts.hostname or "localhost"])[0]
+    # psycopg's own parser: a multi-host URL (postgresql://u@a:5432,b:5432/db or
+    # ?host=a,b&port=5432,5433) becomes libpq's host and port lists, which the library passes on
+    info = conninfo_to_dict(url)
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerRecorder",
-        "POSTGRES_DBNAME": (parts.path or "/postgres").lstrip("/") or "postgres",
-        "POSTGRES_HOST": unquote(host),
-        "POSTGRES_PORT": str(parts.port or query.get("port", ["5432"])[0]),
+        "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(info.get("host") or "localhost"),
+        "POSTGRES_PORT": str(info.get("port") or "5432"),
         # LEDGER_APP_ROLE: events are written as the append-only app role (migration 0030);
         # the URL's user (the owner) runs migrations.
-        "POSTGRES_USER": settings.app_role or unquote(parts.username or "postgres"),
+        "POSTGRES_USER": settings.app_role or str(info.get("user") or "postgres"),
         "POSTGRES_PASSWORD": (settings.app_password or "") if settings.app_role
-        else unquote(parts.password or ""),
+        else str(info.get("password") or ""),
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.max_overflow),
         "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout),
@@ -86,6 +84,21 @@ def configure_client(settings: Settings) -> None:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
+# libpq keywords of LEDGER_DATABASE_URL that the event-sourcing library's settings cannot carry
+# (it passes dbname, host, port, user and password only); given to its pools' connections
+URL_KEYWORDS = ("target_session_attrs", "load_balance_hosts", "sslmode", "sslrootcert",
+                "sslcert", "sslkey", "application_name")
+
+
+def url_options(url: str | None) -> dict[str, str]:
+    """The URL_KEYWORDS set in ``url`` (e.g. target_session_attrs=read-write of a
+    multi-host URL: after a failover the pools connect to whichever host is the primary)."""
+    if not url:
+        return {}
+    info = conninfo_to_dict(url)
+    return {k: str(info[k]) for k in URL_KEYWORDS if info.get(k)}
+
+
 def connection_options(settings: Settings) -> dict[str, str]:
     """libpq keywords for the service's own connections, from configuration: how long to
     wait for a connection, and the statement timeout sent with every new one."""
@@ -96,10 +109,11 @@ def connection_options(settings: Settings) -> dict[str, str]:
 
 
 def apply_connection_options(pool: object, settings: Settings) -> None:
-    """Use ``connection_options`` for every connection ``pool`` opens from now on (a
-    psycopg_pool pool, such as an event-sourcing datastore's)."""
+    """Use ``connection_options`` (and the URL's ``url_options``) for every connection
+    ``pool`` opens from now on (a psycopg_pool pool, such as an event-sourcing datastore's)."""
     kwargs = getattr(pool, "kwargs", None)
     if isinstance(kwargs, dict):
+        kwargs.update(url_options(settings.database_url))
         kwargs.update(connection_options(settings))
 
 

@@ -5,6 +5,8 @@ by LEDGER_WAIT_TIMEOUT) until the projections reflect that log position — pass
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -28,6 +30,7 @@ Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of 
 
 
 def _ready(request: Request, min_position: int | None) -> None:
+    """On the primary: wait (bounded) until its read models reflect ``min_position``."""
     if not min_position:
         return
     with _conn(request) as conn:
@@ -47,12 +50,55 @@ def _conn(request: Request) -> Any:
     return request.app.state.pool.connection()
 
 
+@contextmanager
+def _read(request: Request, min_position: int | None) -> Iterator[Any]:
+    """A connection for a read-model query: a read replica's (LEDGER_READ_DATABASE_URL)
+    once it has replayed ``min_position``, else the primary's (see ledger.replicas)."""
+    replicas = request.app.state.read_replicas
+    if replicas:
+        wait = request.app.state.settings.read_replica_wait
+        with replicas.connection(min_position, wait) as conn:
+            if conn is not None:
+                request.state.read_from = "replica"
+                yield conn
+                return
+    _ready(request, min_position)
+    if replicas:
+        request.state.read_from = "primary"
+    with _conn(request) as conn:
+        yield conn
+
+
 def _advocate_encounters(conn: Any, identity: Identity) -> set[UUID]:
     return granted_encounters(conn, identity.user_id)
 
 
 def _page(page: q.ResultPage) -> dict[str, Any]:
     return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+class ReadFromHeader:
+    """ASGI middleware: a read-model answer says where it was read (``X-Read-From: replica``
+    or ``primary``), when read replicas are configured."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                where = scope.get("state", {}).get("read_from")
+                if where:
+                    message.setdefault("headers", [])
+                    message["headers"] = [*message["headers"],
+                                          (b"x-read-from", where.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
 
 
 @router.get("/claims", summary="Current claims, filtered, newest first (cursor pages)")
@@ -65,8 +111,7 @@ def list_claims(request: Request, identity: IdentityDep,
                 actor_id: Annotated[str | None, Query(max_length=80)] = None,
                 limit: Limit = 50, cursor: Cursor = None,
                 min_position: MinPosition = None) -> OrjsonResponse:
-    _ready(request, min_position)
-    with _conn(request) as conn:
+    with _read(request, min_position) as conn:
         page = q.list_claims(conn, status=status, payer_id=payer_id, patient_ref=patient_ref,
                              dos_from=dos_from, dos_to=dos_to, code=code, actor_id=actor_id,
                              limit=limit, cursor=cursor)
@@ -84,8 +129,7 @@ def payer_balances(request: Request, identity: IdentityDep,
                    party_kind: Literal["insurer", "business", "patient"] | None = None,
                    as_of: IsoDate | None = None,
                    min_position: MinPosition = None) -> OrjsonResponse:
-    _ready(request, min_position)
-    with _conn(request) as conn:
+    with _read(request, min_position) as conn:
         rows = q.payer_balances(conn, payer_id, as_of=as_of)
     if party_kind:
         rows = [r for r in rows if r.get("party_kind") == party_kind]
@@ -96,8 +140,7 @@ def payer_balances(request: Request, identity: IdentityDep,
             summary="What a patient owes across encounters: owed, paid, credit, statements")
 def patient_balance(request: Request, patient_ref: str, identity: IdentityDep,
                     min_position: MinPosition = None) -> OrjsonResponse:
-    _ready(request, min_position)
-    with _conn(request) as conn:
+    with _read(request, min_position) as conn:
         if identity.role == "advocate":
             if not granted_patient(conn, identity.user_id, patient_ref):
                 raise NotFound("patient_ref", "patient.exists", "patient_ref: not found")
@@ -116,10 +159,9 @@ def work_queue(request: Request, identity: IdentityDep,
                assignee: Annotated[str | None, Query(max_length=80)] = None,
                limit: Limit = 50, cursor: Cursor = None,
                min_position: MinPosition = None) -> OrjsonResponse:
-    _ready(request, min_position)
     if identity.role == "advocate":  # only their own disputes, on encounters granted to them
         kind, assignee = "dispute", identity.user_id
-    with _conn(request) as conn:
+    with _read(request, min_position) as conn:
         page = q.work_queue(conn, kind=kind, open_only=open_only, due_before=due_before,
                             payer_id=payer_id, assignee=assignee, limit=limit, cursor=cursor)
         if identity.role == "advocate":
@@ -133,8 +175,7 @@ def work_queue(request: Request, identity: IdentityDep,
 def top_diagnoses(request: Request, identity: IdentityDep,
                   scope: Literal["principal", "any"] = "principal", limit: Limit = 50,
                   min_position: MinPosition = None) -> OrjsonResponse:
-    _ready(request, min_position)
-    with _conn(request) as conn:
+    with _read(request, min_position) as conn:
         return OrjsonResponse({"scope": scope,
                                "diagnoses": q.top_diagnoses(conn, scope=scope, limit=limit)})
 
@@ -145,8 +186,7 @@ def diagnosis_trend(request: Request, code: Annotated[str, Path(max_length=12)],
                     identity: IdentityDep, scope: Literal["principal", "any"] = "principal",
                     kind: Literal["service", "supply"] | None = None, limit: Limit = 50,
                     min_position: MinPosition = None) -> OrjsonResponse:
-    _ready(request, min_position)
-    with _conn(request) as conn:
+    with _read(request, min_position) as conn:
         trend = q.diagnosis_trend(conn, code, scope=scope, kind=kind, limit=limit)
     if trend is None:
         raise NotFound("code", "trend.exists", "code: no encounters with that diagnosis")
@@ -159,8 +199,7 @@ def code_revisions(request: Request, identity: IdentityDep,
                    by: Literal["coder", "code"] = "coder",
                    code_system: Annotated[str | None, Query(max_length=20)] = None,
                    limit: Limit = 50, min_position: MinPosition = None) -> OrjsonResponse:
-    _ready(request, min_position)
-    with _conn(request) as conn:
+    with _read(request, min_position) as conn:
         rows = q.code_revisions_by_coder(conn, limit=limit) if by == "coder" else \
             q.code_revisions_by_code(conn, code_system=code_system, limit=limit)
     return OrjsonResponse({"by": by, "items": rows})
@@ -176,8 +215,7 @@ def audit_trail(request: Request, identity: IdentityDep, encounter_id: UUID | No
                 since: datetime | None = None, until: datetime | None = None,
                 limit: Limit = 100, cursor: Cursor = None,
                 min_position: MinPosition = None) -> OrjsonResponse:
-    _ready(request, min_position)
-    with _conn(request) as conn:
+    with _read(request, min_position) as conn:
         page = q.audit_trail(conn, encounter_id=encounter_id, claim_number=claim_number,
                              actor_id=actor_id, code=code, event_type=event_type, since=since,
                              until=until, limit=limit, cursor=cursor)
