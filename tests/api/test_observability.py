@@ -217,3 +217,32 @@ def test_ready_with_per_batch_sealing_has_no_backlog(client):
     sealing = client.get("/ready").json()["sealing"]
     assert sealing["per_batch"] is True and sealing["unsealed_events"] == 0
     assert sealing["sealed_position"] == sealing["log_position"] > 0
+
+
+def test_ready_fails_while_a_projection_lags_beyond_budget_or_is_failing(settings):
+    """/ready is 503 while a projection is more than LEDGER_READY_MAX_LAG events behind, 200
+    once it caught up, and 503 again (naming the event) while a projection is failing."""
+    from ledger.projections.runner import ProjectionRunner, runner_env
+
+    url = settings.database_url
+    quiet = settings.model_copy(update={"projections_in_process": False, "ready_max_lag": 1})
+    with TestClient(create_app(quiet)) as c:
+        _traffic(c)  # events no projection has applied: lagging beyond the budget of 1
+        lagging = c.get("/ready")
+        assert lagging.status_code == 503
+        assert any("events behind (budget 1)" in r for r in lagging.json()["reasons"])
+        with ProjectionRunner(runner_env(url)) as runner:
+            runner.catch_up()
+        assert c.get("/ready").status_code == 200
+        _traffic(c)
+        head = c.get("/ready").json()["sealing"]["log_position"]
+        runner = ProjectionRunner(runner_env(url), ["claims"])  # not started: claims stays
+        try:                                                   # behind, and failed on `head`
+            runner.views["claims"].record_error(ValueError("boom"), position=head,
+                                                event="DiagnosisCoded")
+        finally:
+            runner.close()
+        failing = c.get("/ready")
+        assert failing.status_code == 503
+        assert any(r.startswith(f"projection claims failing at event {head} (DiagnosisCoded)")
+                   for r in failing.json()["reasons"]), failing.json()["reasons"]
