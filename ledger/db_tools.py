@@ -54,7 +54,8 @@ def _major(binary: Path) -> int | None:
 
 
 def find_tool(name: str, server_major: int) -> Tool:
-    """The newest ``name`` (pg_dump, pg_restore) that can talk to a ``server_major`` server."""
+    """The ``name`` (pg_dump, pg_restore) closest to a ``server_major`` server's version, at or
+    above it."""
     candidates: list[Path] = []
     configured = os.environ.get("LEDGER_PG_BIN")
     if configured:
@@ -78,12 +79,15 @@ def find_tool(name: str, server_major: int) -> Tool:
     if not tools:
         raise BackupError(f"{name} not found: install the PostgreSQL client tools or set "
                           "LEDGER_PG_BIN to their folder")
-    best = max(tools, key=lambda t: t.major)
-    if best.major < server_major:
+    usable = [t for t in tools if t.major >= server_major]
+    if not usable:
+        best = max(tools, key=lambda t: t.major)
         raise BackupError(f"{name} {best.major} ({best.path}) cannot work with a PostgreSQL "
                           f"{server_major} server: install client tools {server_major} or newer "
                           "and set LEDGER_PG_BIN")
-    return best
+    # the closest version at or above the server's: a newer pg_dump writes settings an older
+    # server refuses on restore (pg_dump 18 emits SET transaction_timeout, unknown to 15)
+    return min(usable, key=lambda t: t.major)
 
 
 def _libpq_env(url: str) -> dict[str, str]:
