@@ -5,6 +5,7 @@ an installed ``ledger migrate`` finds it (see ledger/migrate.py: migrations_dir)
 from setuptools import find_namespace_packages, setup
 
 setup(
-    packages=[*find_namespace_packages(include=["ledger*", "api*"], exclude=["*__pycache__*"]), "ledger.migrations"],
+    packages=[*find_namespace_packages(include=["ledger*", "api*"],
+                                       exclude=["*__pycache__*"]), "ledger.migrations"],
     package_dir={"ledger.migrations": "migrations"},
 )
