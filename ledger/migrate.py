@@ -67,8 +67,8 @@ def migrate(url: str, directory: Path | None = None) -> list[str]:
     """Apply every pending migration; return the versions applied (empty when up to date)."""
     migrations = discover(directory)
     applied_now: list[str] = []
-    # a migration may wait for locks and run long: the service's statement/lock timeouts
-    # (PGOPTIONS, set by ledger.database.configure_client) do not apply to it
+    # a migration may wait for locks and run long: no statement/lock timeout an operator's
+    # PGOPTIONS or the role's settings carry applies to it
     with psycopg.connect(url, autocommit=True, options=NO_TIMEOUTS) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:

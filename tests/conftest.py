@@ -62,20 +62,6 @@ def _with_db(url: str, dbname: str) -> str:
     return urlunparse(parts._replace(path="/" + dbname))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _client_environment() -> Iterator[None]:
-    """Starting the API sets process-wide libpq options (PGOPTIONS with its statement/lock
-    timeouts, PGCONNECT_TIMEOUT): restore them after each module (servers are module-scoped
-    at most) so no later module inherits another's timeouts."""
-    saved = {k: os.environ.get(k) for k in ("PGOPTIONS", "PGCONNECT_TIMEOUT")}
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test session; dropped afterwards."""

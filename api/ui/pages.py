@@ -417,10 +417,14 @@ async def write_off(request: Request, encounter_id: UUID) -> Response:
                            command="write_off", back=back, claim_number=claim)
 
 
-def _exceptions_page(request: Request, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+def _exception_rows(request: Request) -> tuple[list[dict[str, Any]], list[str]]:
     with _pool(request).connection() as conn:
         rows = uq.exceptions(conn)
-    cols = list(rows[0]) if rows else []
+    return rows, list(rows[0]) if rows else []
+
+
+def _exceptions_page(request: Request, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+    rows, cols = _exception_rows(request)
     ctx.setdefault("errors", {})
     ctx.setdefault("form", "")
     ctx.setdefault("values", {})
@@ -433,10 +437,8 @@ def exceptions_queue(request: Request,
                      format: Annotated[str, Query(pattern="^(html|csv)$")] = "html",
                      done: Annotated[str, Query(max_length=40)] = "") -> Response:
     if format == "csv":
-        with _pool(request).connection() as conn:
-            rows = uq.exceptions(conn)
-        cols = list(rows[0]) if rows else []
-        return _csv("exceptions", cols, [[r[c] for c in cols] for r in rows or []])
+        rows, cols = _exception_rows(request)
+        return _csv("exceptions", cols, [[r[c] for c in cols] for r in rows])
     return _exceptions_page(request, done=done)
 
 
