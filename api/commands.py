@@ -22,15 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ledger_problem, problem
 from api.responses import OrjsonResponse, ProblemResponse, dumps
-from ledger.application import CommandResult
-from ledger.domain.errors import (
-    ConcurrencyConflict,
-    InvalidValue,
-    LedgerError,
-    PreconditionFailed,
-)
-from ledger.domain.model import Actor
-from ledger.idempotency import (
+from ledger.application.idempotency import (
     Claimed,
     IdempotencyStore,
     InFlight,
@@ -38,6 +30,14 @@ from ledger.idempotency import (
     Replay,
     fingerprint,
 )
+from ledger.application.service import CommandResult
+from ledger.domain.errors import (
+    ConcurrencyConflict,
+    InvalidValue,
+    LedgerError,
+    PreconditionFailed,
+)
+from ledger.domain.model import Actor
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 

@@ -65,7 +65,7 @@ class UnexpectedErrors:
 
             from api.errors import is_unavailable, problem, unavailable_problem
             from api.responses import ProblemResponse
-            from ledger.database import CommitOutcomeUnknown
+            from ledger.persistence.database import CommitOutcomeUnknown
 
             request = Request(scope)
             if is_unavailable(exc):  # not a bug: the database is gone (503, as api.errors)

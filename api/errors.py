@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.error_log import log_unexpected
 from api.responses import ProblemResponse
-from ledger.database import CommitOutcomeUnknown, DatabaseUnavailable
+from ledger.application.idempotency import ClaimLost
 from ledger.domain.errors import (
     ConcurrencyConflict,
     IllegalTransition,
@@ -27,7 +27,7 @@ from ledger.domain.errors import (
     NotFound,
     PreconditionFailed,
 )
-from ledger.idempotency import ClaimLost
+from ledger.persistence.database import CommitOutcomeUnknown, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 # Problem types are the service's own pages (relative URI references, RFC 9457 §3.1.1):

@@ -18,20 +18,21 @@ from api import (
     openapi,
     outage,
     parameters,
-    routes_audit,
-    routes_codes,
-    routes_x12,
     ui,
 )
 from api.client_address import parse_trusted
 from api.deps import authorize
 from api.responses import OrjsonResponse
 from api.routes import admin, commands, disputes, explain, fhir, queries, replay
-from ledger.application import LedgerApplication
+from api.routes import audit as routes_audit
+from api.routes import codes as routes_codes
+from api.routes import x12 as routes_x12
+from ledger.application.idempotency import IdempotencyStore, new_pool
+from ledger.application.service import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
 from ledger.config import Settings, get_settings
-from ledger.database import (
+from ledger.persistence.database import (
     app_url,
     apply_connection_options,
     configure_client,
@@ -39,7 +40,6 @@ from ledger.database import (
     database_url,
     eventsourcing_env,
 )
-from ledger.idempotency import IdempotencyStore, new_pool
 from ledger.projections.runner import start_in_process
 from ledger.projections.waiting import ProjectionWaiter
 from ledger.replicas import ReadReplicas, parse_urls

@@ -27,8 +27,7 @@ def server_url() -> str:
     url = os.environ.get("LEDGER_DATABASE_URL")
     if url:
         return url
-    from ledger import embedded
-
+    from ledger.persistence import embedded
     return embedded.start(ROOT / ".ledger" / "bench")
 
 
@@ -39,7 +38,7 @@ def fresh_database(label: str, keep: bool = False) -> Iterator[str]:
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = urlunparse(urlparse(server)._replace(path="/" + name))
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
 
     migrate(url)
     try:

@@ -69,8 +69,8 @@ def post(path: str, body: dict, headers: dict[str, str]) -> str:
 
 
 def bench_token(url: str) -> str:
+    from ledger.application.idempotency import new_pool
     from ledger.auth import AuthStore
-    from ledger.idempotency import new_pool
 
     pool = new_pool(url, max_size=2)
     try:
@@ -95,7 +95,7 @@ def main() -> Report:
         env = {"LEDGER_DATABASE_URL": url, "LEDGER_LOG_LEVEL": "WARNING",
                "BENCH_DATABASE_URL": url, "LEDGER_PROJECTIONS_IN_PROCESS": "0"}
         projections = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "projections", "run"],
+            [sys.executable, "-m", "ledger.cli.main", "projections", "run"],
             env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with server("api.main:create_app", env) as lport, \

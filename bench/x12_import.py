@@ -20,11 +20,11 @@ from datetime import date
 
 from bench.common import ROOT, Report, fresh_database, machine, median
 from ledger import samples as s
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
 from ledger.domain.encounter import Encounter
 from ledger.domain.model import Finding
+from ledger.persistence.database import eventsourcing_env
 
 
 def generate_835(n: int, trace: str = "BENCH0001") -> bytes:
@@ -137,8 +137,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     if not os.environ.get("LEDGER_DATABASE_URL"):  # a server of its own: benches run at once
-        from ledger import embedded
-
+        from ledger.persistence import embedded
         os.environ["LEDGER_DATABASE_URL"] = embedded.start(ROOT / ".ledger" / "bench-x12")
     n = args.claims
     data = generate_835(n)

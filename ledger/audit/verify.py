@@ -35,7 +35,6 @@ from uuid import UUID
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.audit.chain import GENESIS
 from ledger.audit.checkpoints import (
     SELECT_CHECKPOINTS,
     Checkpoint,
@@ -46,6 +45,7 @@ from ledger.audit.checkpoints import (
     raw_public,
 )
 from ledger.audit.merkle import Frontier
+from ledger.persistence.chain import GENESIS
 
 UNSEALED = ("after the latest checkpoint: every batch is sealed when it commits, so this event "
             "was appended (or the newest one replaced) behind the ledger's back")
@@ -556,9 +556,9 @@ def _check_snapshots(url: str, encounter: UUID | None, sink: _Sink, report: Repo
     from its (verified) events up to the snapshot's version."""
     from eventsourcing.application import Application, Repository
 
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
     from ledger.config import get_settings
-    from ledger.database import eventsourcing_env
+    from ledger.persistence.database import eventsourcing_env
 
     settings = get_settings().model_copy(update={"database_url": url, "cache_size": 0,
                                                  "pool_size": 1, "max_overflow": 1})

@@ -186,7 +186,7 @@ def test_sealing_while_writers_append_skips_nothing(app, clean_db, key, tmp_path
 
 def test_cli_checkpoints_commands(app, clean_db, tmp_path, monkeypatch):
     from ledger.audit.settings import get_audit_settings
-    from ledger.cli import app as cli
+    from ledger.cli.main import app as cli
     from ledger.config import get_settings
 
     make_history(app, encounters=2)
@@ -288,11 +288,11 @@ def test_two_databases_share_one_data_directory(app, clean_db, key, tmp_path):
     """Exported checkpoints are kept per log (system identifier + database name), so two
     databases whose services share one data directory each verify clean, and neither reads
     the other's exports (before, the second looked tampered: "missing from the database")."""
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
     from ledger.audit.sealing import log_export_dir
     from ledger.config import Settings
-    from ledger.database import eventsourcing_env
-    from ledger.migrate import NO_TIMEOUTS, migrate
+    from ledger.persistence.database import eventsourcing_env
+    from ledger.persistence.migrate import NO_TIMEOUTS, migrate
 
     name = f"ledger_second_{uuid.uuid4().hex[:8]}"
     other = urlunparse(urlparse(clean_db)._replace(path="/" + name))

@@ -71,9 +71,9 @@ def test_the_old_log_verifies_clean_against_the_key_that_signed_it(old_db, monke
 
 
 def test_the_old_log_replays_and_projects_to_the_old_figures(old_db, monkeypatch):
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
     from ledger.config import Settings
-    from ledger.database import eventsourcing_env
+    from ledger.persistence.database import eventsourcing_env
     from ledger.projections.runner import ProjectionRunner, runner_env
 
     with ProjectionRunner(runner_env(old_db)) as runner:
@@ -103,9 +103,9 @@ def test_the_old_log_replays_and_projects_to_the_old_figures(old_db, monkeypatch
 
 
 def test_the_x12_claim_index_finds_claims_stored_under_the_old_topics(old_db):
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
     from ledger.config import Settings
-    from ledger.database import eventsourcing_env
+    from ledger.persistence.database import eventsourcing_env
     from ledger.x12 import index
 
     with psycopg.connect(old_db, autocommit=True) as conn:

@@ -31,7 +31,7 @@ STORED_TOPICS = (OLD, *(f"{OLD}.{name}" for name in EVENTS),
 
 def _application_loaded() -> None:
     # the application registers old topics when it is imported (as the service does)
-    import ledger.application  # noqa: F401
+    import ledger.application.service  # noqa: F401
 
 
 @pytest.mark.parametrize("topic", STORED_TOPICS)

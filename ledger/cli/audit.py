@@ -11,7 +11,7 @@ from uuid import UUID
 import typer
 from rich.table import Table
 
-from ledger.cli import app, console
+from ledger.cli.main import app, console
 
 checkpoints_app = typer.Typer(help="Signed Merkle checkpoints over the event log.",
                               no_args_is_help=True)
@@ -19,7 +19,7 @@ app.add_typer(checkpoints_app, name="checkpoints")
 
 
 def _url() -> str:
-    from ledger.cli import _url as url
+    from ledger.cli.main import _url as url
 
     return url()
 
@@ -139,7 +139,7 @@ def run(
 ) -> None:
     """Seal new events under signed checkpoints (a long-running job; --once for cron)."""
     from ledger.audit.settings import get_audit_settings
-    from ledger.cli import _setup_logging
+    from ledger.cli.main import _setup_logging
 
     _setup_logging()
     writer = _writer()

@@ -24,7 +24,7 @@ console = make_console()
 
 def _url() -> str:
     from ledger.config import get_settings
-    from ledger.database import database_url
+    from ledger.persistence.database import database_url
 
     return database_url(get_settings())
 
@@ -58,7 +58,7 @@ def run(
     """Run the projections until stopped (SIGTERM/Ctrl-C): the deployment worker."""
     _logging()
     from ledger.config import get_settings
-    from ledger.database import apply_connection_options, configure_client
+    from ledger.persistence.database import apply_connection_options, configure_client
     from ledger.projections.runner import ProjectionRunner, runner_env
 
     configure_client(get_settings())  # reconnect every 0.2 s after an outage

@@ -41,12 +41,12 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from ledger import metrics
-from ledger.database import CommitNotMade, DatabaseUnavailable
+from ledger.application.idempotency import ClaimLost
 from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
-from ledger.idempotency import ClaimLost
+from ledger.persistence.database import CommitNotMade, DatabaseUnavailable
 
 if TYPE_CHECKING:
-    from ledger.application import CommandResult, CommitWrite, LedgerApplication
+    from ledger.application.service import CommandResult, CommitWrite, LedgerApplication
     from ledger.domain.encounter import Encounter
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class GroupCommitWriter:
 
     # ------------------------------------------------------------------ one batch
     def _commit(self, batch: list[Job], fresh: bool = False) -> None:
-        from ledger.application import CommandResult, commit_hook
+        from ledger.application.service import CommandResult, commit_hook
 
         if not fresh:
             self._drop_stale(batch)

@@ -182,7 +182,8 @@ def new_pool(url: str, max_size: int = 10, timeout: float = 30.0,
              options: dict[str, str] | None = None) -> ConnectionPool:
     """A psycopg pool (autocommit) whose connections are checked before use: after the
     server restarts, a dead connection is replaced instead of failing a request.
-    ``options``: more libpq keywords (timeouts, see ledger.database.connection_options)."""
+    ``options``: more libpq keywords (timeouts, see
+    ledger.persistence.database.connection_options)."""
     pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=timeout,
                           kwargs={"autocommit": True, **(options or {})},
                           check=ConnectionPool.check_connection)

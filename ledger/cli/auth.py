@@ -21,8 +21,8 @@ Role = Enum("Role", {r: r for r in ROLES}, type=str)  # a choice on the command 
 
 
 def _store() -> AuthStore:
-    from ledger.cli import _url
-    from ledger.idempotency import new_pool
+    from ledger.application.idempotency import new_pool
+    from ledger.cli.main import _url
 
     return AuthStore(new_pool(_url(), max_size=2))
 
@@ -121,6 +121,6 @@ def list_tokens(user_id: str = typer.Option(None, help="Only this user's tokens.
 @keys_app.command("new")
 def new_key() -> None:
     """Print a new AES-256 key for LEDGER_CIPHER_KEY (keep it in a secret store)."""
-    from ledger.crypto import new_key as make
+    from ledger.persistence.crypto import new_key as make
 
     typer.echo(make())

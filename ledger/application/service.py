@@ -25,17 +25,17 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
+from ledger.application.writer import GroupCommitWriter, Job, WriterPool
 from ledger.audit.sealing import install_from_settings
 from ledger.codes.edits import edit_tables_from_settings
 from ledger.codes.icd10cm import default_code_set
-from ledger.database import CommitNotMade, CommitOutcomeUnknown, DatabaseUnavailable
 from ledger.domain.codeset import DiagnosisCodeSet
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed
 from ledger.domain.model import Actor
 from ledger.domain.scrubber import RULESET_VERSION, EditTables, scrub
-from ledger.transcoding import OrjsonTranscoder
-from ledger.writer import GroupCommitWriter, Job, WriterPool
+from ledger.persistence.database import CommitNotMade, CommitOutcomeUnknown, DatabaseUnavailable
+from ledger.persistence.transcoding import OrjsonTranscoder
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,8 @@ class OrjsonTranscoder(Transcoder):
     and the registered domain dataclasses."""
 
     def register(self, transcoding: Any) -> None:  # library API; we use names above
-        raise NotImplementedError("register domain types in ledger.transcoding.DATACLASSES")
+        raise NotImplementedError(
+            "register domain types in ledger.persistence.transcoding.DATACLASSES")
 
     def encode(self, obj: Any) -> bytes:
         return orjson.dumps(_to_json(obj))

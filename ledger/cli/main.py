@@ -11,7 +11,10 @@ from typing import Annotated, NoReturn
 import typer
 from rich.table import Table
 
-from ledger.codes.cli import app as codes_app
+from ledger.cli.auth import keys_app, tokens_app, users_app
+from ledger.cli.codes import app as codes_app
+from ledger.cli.fhir import app as fhir_app
+from ledger.cli.projections import app as projections_app
 from ledger.config import get_settings
 from ledger.console import make_console
 
@@ -20,11 +23,11 @@ app = typer.Typer(help="Event-sourced claims ledger for medical coding and billi
 db_app = typer.Typer(help="The database: migrations and the embedded server.")
 app.add_typer(db_app, name="db")
 app.add_typer(codes_app, name="codes")
-app.add_typer(__import__("ledger.projections.cli").projections.cli.app, name="projections")
-app.add_typer(__import__("ledger.auth_cli").auth_cli.users_app, name="users")
-app.add_typer(__import__("ledger.auth_cli").auth_cli.tokens_app, name="tokens")
-app.add_typer(__import__("ledger.auth_cli").auth_cli.keys_app, name="keys")
-app.add_typer(__import__("ledger.fhir.cli").fhir.cli.app, name="fhir")
+app.add_typer(projections_app, name="projections")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(keys_app, name="keys")
+app.add_typer(fhir_app, name="fhir")
 console = make_console()
 err_console = make_console(stderr=True)
 
@@ -37,7 +40,7 @@ def _setup_logging() -> None:
 
 
 def _url() -> str:
-    from ledger.database import database_url
+    from ledger.persistence.database import database_url
 
     return database_url(get_settings())
 
@@ -46,7 +49,7 @@ def _url() -> str:
 def migrate() -> None:
     """Apply pending migrations (safe to re-run; concurrent runs queue on a lock)."""
     _setup_logging()
-    from ledger.migrate import migrate as run
+    from ledger.persistence.migrate import migrate as run
 
     applied = run(_url())
     console.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}"
@@ -56,7 +59,7 @@ def migrate() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """List migrations and whether each is applied."""
-    from ledger.migrate import status
+    from ledger.persistence.migrate import status
 
     table = Table("migration", "applied")
     for version, done in status(_url()):
@@ -81,7 +84,7 @@ def db_create() -> None:
     import psycopg
     from psycopg import sql
 
-    from ledger.db_tools import server_url
+    from ledger.persistence.backup import server_url
 
     url = _url()
     name = psycopg.conninfo.conninfo_to_dict(url).get("dbname") or "postgres"
@@ -112,7 +115,7 @@ def db_backup(file: Annotated[Path, typer.Argument(
         help="Where to write the backup (pg_dump custom format).")]) -> None:
     """Back up the database (configured or embedded) with pg_dump, consistent while the
     service runs. Restore with `ledger db restore FILE`. The keys are NOT in the backup."""
-    from ledger.db_tools import BackupError, backup
+    from ledger.persistence.backup import BackupError, backup
 
     try:
         tool = backup(_url(), file)
@@ -132,7 +135,7 @@ def db_restore(
     """Restore a backup into the database (configured or embedded), which must be empty
     unless --replace. Stop the service first. Then `ledger verify` and `ledger projections
     verify` should report the same positions and checkpoints as before the backup."""
-    from ledger.db_tools import BackupError, restore
+    from ledger.persistence.backup import BackupError, restore
 
     try:
         restore(_url(), file, replace=replace)
@@ -168,7 +171,7 @@ def serve(
     # Workers (other processes) reach the same server through the URL.
     os.environ["LEDGER_DATABASE_URL"] = url
     get_settings.cache_clear()
-    from ledger.migrate import migrate as run
+    from ledger.persistence.migrate import migrate as run
 
     run(url)
     if demo or settings.demo:
@@ -201,7 +204,7 @@ def serve(
         import subprocess
 
         os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = "0"
-        projections = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections",
+        projections = subprocess.Popen([sys.executable, "-m", "ledger.cli.main", "projections",
                                         "run"], env=dict(os.environ))
         console.print(f"projections: running in their own process (pid {projections.pid})")
     from ledger.audit.checkpoints import start_in_process  # issue 8: signed checkpoints
@@ -228,8 +231,8 @@ def serve(
                 projections.kill()
 
 
-import ledger.audit.cli  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)
-import ledger.x12.cli  # noqa: E402,F401  (registers `ledger import`)
+import ledger.cli.audit  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)
+import ledger.cli.x12  # noqa: E402,F401  (registers `ledger import`)
 
 
 def _one_line(exc: BaseException) -> str | None:
@@ -237,7 +240,7 @@ def _one_line(exc: BaseException) -> str | None:
     (no database, no server, no migrations); None for anything else (a bug: full traceback)."""
     import psycopg
 
-    from ledger.migrate import MigrationError
+    from ledger.persistence.migrate import MigrationError
 
     if isinstance(exc, MigrationError):
         return f"ledger: {exc}"
