@@ -30,7 +30,7 @@ from ledger.application.idempotency import (
     Replay,
     fingerprint,
 )
-from ledger.application.service import CommandResult
+from ledger.application.results import CommandResult
 from ledger.domain.errors import (
     ConcurrencyConflict,
     InvalidValue,

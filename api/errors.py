@@ -150,3 +150,47 @@ def install(app: FastAPI) -> None:
         body = problem(500, "Internal error", "the ledger could not complete the request",
                        instance=request.url.path, request_id=rid)
         return ProblemResponse(body, status_code=500)
+
+
+class UnexpectedErrors:
+    """A pure ASGI middleware, inside the user middlewares, that answers an unexpected error
+    with the 500 problem itself (logged by ``api.error_log`` without PHI). Starlette's own
+    ServerErrorMiddleware would re-raise the exception after the handler ran, and the server
+    (uvicorn) would then log the whole traceback, message included."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:  # noqa: BLE001 - every unexpected error ends here
+            request = Request(scope)
+            if is_unavailable(exc):  # not a bug: the database is gone (503, as api.errors)
+                if not started:
+                    body, headers = unavailable_problem(
+                        request.url.path, unknown=isinstance(exc, CommitOutcomeUnknown))
+                    await ProblemResponse(body, status_code=503, headers=headers)(
+                        scope, receive, send)
+                return
+            rid = log_unexpected(request, exc)
+            if started:  # too late for a problem body; the server closes the response
+                return
+            body = problem(500, "Internal error", "the ledger could not complete the request",
+                           instance=request.url.path, request_id=rid)
+            await ProblemResponse(body, status_code=500)(scope, receive, send)
+
+
+def install_unexpected_errors(app: Any) -> None:
+    app.add_middleware(UnexpectedErrors)

@@ -13,7 +13,6 @@ from fastapi import Depends, FastAPI
 
 from api import (
     access_log,
-    error_log,
     errors,
     openapi,
     outage,
@@ -154,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    error_log.install(app)  # innermost: a 500 is answered here, logged without PHI
+    errors.install_unexpected_errors(app)  # innermost: a 500 is answered here, logged without PHI
     access_log.install(app)
     openapi.install(app)
     app.include_router(commands.router)
@@ -195,7 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/ready", tags=["service"], summary="Ready to serve: database reachable, "
              "migrations applied, projections within their lag budget and none failing")
     def ready() -> OrjsonResponse:
-        from api.readiness import readiness
+        from ledger.readiness import readiness
 
         body = readiness(app.state.db_monitor, app.state.pool, settings,
                          getattr(app.state, "sealer", None))

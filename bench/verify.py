@@ -27,8 +27,9 @@ from eventsourcing.persistence import StoredEvent
 
 from bench.common import Report, fresh_database, machine, median
 from ledger.application.service import LedgerApplication
-from ledger.audit.checkpoints import CheckpointWriter, generate_key
+from ledger.audit.checkpoints import generate_key
 from ledger.audit.verify import verify
+from ledger.audit.writer import CheckpointWriter
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
 

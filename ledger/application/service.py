@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
+from anyio import to_thread
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
+from ledger.application.results import CommandResult, CommitWrite, commit_hook
 from ledger.application.writer import GroupCommitWriter, Job, WriterPool
 from ledger.audit.sealing import install_from_settings
 from ledger.codes.edits import edit_tables_from_settings
@@ -34,7 +35,12 @@ from ledger.domain.encounter import Encounter
 from ledger.domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed
 from ledger.domain.model import Actor
 from ledger.domain.scrubber import RULESET_VERSION, EditTables, scrub
-from ledger.persistence.database import CommitNotMade, CommitOutcomeUnknown, DatabaseUnavailable
+from ledger.persistence.database import (
+    APP_NAME,
+    CommitNotMade,
+    CommitOutcomeUnknown,
+    DatabaseUnavailable,
+)
 from ledger.persistence.transcoding import OrjsonTranscoder
 
 log = logging.getLogger(__name__)
@@ -70,35 +76,8 @@ COMMANDS: dict[str, bool] = {
 }
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    encounter_id: UUID
-    version: int
-    position: int | None  # log position of the last event written (None: nothing written)
-    value: Any = None
-    written: int = 0
-
-
-CommitWrite = Callable[[Any, CommandResult], None]
-
-
-def commit_hook(enc_id: UUID, version: int, produced: int, value: Any,
-                write_with: CommitWrite) -> Callable[..., None]:
-    """A recorder side write that hands ``write_with`` one command's CommandResult, in the
-    transaction of the save: its position is the log position of the command's last event
-    (found by encounter and version, so it works in a save of many encounters too)."""
-
-    def hook(curs: Any, stored_events: Any, ids: Any) -> None:
-        position = next((i for e, i in zip(stored_events, ids, strict=False)
-                         if e.originator_id == enc_id and e.originator_version == version),
-                        None)
-        write_with(curs, CommandResult(enc_id, version, position, value, produced))
-
-    return hook
-
-
 class LedgerApplication(Application[UUID]):
-    name = "ledger"
+    name = APP_NAME
     snapshotting_intervals: ClassVar[dict[type, int]] = {Encounter: 50}
     MAX_RETRIES = 3
 
@@ -225,9 +204,7 @@ class LedgerApplication(Application[UUID]):
         """``execute`` for asyncio callers (the API): with group commit the command waits for
         its batch without holding a worker thread; otherwise it runs in a thread."""
         if self.writer is None:
-            from starlette.concurrency import run_in_threadpool
-
-            return await run_in_threadpool(
+            return await to_thread.run_sync(
                 lambda: self.execute(encounter_id, command, actor=actor,
                                      expected_version=expected_version,
                                      write_with=write_with, **kwargs))
@@ -240,9 +217,7 @@ class LedgerApplication(Application[UUID]):
                                    **details: Any) -> CommandResult:
         details.setdefault("today", date.today())
         if self.writer is None:
-            from starlette.concurrency import run_in_threadpool
-
-            return await run_in_threadpool(
+            return await to_thread.run_sync(
                 lambda: self.open_encounter(actor=actor, write_with=write_with, **details))
 
         def create(_: None) -> tuple[Encounter, UUID]:
@@ -255,9 +230,7 @@ class LedgerApplication(Application[UUID]):
                                 actor: Actor, expected_version: int | None = None,
                                 write_with: CommitWrite | None = None) -> CommandResult:
         if self.writer is None:
-            from starlette.concurrency import run_in_threadpool
-
-            return await run_in_threadpool(
+            return await to_thread.run_sync(
                 lambda: self.scrub_claim(encounter_id, claim_number, actor=actor,
                                          expected_version=expected_version,
                                          write_with=write_with))

@@ -46,7 +46,8 @@ from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
 from ledger.persistence.database import CommitNotMade, DatabaseUnavailable
 
 if TYPE_CHECKING:
-    from ledger.application.service import CommandResult, CommitWrite, LedgerApplication
+    from ledger.application.results import CommandResult, CommitWrite
+    from ledger.application.service import LedgerApplication
     from ledger.domain.encounter import Encounter
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class GroupCommitWriter:
 
     # ------------------------------------------------------------------ one batch
     def _commit(self, batch: list[Job], fresh: bool = False) -> None:
-        from ledger.application.service import CommandResult, commit_hook
+        from ledger.application.results import CommandResult, commit_hook
 
         if not fresh:
             self._drop_stale(batch)

@@ -556,9 +556,10 @@ def _check_snapshots(url: str, encounter: UUID | None, sink: _Sink, report: Repo
     from its (verified) events up to the snapshot's version."""
     from eventsourcing.application import Application, Repository
 
-    from ledger.application.service import LedgerApplication
     from ledger.config import get_settings
-    from ledger.persistence.database import eventsourcing_env
+    from ledger.domain.encounter import Encounter
+    from ledger.persistence.database import APP_NAME, eventsourcing_env
+    from ledger.persistence.transcoding import OrjsonTranscoder
 
     settings = get_settings().model_copy(update={"database_url": url, "cache_size": 0,
                                                  "pool_size": 1, "max_overflow": 1})
@@ -574,9 +575,11 @@ def _check_snapshots(url: str, encounter: UUID | None, sink: _Sink, report: Repo
     if not snapshots:
         return
     class _Reader(Application[UUID]):  # the ledger's stores and transcoder, nothing else
-        name = LedgerApplication.name
-        snapshotting_intervals = LedgerApplication.snapshotting_intervals
-        construct_transcoder = LedgerApplication.construct_transcoder
+        name = APP_NAME
+        snapshotting_intervals = {Encounter: 50}  # any: only turns the snapshot store on
+
+        def construct_transcoder(self) -> OrjsonTranscoder:
+            return OrjsonTranscoder()
 
     app = _Reader(eventsourcing_env(url, settings))
     try:

@@ -11,12 +11,13 @@ from typing import Annotated, NoReturn
 import typer
 from rich.table import Table
 
+from ledger.cli import audit, x12
 from ledger.cli.auth import keys_app, tokens_app, users_app
 from ledger.cli.codes import app as codes_app
+from ledger.cli.common import console, err_console, ledger_url, setup_logging
 from ledger.cli.fhir import app as fhir_app
 from ledger.cli.projections import app as projections_app
 from ledger.config import get_settings
-from ledger.console import make_console
 
 app = typer.Typer(help="Event-sourced claims ledger for medical coding and billing.",
                   no_args_is_help=True)
@@ -28,30 +29,14 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(fhir_app, name="fhir")
-console = make_console()
-err_console = make_console(stderr=True)
-
-
-def _setup_logging() -> None:
-    from ledger.logs import configure
-
-    settings = get_settings()
-    configure(settings.log_level, settings.log_format)
-
-
-def _url() -> str:
-    from ledger.persistence.database import database_url
-
-    return database_url(get_settings())
-
 
 @app.command()
 def migrate() -> None:
     """Apply pending migrations (safe to re-run; concurrent runs queue on a lock)."""
-    _setup_logging()
+    setup_logging()
     from ledger.persistence.migrate import migrate as run
 
-    applied = run(_url())
+    applied = run(ledger_url())
     console.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}"
                                                               if applied else " (up to date)"))
 
@@ -62,7 +47,7 @@ def db_status() -> None:
     from ledger.persistence.migrate import status
 
     table = Table("migration", "applied")
-    for version, done in status(_url()):
+    for version, done in status(ledger_url()):
         table.add_row(version, "yes" if done else "no")
     console.print(table)
 
@@ -86,7 +71,7 @@ def db_create() -> None:
 
     from ledger.persistence.backup import server_url
 
-    url = _url()
+    url = ledger_url()
     name = psycopg.conninfo.conninfo_to_dict(url).get("dbname") or "postgres"
     with psycopg.connect(server_url(url), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
@@ -118,7 +103,7 @@ def db_backup(file: Annotated[Path, typer.Argument(
     from ledger.persistence.backup import BackupError, backup
 
     try:
-        tool = backup(_url(), file)
+        tool = backup(ledger_url(), file)
     except BackupError as exc:
         _fail(str(exc))
     console.print(f"backed up to {file} ({file.stat().st_size:,} bytes, pg_dump "
@@ -138,7 +123,7 @@ def db_restore(
     from ledger.persistence.backup import BackupError, restore
 
     try:
-        restore(_url(), file, replace=replace)
+        restore(ledger_url(), file, replace=replace)
     except BackupError as exc:
         _fail(str(exc))
     console.print(f"restored {file}; next: ledger migrate (if this release has newer "
@@ -161,13 +146,13 @@ def serve(
     """Migrate, then serve the HTTP API (embedded PostgreSQL unless LEDGER_DATABASE_URL)."""
     import uvicorn
 
-    _setup_logging()
+    setup_logging()
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
     if not settings.database_url:
         os.environ["LEDGER_EMBEDDED"] = "1"
-    url = _url()
+    url = ledger_url()
     # Workers (other processes) reach the same server through the URL.
     os.environ["LEDGER_DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -207,7 +192,7 @@ def serve(
         projections = subprocess.Popen([sys.executable, "-m", "ledger.cli.main", "projections",
                                         "run"], env=dict(os.environ))
         console.print(f"projections: running in their own process (pid {projections.pid})")
-    from ledger.audit.checkpoints import start_in_process  # issue 8: signed checkpoints
+    from ledger.audit.writer import start_in_process  # issue 8: signed checkpoints
 
     start_in_process(url)
     try:
@@ -231,8 +216,10 @@ def serve(
                 projections.kill()
 
 
-import ledger.cli.audit  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)
-import ledger.cli.x12  # noqa: E402,F401  (registers `ledger import`)
+app.command("verify")(audit.verify_command)
+app.add_typer(audit.checkpoints_app, name="checkpoints")
+app.command("import")(x12.import_files)
+app.add_typer(x12.x12_app, name="x12")
 
 
 def _one_line(exc: BaseException) -> str | None:

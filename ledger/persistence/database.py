@@ -12,6 +12,9 @@ from psycopg.conninfo import conninfo_to_dict
 from ledger.config import Settings
 from ledger.persistence import embedded
 
+# The application's name: the library prefixes its tables with it (ledger_events, ...).
+APP_NAME = "ledger"
+
 
 def database_url(settings: Settings) -> str:
     """The configured URL, or the embedded server's (started on demand)."""

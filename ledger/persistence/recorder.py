@@ -31,7 +31,7 @@ from uuid import UUID
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from ledger.audit.sealing import SealingRecorderMixin
+from ledger.persistence.batch_seal import SealingRecorderMixin
 from ledger.persistence.chain import ChainedRecorderMixin
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ from ledger import samples as s
 from ledger.audit import merkle
 from ledger.audit.checkpoints import (
     Checkpoint,
-    CheckpointWriter,
     export_path,
     generate_key,
     load_checkpoints,
@@ -26,6 +25,7 @@ from ledger.audit.checkpoints import (
     public_path,
 )
 from ledger.audit.verify import verify
+from ledger.audit.writer import CheckpointWriter
 from tests.integration.test_chain import make_history
 
 pytestmark = pytest.mark.postgres
@@ -218,9 +218,9 @@ def test_cli_checkpoints_commands(app, clean_db, tmp_path, monkeypatch):
 
 
 def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch):
-    from ledger.audit.checkpoints import start_in_process
     from ledger.audit.sealing import log_export_dir
     from ledger.audit.settings import get_audit_settings
+    from ledger.audit.writer import start_in_process
 
     monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "k" / "key.pem"))
     monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "cp"))

@@ -13,8 +13,9 @@ from psycopg import errors
 from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.audit.access import query_access, record_access
-from ledger.audit.checkpoints import CheckpointWriter, generate_key
+from ledger.audit.checkpoints import generate_key
 from ledger.audit.verify import verify
+from ledger.audit.writer import CheckpointWriter
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
 

@@ -15,8 +15,9 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from ledger.audit.checkpoints import CheckpointWriter, generate_key
+from ledger.audit.checkpoints import generate_key
 from ledger.audit.verify import verify
+from ledger.audit.writer import CheckpointWriter
 from ledger.persistence.chain import GENESIS, chain_hash
 from tests.integration.test_chain import make_history
 
