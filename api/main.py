@@ -105,6 +105,10 @@ def _replica_reader(app: FastAPI, settings: Settings) -> Callable[[str], LedgerA
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    if settings.tenants:  # several organizations, a database each (api/tenants.py)
+        from api.tenants import TenantRouter
+
+        return TenantRouter(settings)  # type: ignore[return-value]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
