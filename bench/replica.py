@@ -11,7 +11,7 @@ one per save), how many sessions were waiting on a lock (pg_stat_activity, sampl
 projection runner, the load generator, and everything else on the machine).
 
     python -m bench.replica            # 3 rounds of 4 s
-    python -m bench.replica --quick    # 1 round of 3 s (< 2 min)
+    python -m bench.replica --quick    # 1 round of 2 s
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from bench.common import ROOT, Report, machine, median
 from bench.http import free_port, load, post
 
 QUICK = "--quick" in sys.argv
-SECONDS = float(os.environ.get("BENCH_SECONDS", "3" if QUICK else "4"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2" if QUICK else "4"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
 
 
@@ -199,8 +199,8 @@ def main() -> Report:
                 servers[(workers, where)] = stack.enter_context(api(env, workers))
             time.sleep(3.0)  # every worker up
             for port, _ in servers.values():  # warm-up
-                load(port, reads["reads"], 1.0)
-                load(port, reads["replay"], 1.0)
+                load(port, reads["reads"], 0.5 if QUICK else 1.0)
+                load(port, reads["replay"], 0.5 if QUICK else 1.0)
             figures: dict[tuple[int, str, str], list[dict]] = {}
             for _ in range(ROUNDS):  # alternate: every server once per round
                 for (workers, where), (port, proc) in servers.items():

@@ -67,8 +67,9 @@ class Settings(BaseSettings):
                                              "remembered.")
     wait_timeout: float = Field(5.0, description="Max seconds a read waits for ?min_position.")
     read_database_url: str = Field("", description="Read replicas (PostgreSQL streaming "
-                                   "standbys), comma-separated URLs: the read-model query "
-                                   "routes read from them, round robin (empty: the primary).")
+                                   "standbys), comma-separated URLs: the read-model, replay "
+                                   "and report routes read from them, round robin (empty: the "
+                                   "primary).")
     read_replica_wait: float = Field(1.0, description="Seconds a read with ?min_position "
                                      "waits for a replica to have replayed that position "
                                      "before it is answered from the primary instead.")
