@@ -6,7 +6,9 @@ load from bench/loadgen.py in another process, BENCH_HTTP_CONNECTIONS (64) conne
 The four servers (1 or 2 workers × reads from primary or replica) run side by side and the
 rounds alternate between them, so each figure is measured beside the others under the same
 machine load. Beside every write figure: the commands per transaction (ledger_commits rows:
-one per save), how many sessions were waiting on a lock (pg_stat_activity, sampled every
+one per save), the transactions rolled back (a per-batch seal that found another
+process's checkpoint newer than its own memory is saved again, ledger/audit/sealing.py),
+how many sessions were waiting on a lock (pg_stat_activity, sampled every
 0.1 s), and where the CPU went (cores used by the API workers, the primary, the standby, the
 projection runner, the load generator, and everything else on the machine).
 
@@ -139,8 +141,10 @@ class LockSampler:
 def measured(run: Callable[[], dict], groups: dict[str, list[psutil.Process]],
              url: str) -> dict[str, Any]:
     """One load round with its diagnostics (see the module's docstring)."""
+    rollbacks_sql = "SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()"
     with psycopg.connect(url, autocommit=True) as conn:
         commits0 = conn.execute("SELECT count(*) FROM ledger_commits").fetchone()[0]
+        rollbacks0 = conn.execute(rollbacks_sql).fetchone()[0]
     cpu0 = {name: cpu_seconds(procs) for name, procs in groups.items()}
     load0, busy0, wall0 = children_seconds(), busy_seconds(), time.monotonic()
     with LockSampler(url) as locks:
@@ -151,7 +155,10 @@ def measured(run: Callable[[], dict], groups: dict[str, list[psutil.Process]],
     cores["other"] = max(0.0, (busy_seconds() - busy0) / wall - sum(cores.values()))
     with psycopg.connect(url, autocommit=True) as conn:
         commits = conn.execute("SELECT count(*) FROM ledger_commits").fetchone()[0] - commits0
-    out.update(commits=commits, lock_waiting=locks.mean(0), active=locks.mean(1), cores=cores)
+        time.sleep(0.6)  # the statistics are flushed at most once a second
+        rollbacks = conn.execute(rollbacks_sql).fetchone()[0] - rollbacks0
+    out.update(commits=commits, rollbacks=rollbacks, lock_waiting=locks.mean(0),
+               active=locks.mean(1), cores=cores)
     return out
 
 
@@ -221,6 +228,7 @@ def main() -> Report:
                        errors=sum(r["errors"] for r in runs),
                        per_commit=median([r["requests"] / r["commits"] for r in runs
                                           if r["commits"]]) if kind == "writes" else None,
+                       rollbacks=median([r["rollbacks"] for r in runs]),
                        lock_waiting=median([r["lock_waiting"] for r in runs]),
                        cores=" ".join(f"{k}={v}" for k, v in cores.items()), runs=ROUNDS)
     finally:
