@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.tenants:  # several organizations, a database each (api/tenants.py)
         from api.tenants import TenantRouter
 
-        return TenantRouter(settings)  # type: ignore[return-value]
+        return TenantRouter(settings, create_app)  # type: ignore[return-value]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
