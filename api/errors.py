@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.error_log import log_unexpected
+from api.middleware import HttpMiddleware
 from api.responses import ProblemResponse
 from ledger.application.idempotency import ClaimLost
 from ledger.domain.errors import (
@@ -152,19 +153,13 @@ def install(app: FastAPI) -> None:
         return ProblemResponse(body, status_code=500)
 
 
-class UnexpectedErrors:
+class UnexpectedErrors(HttpMiddleware):
     """A pure ASGI middleware, inside the user middlewares, that answers an unexpected error
     with the 500 problem itself (logged by ``api.error_log`` without PHI). Starlette's own
     ServerErrorMiddleware would re-raise the exception after the handler ran, and the server
     (uvicorn) would then log the whole traceback, message included."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = False
 
         async def tracking(message: dict[str, Any]) -> None:

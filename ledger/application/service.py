@@ -41,9 +41,11 @@ from ledger.persistence.database import (
     CommitOutcomeUnknown,
     DatabaseUnavailable,
 )
+from ledger.persistence.topics import register_old_topics
 from ledger.persistence.transcoding import OrjsonTranscoder
 
 log = logging.getLogger(__name__)
+register_old_topics()  # events stored under a class's earlier module path still load
 
 # Domain methods a client may call by name, and whether they need the diagnosis code set.
 COMMANDS: dict[str, bool] = {
