@@ -31,6 +31,7 @@ from ledger.application.idempotency import (
     fingerprint,
 )
 from ledger.application.results import CommandResult
+from ledger.domain.commands import Command
 from ledger.domain.errors import (
     ConcurrencyConflict,
     InvalidValue,
@@ -62,6 +63,16 @@ def result_body(result: CommandResult, value: Any = None) -> dict[str, Any]:
 
 
 Runner = Callable[..., Awaitable[CommandResult]]
+
+
+def handled(ledger: Any, command: Command, actor: Actor) -> Runner:
+    """The runner of one typed command: the application handles it (see run_command)."""
+
+    def runner(expected_version: int | None, write_with: Any) -> Any:
+        return ledger.handle_async(command, actor=actor, expected_version=expected_version,
+                                   write_with=write_with)
+
+    return runner
 
 
 async def run_command(
