@@ -24,7 +24,7 @@ from api import (
     ui,
 )
 from api.client_address import parse_trusted
-from api.deps import authorize
+from api.deps import PositionCookie, authorize
 from api.responses import OrjsonResponse
 from api.routes import admin, commands, disputes, explain, fhir, queries, replay
 from ledger.application import LedgerApplication
@@ -225,6 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               {"Retry-After": errors.RETRY_AFTER})
 
     app.add_middleware(queries.ReadFromHeader)
+    app.add_middleware(PositionCookie)  # a write's X-Log-Position -> ledger_min_position
     app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
     app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
     from api import observability  # issue 17: GET /metrics
