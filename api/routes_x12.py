@@ -98,6 +98,8 @@ def _resolve(url: str, exception_id: str, body: ResolveException,
             "claims, suspected duplicate payments, unreconciled remittances, unposted PLBs)")
 async def get_exceptions(request: Request, status: str = "open", kind: str = "",
                          limit: int = Query(500, ge=1, le=5000)) -> Response:
+    # on the primary even with read replicas: the queue's rows are written outside the event
+    # log, so no log position (min_position, the position cookie) can say a replica has them
     state: Any = request.app.state
     items = await run_in_threadpool(_exceptions, state.database_url, status, kind, limit)
     return OrjsonResponse({"exceptions": items, "count": len(items)})

@@ -1,7 +1,9 @@
 """Reads answered from the read models the projections maintain (plain SQL in
 ``ledger.projections.queries``). Every route accepts ``min_position``: the read waits (bounded
 by LEDGER_WAIT_TIMEOUT) until the projections reflect that log position — pass the
-``X-Log-Position`` of your own write to read it back (read-your-writes)."""
+``X-Log-Position`` of your own write to read it back (read-your-writes), or keep the
+``ledger_min_position`` cookie every write sets (the read waits for the higher of the two;
+api.deps.read_position)."""
 
 from __future__ import annotations
 
