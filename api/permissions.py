@@ -67,6 +67,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/claims"): READERS,
     ("GET", "/payers/balances"): STAFF_READERS,
     ("GET", "/patients/{patient_ref}/balance"): READERS,
+    ("GET", "/patients/balances"): STAFF_READERS,
     ("GET", "/queues/disputes-denials"): READERS,
     ("GET", "/trends/diagnoses"): STAFF_READERS,
     ("GET", "/trends/diagnoses/{code}"): STAFF_READERS,
