@@ -16,7 +16,7 @@ from ledger import reporting
 from ledger.projections import asof
 
 router = APIRouter(tags=["reporting"])
-Period = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+Period = Annotated[str, Path(pattern=r"^(19|2[0-9])\d{2}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
 
 
 class ClosePeriod(BaseModel):

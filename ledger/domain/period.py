@@ -14,7 +14,7 @@ from eventsourcing.domain import Aggregate, event
 from ledger.domain.errors import InvalidValue
 
 _NAMESPACE = UUID("6a1f0c1e-5c0b-4f57-8e1b-19a7c0d1e019")
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+PERIOD = re.compile(r"^((?:19|2[0-9])\d{2})-(0[1-9]|1[0-2])$")  # 1900-2999
 
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
