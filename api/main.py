@@ -26,7 +26,7 @@ from api import (
 from api.client_address import parse_trusted
 from api.deps import PositionCookie, authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, disputes, explain, fhir, queries, replay
+from api.routes import admin, commands, disputes, explain, fhir, queries, replay, reporting
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
@@ -182,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(disputes.router)
     app.include_router(replay.router)
     app.include_router(queries.router)
+    app.include_router(reporting.router)  # periods and reconciliation (issue 19)
     app.include_router(admin.router)
     routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
     app.include_router(routes_codes.router)
