@@ -1,7 +1,9 @@
 """Reads answered from the read models the projections maintain (plain SQL in
 ``ledger.projections.queries``). Every route accepts ``min_position``: the read waits (bounded
 by LEDGER_WAIT_TIMEOUT) until the projections reflect that log position — pass the
-``X-Log-Position`` of your own write to read it back (read-your-writes)."""
+``X-Log-Position`` of your own write to read it back (read-your-writes), or keep the
+``ledger_min_position`` cookie every write sets (the read waits for the higher of the two;
+api.deps.read_position)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from api.deps import IdentityDep
+from api.deps import IdentityDep, MinPosition
 from api.responses import OrjsonResponse
 from api.schemas import IsoDate
 from ledger.access_grants import granted_encounters, granted_patient
@@ -23,8 +25,6 @@ from ledger.projections import queries as q
 
 router = APIRouter(tags=["read models"])
 
-MinPosition = Annotated[int | None, Query(ge=0, description=(
-    "wait until the projections reflect this log position (your write's X-Log-Position)"))]
 Limit = Annotated[int, Query(ge=1, le=q.MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of a page")]
 
