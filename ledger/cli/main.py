@@ -17,6 +17,7 @@ from ledger.cli.codes import app as codes_app
 from ledger.cli.common import console, err_console, ledger_url, setup_logging
 from ledger.cli.fhir import app as fhir_app
 from ledger.cli.projections import app as projections_app
+from ledger.cli.report import period_app, report_app
 from ledger.config import get_settings
 
 app = typer.Typer(help="Event-sourced claims ledger for medical coding and billing.",
@@ -29,6 +30,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(fhir_app, name="fhir")
+app.add_typer(report_app, name="report")
+app.add_typer(period_app, name="period")
 
 @app.command()
 def migrate() -> None:
