@@ -81,7 +81,7 @@ def show(model: Annotated[Model, typer.Argument(help="which read model")],
          dos_to: Annotated[str | None, typer.Option(help="claims: service to (date)")] = None,
          paid_from: Annotated[str | None, typer.Option(help="claims: paid on/after")] = None,
          paid_to: Annotated[str | None, typer.Option(help="claims: paid on/before")] = None,
-         limit: int = 100) -> None:
+         limit: Annotated[int, typer.Option(help="most rows")] = 100) -> None:
     """A read model now, or as it stood (``--as-of`` / ``--as-of-position``)."""
     import psycopg
 
@@ -126,7 +126,7 @@ def show(model: Annotated[Model, typer.Argument(help="which read model")],
 def _shortcut(model: Model) -> Any:
     def command(as_of: AsOf = None, as_of_position: AsOfPosition = None,
                 payer_id: Annotated[str | None, typer.Option(help="one payer")] = None,
-                limit: int = 100) -> None:
+                limit: Annotated[int, typer.Option(help="most rows")] = 100) -> None:
         show(model, as_of=as_of, as_of_position=as_of_position, payer_id=payer_id,
              dos_from=None, dos_to=None, paid_from=None, paid_to=None, limit=limit)
     return command
@@ -161,8 +161,8 @@ def reconcile(from_time: Annotated[datetime | None, typer.Option(
               to_time: Annotated[datetime | None, typer.Option(
                   "--to", help="recorded time T2 (default: now)",
                   formats=["%Y-%m-%dT%H:%M:%S%z"])] = None,
-              from_position: Annotated[int | None, typer.Option("--from-position")] = None,
-              to_position: Annotated[int | None, typer.Option("--to-position")] = None,
+              from_position: Annotated[int | None, typer.Option("--from-position", help="start: log position")] = None,
+              to_position: Annotated[int | None, typer.Option("--to-position", help="end: log position")] = None,
               payer_id: Annotated[str | None, typer.Option(help="one payer (default: all A/R)")
                                   ] = None) -> None:
     """Balance at T1 + changes by event kind = balance at T2."""
@@ -186,7 +186,7 @@ def reconcile(from_time: Annotated[datetime | None, typer.Option(
 @period_app.command("close")
 def close(period: Annotated[str, typer.Argument(help="YYYY-MM (ended)")],
           actor: Annotated[str, typer.Option(help="user id of a billers' lead or admin")],
-          reason: str = "") -> None:
+          reason: Annotated[str, typer.Option(help="why (recorded with the close)")] = "") -> None:
     """Record PeriodClosed: the period's reports are read at its last position from now on."""
     import psycopg
 

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from bench.workload import EncounterLife, run_workload
-from ledger.audit.checkpoints import CheckpointWriter, generate_key
+from ledger.audit.checkpoints import generate_key
+from ledger.audit.writer import CheckpointWriter
 from ledger.domain.errors import IllegalTransition, InvalidValue
 from ledger.projections.runner import ProjectionRunner
 from ledger.reporting import close_period, period_report, reconcile
