@@ -161,8 +161,10 @@ def reconcile(from_time: Annotated[datetime | None, typer.Option(
               to_time: Annotated[datetime | None, typer.Option(
                   "--to", help="recorded time T2 (default: now)",
                   formats=["%Y-%m-%dT%H:%M:%S%z"])] = None,
-              from_position: Annotated[int | None, typer.Option("--from-position", help="start: log position")] = None,
-              to_position: Annotated[int | None, typer.Option("--to-position", help="end: log position")] = None,
+              from_position: Annotated[int | None, typer.Option(
+                  "--from-position", help="start: log position")] = None,
+              to_position: Annotated[int | None, typer.Option(
+                  "--to-position", help="end: log position")] = None,
               payer_id: Annotated[str | None, typer.Option(help="one payer (default: all A/R)")
                                   ] = None) -> None:
     """Balance at T1 + changes by event kind = balance at T2."""
