@@ -82,15 +82,15 @@ class RemoveDiagnosis(Command):
 
 # --------------------------------------------------------------------------------- charges
 @dataclass(frozen=True, kw_only=True)
-class AddServiceLine(Command):
+class _AddLine(Command):
+    """What a service line and a supply line both carry."""
+
     procedure_code: Any
     charge: Money
     units: Any = 1
     pointers: Any = None
     modifiers: Any = None
-    unit_type: str = "UN"
     line_date: date | None = None
-    rendering_npi: Any = ""
     revenue_code: Any = ""
     ndc: Any = ""
     ndc_quantity: Any = None
@@ -100,19 +100,14 @@ class AddServiceLine(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AddSupply(Command):
-    procedure_code: Any
-    charge: Money
-    units: Any = 1
-    pointers: Any = None
-    modifiers: Any = None
-    line_date: date | None = None
-    revenue_code: Any = ""
-    ndc: Any = ""
-    ndc_quantity: Any = None
-    description: str = ""
-    reason: str = ""
-    MONEY: ClassVar[tuple[str, ...]] = ("charge",)
+class AddServiceLine(_AddLine):
+    unit_type: str = "UN"
+    rendering_npi: Any = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddSupply(_AddLine):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
