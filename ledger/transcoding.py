@@ -90,9 +90,10 @@ def _money(text: str) -> Money:
 
 
 def _from_json(o: Any) -> Any:
+    # hot on every replay: plain values (most of them) are kept without a call
     t = type(o)
     if t is list:
-        return [_from_json(v) for v in o]
+        return [_from_json(v) if type(v) in _NESTED else v for v in o]
     if t is not dict:
         return o
     if len(o) == 2 and "_type_" in o and "_data_" in o:
@@ -110,7 +111,7 @@ def _from_json(o: Any) -> Any:
         cls = DATACLASSES.get(name)
         if cls is None:
             raise TranscodingNotRegisteredError(f"Stored type {name!r} is not registered")
-        fields = {k: _from_json(v) for k, v in data.items()}
+        fields = {k: _from_json(v) if type(v) in _NESTED else v for k, v in data.items()}
         if cls is model.ServiceLine and "adjustment_total" not in fields:
             # snapshots taken before the running total existed
             fields["adjustment_total"] = sum(fields.get("charge_adjustments", ()),
@@ -119,4 +120,7 @@ def _from_json(o: Any) -> Any:
             fields["adjustments"] = tuple(fields.get("adjustments", ()))
             fields["remarks"] = tuple(fields.get("remarks", ()))
         return cls(**fields)
-    return {k: _from_json(v) for k, v in o.items()}
+    return {k: _from_json(v) if type(v) in _NESTED else v for k, v in o.items()}
+
+
+_NESTED = frozenset((list, dict))
