@@ -61,9 +61,9 @@ def _to_json(o: Any) -> Any:
     if t is str or t is int or t is bool or t is float or o is None:
         return o
     if t is dict:
-        return {k: _to_json(v) for k, v in o.items()}
+        return {k: v if type(v) in _PLAIN else _to_json(v) for k, v in o.items()}
     if t is list or t is tuple:
-        return [_to_json(v) for v in o]
+        return [v if type(v) in _PLAIN else _to_json(v) for v in o]
     if t is Money:
         return {"_type_": "money", "_data_": str(o)}
     if t is Decimal:
@@ -76,7 +76,11 @@ def _to_json(o: Any) -> Any:
         return {"_type_": "uuid_hex", "_data_": o.hex}
     name = _NAMES.get(t)
     if name is not None:
-        return {"_type_": name, "_data_": {f: _to_json(getattr(o, f)) for f in _FIELDS[t]}}
+        data = {}
+        for f in _FIELDS[t]:
+            v = getattr(o, f)
+            data[f] = v if type(v) in _PLAIN else _to_json(v)
+        return {"_type_": name, "_data_": data}
     if t is set or t is frozenset:
         return [_to_json(v) for v in sorted(o)]
     raise TranscodingNotRegisteredError(f"Object of type {t.__name__} is not serializable")
@@ -124,3 +128,4 @@ def _from_json(o: Any) -> Any:
 
 
 _NESTED = frozenset((list, dict))
+_PLAIN = frozenset((str, int, bool, float, type(None)))
