@@ -133,6 +133,8 @@ def measure(report: Report, workers: int) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # one worker: uvicorn on the app factory (as before); more: `ledger serve --workers N`
         ledger_app = "api.main:create_app" if workers == 1 else "ledger serve"
+        if workers > 1:  # both servers' pools on one 100-connection database
+            env = {**env, "BENCH_BARE_POOL_MIN": "2", "BENCH_BARE_POOL_MAX_IDLE": "2"}
         with server(ledger_app, env, workers=workers) as lport, \
                 server("bench.bare_app:create_app", env, workers=workers) as bport:
             load(lport, ledger_requests, 1.0)  # warm-up
