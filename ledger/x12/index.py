@@ -13,8 +13,11 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from ledger.domain.encounter import Encounter
 from ledger.persistence.topics import stored_topics
+from ledger.persistence.transcoding import OrjsonTranscoder
 
 CREATED = stored_topics(Encounter.ClaimCreated)
 ADJUDICATED = stored_topics(Encounter.ClaimAdjudicated)
@@ -24,7 +27,7 @@ BATCH = 5000
 
 def _follow(app: Any, conn: Any, name: str, topics: list[str],
             write: Callable[[Any, list[tuple[Any, Any]]], None]) -> int:
-    """Hand ``write`` (in a transaction, with a cursor) each page of (notification, event)
+    """Hand ``write`` (in a transaction, with a cursor) each page of (notification, fields)
     of ``topics`` after the position kept in ``<name>_position``, and move that position on in
     the same transaction; returns how many events. Idempotent, safe from several processes."""
     table = f"{name}_position"
@@ -35,7 +38,7 @@ def _follow(app: Any, conn: Any, name: str, topics: list[str],
         notes = app.recorder.select_notifications(position + 1, BATCH, topics=topics)
         if not notes:
             break
-        page = [(n, app.mapper.to_domain_event(n)) for n in notes]
+        page = [(n, _fields(app, n)) for n in notes]
         with conn.transaction(), conn.cursor() as cur:
             write(cur, page)
             position = notes[-1].id
@@ -58,11 +61,12 @@ def catch_up(app: Any, conn: Any) -> int:
             if n.topic in CREATED:
                 # indexed by CLM01: a same-CLM01 replacement or a crossover claim is kept
                 # under another key on the same encounter
-                number = getattr(event, "clm01", "") or event.claim_number
-                created.append((number, event.originator_id, event.payer_id, n.id))
+                number = event.get("clm01") or event["claim_number"]
+                created.append((number, n.originator_id, event["payer_id"], n.id))
             else:
-                submitted.append((event.group_control or "", event.transaction_control or "",
-                                  event.claim_number, event.originator_id, n.id))
+                submitted.append((event.get("group_control") or "",
+                                  event.get("transaction_control") or "",
+                                  event["claim_number"], n.originator_id, n.id))
         if created:
             cur.executemany(
                 "INSERT INTO x12_claim_index (claim_number, encounter_id, payer_id,"
@@ -80,13 +84,28 @@ def catch_up_icn(app: Any, conn: Any) -> int:
     """Index the payer ICNs (CLP07) of adjudications since the last catch-up."""
 
     def write(cur: Any, page: list[tuple[Any, Any]]) -> None:
-        rows = [(event.payer_icn, event.originator_id, n.id) for n, event in page
-                if event.payer_icn]
+        rows = [(event["payer_icn"], n.originator_id, n.id) for n, event in page
+                if event.get("payer_icn")]
         if rows:
             cur.executemany("INSERT INTO x12_icn_index (payer_icn, encounter_id, position)"
                             " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", rows)
 
     return _follow(app, conn, "x12_icn_index", ADJUDICATED, write)
+
+
+def _fields(app: Any, n: Any) -> dict[str, Any]:
+    """The stored fields of an event as JSON, the few plain strings the index needs read
+    without building the event (its lines, money and dataclasses); decrypted and
+    decompressed by the application's own mapper settings. Another transcoder: the event."""
+    mapper = app.mapper
+    if type(mapper.transcoder) is not OrjsonTranscoder:
+        return vars(mapper.to_domain_event(n))
+    state = n.state
+    if mapper.cipher:
+        state = mapper.cipher.decrypt(state)
+    if mapper.compressor:
+        state = mapper.compressor.decompress(state)
+    return orjson.loads(state)
 
 
 def lookup_icn(conn: Any, icns: list[str]) -> dict[str, list[UUID]]:
