@@ -29,7 +29,11 @@ def server_url() -> str:
         return url
     from ledger import embedded
 
-    return embedded.start(ROOT / ".ledger" / "bench")
+    # PostgreSQL's default 100 connections do not hold `bench.http --workers 2`: two ledger
+    # workers (writer pool, idempotency/auth pool, monitor, waiter), the projection process
+    # and the bare endpoint's two pools of up to 64 (see bench/README.md, http).
+    return embedded.start(ROOT / ".ledger" / "bench", settings={
+        "max_connections": os.environ.get("BENCH_MAX_CONNECTIONS", "300")})
 
 
 @contextmanager
