@@ -171,16 +171,22 @@ def measure(report: Report, workers: int) -> None:
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # one worker: uvicorn on the app factory (as before); more: `ledger serve --workers N`
         ledger_app = "api.main:create_app" if workers == 1 else "ledger serve"
-        with ConnectionCount(url) as count, server(ledger_app, env, workers=workers) as lport, \
-                server("bench.bare_app:create_app", env, workers=workers) as bport:
-            load(lport, ledger_requests, 1.0)  # warm-up
-            load(bport, bare_requests, 1.0)
-            runs: dict[str, list[dict]] = {"ledger": [], "bare": []}
-            for _ in range(ROUNDS):
-                runs["ledger"].append(load(lport, ledger_requests, SECONDS))
-                runs["bare"].append(load(bport, bare_requests, SECONDS))
-        projections.terminate()
-        projections.wait(timeout=30)
+        try:  # the projection process is stopped whatever happens (a failed start too)
+            with ConnectionCount(url) as count, server(ledger_app, env, workers=workers) as lport, \
+                    server("bench.bare_app:create_app", env, workers=workers) as bport:
+                load(lport, ledger_requests, 1.0)  # warm-up
+                load(bport, bare_requests, 1.0)
+                runs: dict[str, list[dict]] = {"ledger": [], "bare": []}
+                for _ in range(ROUNDS):
+                    runs["ledger"].append(load(lport, ledger_requests, SECONDS))
+                    runs["bare"].append(load(bport, bare_requests, SECONDS))
+        finally:
+            projections.terminate()
+            try:
+                projections.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                projections.kill()
+                projections.wait(timeout=30)
         print(f"# workers {workers}: peak connections {json.dumps(count.peak, sort_keys=True)}",
               flush=True)
         for name, rs in runs.items():
