@@ -26,7 +26,9 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await pool.open()
-        async with pool.connection() as conn:
+        async with pool.connection() as conn, conn.transaction():
+            # one worker at a time: concurrent CREATE TABLE IF NOT EXISTS can still collide
+            await conn.execute("SELECT pg_advisory_xact_lock(2121)")
             await conn.execute("CREATE TABLE IF NOT EXISTS bench_http (stream uuid NOT NULL,"
                                " version bigint NOT NULL, topic text, state bytea,"
                                " id bigserial UNIQUE, PRIMARY KEY (stream, version))")

@@ -28,7 +28,12 @@ def server_url() -> str:
     if url:
         return url
     from ledger.persistence import embedded
-    return embedded.start(ROOT / ".ledger" / "bench")
+
+    # PostgreSQL's default 100 connections do not hold `bench.http --workers 2`: two ledger
+    # workers (writer pool, idempotency/auth pool, monitor, waiter), the projection process
+    # and the bare endpoint's two pools of up to 64 (see bench/README.md, http).
+    return embedded.start(ROOT / ".ledger" / "bench", settings={
+        "max_connections": os.environ.get("BENCH_MAX_CONNECTIONS", "300")})
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -41,9 +42,46 @@ def free_port() -> int:
 STACK = os.environ.get("BENCH_HTTP_STACK", "auto,auto").split(",")
 
 
+class ConnectionCount:
+    """Peak connections per application_name (PGAPPNAME of each child) and backend type in
+    pg_stat_activity, sampled every 0.2 s on a connection of its own while it runs."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ConnectionCount:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.2):
+                rows = conn.execute(
+                    "SELECT coalesce(nullif(application_name, ''), '-') || ' / ' || backend_type,"
+                    " count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                    " GROUP BY 1").fetchall()
+                total = 0
+                for key, n in rows:
+                    self.peak[key] = max(self.peak.get(key, 0), n)
+                    total += n
+                self.peak["total (all at once)"] = max(self.peak.get("total (all at once)", 0),
+                                                      total)
+
+
 @contextmanager
 def server(app: str, env: dict[str, str], stack: list[str] | None = None, workers: int = 1):
     port = free_port()
+    env = {**env, "PGAPPNAME": "bench-" + ("ledger" if app == "ledger serve" or "api.main" in app
+                                           else "bare")}
     loop, http = stack or STACK
     if app == "ledger serve":  # the deployed command (migrates, then uvicorn --workers N)
         cmd = [sys.executable, "-m", "ledger.cli", "serve", "--host", "127.0.0.1", "--port",
@@ -129,22 +167,28 @@ def measure(report: Report, workers: int) -> None:
                "BENCH_DATABASE_URL": url, "LEDGER_PROJECTIONS_IN_PROCESS": "0"}
         projections = subprocess.Popen(
             [sys.executable, "-m", "ledger.cli.main", "projections", "run"],
-            env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT), "PGAPPNAME": "bench-projections"},
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # one worker: uvicorn on the app factory (as before); more: `ledger serve --workers N`
         ledger_app = "api.main:create_app" if workers == 1 else "ledger serve"
-        if workers > 1:  # both servers' pools on one 100-connection database
-            env = {**env, "BENCH_BARE_POOL_MIN": "2", "BENCH_BARE_POOL_MAX_IDLE": "2"}
-        with server(ledger_app, env, workers=workers) as lport, \
-                server("bench.bare_app:create_app", env, workers=workers) as bport:
-            load(lport, ledger_requests, 1.0)  # warm-up
-            load(bport, bare_requests, 1.0)
-            runs: dict[str, list[dict]] = {"ledger": [], "bare": []}
-            for _ in range(ROUNDS):
-                runs["ledger"].append(load(lport, ledger_requests, SECONDS))
-                runs["bare"].append(load(bport, bare_requests, SECONDS))
-        projections.terminate()
-        projections.wait(timeout=30)
+        try:  # the projection process is stopped whatever happens (a failed start too)
+            with ConnectionCount(url) as count, server(ledger_app, env, workers=workers) as lport, \
+                    server("bench.bare_app:create_app", env, workers=workers) as bport:
+                load(lport, ledger_requests, 1.0)  # warm-up
+                load(bport, bare_requests, 1.0)
+                runs: dict[str, list[dict]] = {"ledger": [], "bare": []}
+                for _ in range(ROUNDS):
+                    runs["ledger"].append(load(lport, ledger_requests, SECONDS))
+                    runs["bare"].append(load(bport, bare_requests, SECONDS))
+        finally:
+            projections.terminate()
+            try:
+                projections.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                projections.kill()
+                projections.wait(timeout=30)
+        print(f"# workers {workers}: peak connections {json.dumps(count.peak, sort_keys=True)}",
+              flush=True)
         for name, rs in runs.items():
             if any(r["errors"] for r in rs):
                 print(f"# {name}: errors {[r['error_codes'] for r in rs]}")

