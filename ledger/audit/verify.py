@@ -45,14 +45,12 @@ from ledger.audit.checkpoints import (
     raw_public,
 )
 from ledger.audit.merkle import Frontier
-from ledger.persistence.chain import GENESIS
+from ledger.persistence.chain import GENESIS, link, topic_field
 
 UNSEALED = ("after the latest checkpoint: every batch is sealed when it commits, so this event "
             "was appended (or the newest one replaced) behind the ledger's back")
 KINDS = ("modified", "missing", "inserted", "reordered", "truncated", "checkpoint")
-_U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_ID_LEN = _U32.pack(16)
 _NO_POSITION = 1 << 62
 
 
@@ -279,8 +277,6 @@ def _scan_log(conn: psycopg.Connection[Any], reference: list[Checkpoint], leaf_l
               require_sealed: bool = False) -> None:
     sha = hashlib.sha256
     pack_q = _U64.pack
-    pack_i = _U32.pack
-    id_len = _ID_LEN
     topics: dict[str, bytes] = {}
     # encounter id bytes -> [next version, previous hash, {version: position} seen early, bad]
     enc: dict[bytes, list[Any]] = {}
@@ -401,10 +397,8 @@ def _scan_log(conn: psycopg.Connection[Any], reference: list[Checkpoint], leaf_l
                 continue
             tp = topics.get(topic)
             if tp is None:
-                t = (topic or "").encode("utf-8")
-                tp = topics[topic] = pack_i(len(t)) + t
-            if sha(st[1] + id_len + ib + pack_q(ver) + tp + pack_i(len(state))
-                   + state).digest() != h:
+                tp = topics[topic] = topic_field(topic)
+            if link(st[1], ib, ver, tp, state) != h:
                 sink.add("modified", "the stored event does not reproduce its chain hash "
                          "(state, topic, id or version changed, or the hash itself)",
                          ib, ver, nid)
@@ -475,9 +469,7 @@ def _scan_encounter(conn: psycopg.Connection[Any], encounter_id: UUID, leaf_limi
                 sink.add("missing", f"{missing} missing before this event", ib,
                          expected_version, nid)
                 break
-            t = (topic or "").encode("utf-8")
-            h = hashlib.sha256(h + _ID_LEN + ib + _U64.pack(ver) + _U32.pack(len(t)) + t
-                               + _U32.pack(len(state)) + state).digest()
+            h = link(h, ib, ver, topic_field(topic), state)
             if h != stored:
                 sink.add("modified", "the stored event does not reproduce its chain hash",
                          ib, ver, nid)

@@ -52,21 +52,39 @@ def id_bytes(originator_id: UUID | str) -> bytes:
         return str(originator_id).encode("utf-8")
 
 
+def topic_field(topic: str | None) -> bytes:
+    """``u32be(len) ‖ topic`` (UTF-8): the topic part of the canonical bytes (cache per topic)."""
+    t = (topic or "").encode("utf-8")
+    return _U32.pack(len(t)) + t
+
+
+def _layout(prev: bytes, ident: bytes, version: int, topic_bytes: bytes, state: bytes) -> bytes:
+    # The one place the byte layout is written (see the module docstring); ``topic_bytes`` is
+    # ``topic_field(topic)``.
+    return b"".join((prev, _U32.pack(len(ident)), ident, _U64.pack(version), topic_bytes,
+                     _U32.pack(len(state)), state))
+
+
+def link(prev: bytes, ident: bytes, version: int, topic_bytes: bytes, state: bytes) -> bytes:
+    """The chain hash of one event from raw fields: the form every hot loop calls.
+
+    ``ident`` is ``id_bytes(originator_id)`` (16 bytes for a UUID, e.g. PostgreSQL's
+    ``uuid_send``), ``topic_bytes`` is ``topic_field(topic)``. Golden vectors:
+    tests/unit/test_chain_vectors.py.
+    """
+    return _sha256(_layout(prev, ident, version, topic_bytes, state)).digest()
+
+
 def canonical_bytes(prev: bytes, originator_id: UUID | str, version: int, topic: str,
                     state: bytes) -> bytes:
     """The exact bytes hashed for one event (see the module docstring and README)."""
-    ident = id_bytes(originator_id)
-    t = (topic or "").encode("utf-8")
-    return b"".join((prev, _U32.pack(len(ident)), ident, _U64.pack(version),
-                     _U32.pack(len(t)), t, _U32.pack(len(state)), state))
+    return _layout(prev, id_bytes(originator_id), version, topic_field(topic), state)
 
 
 def chain_hash(prev: bytes, originator_id: UUID | str, version: int, topic: str,
                state: bytes) -> bytes:
-    ident = id_bytes(originator_id)
-    t = (topic or "").encode("utf-8")
-    return _sha256(b"".join((prev, _U32.pack(len(ident)), ident, _U64.pack(version),
-                             _U32.pack(len(t)), t, _U32.pack(len(state)), state))).digest()
+    """The chain hash of one event (``link`` with the id and topic encoded here)."""
+    return link(prev, id_bytes(originator_id), version, topic_field(topic), state)
 
 
 def chain_hashes(events: Sequence[StoredEvent], previous: dict[Any, bytes]) -> list[bytes]:
@@ -79,9 +97,6 @@ def chain_hashes(events: Sequence[StoredEvent], previous: dict[Any, bytes]) -> l
     last: dict[Any, tuple[int, bytes]] = {}
     out: list[bytes] = []
     topics: dict[str, bytes] = {}
-    sha = _sha256
-    pack_q = _U64.pack
-    pack_i = _U32.pack
     for e in events:
         oid, v = e.originator_id, e.originator_version
         seen = last.get(oid)
@@ -101,11 +116,8 @@ def chain_hashes(events: Sequence[StoredEvent], previous: dict[Any, bytes]) -> l
         ident = oid.bytes if type(oid) is UUID else id_bytes(oid)
         tp = topics.get(e.topic)
         if tp is None:
-            t = (e.topic or "").encode("utf-8")
-            tp = topics[e.topic] = pack_i(len(t)) + t
-        state = e.state
-        h = sha(prev + pack_i(len(ident)) + ident + pack_q(v) + tp + pack_i(len(state))
-                + state).digest()
+            tp = topics[e.topic] = topic_field(e.topic)
+        h = link(prev, ident, v, tp, e.state)
         last[oid] = (v, h)
         out.append(h)
     return out
