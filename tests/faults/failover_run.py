@@ -24,7 +24,8 @@ from typing import Any
 
 import psycopg
 
-from tests.faults.kill_run import ROOT, Api, Request, Writer, _cli, _history
+from tests.faults.history import ROOT, check_history, print_result
+from tests.faults.kill_run import Api, Request, Writer
 
 
 def run(writers: int, before: float, after: float, run_dir: Path) -> dict[str, Any]:
@@ -85,26 +86,8 @@ def run(writers: int, before: float, after: float, run_dir: Path) -> dict[str, A
         failed = [f for w in pool for f in w.failed]
         time.sleep(2)  # the projections catch up before they are verified
         new_url = standby.url("faults")
-        opened, lines, versions = _history(new_url)
-        lost, duplicated = [], []
-        for r in requests:
-            count = opened[r.marker] if r.kind == "open" else \
-                lines[r.marker] if r.kind == "line" else None
-            if count is None:
-                continue
-            if r.acknowledged and count == 0:
-                lost.append(r.key)
-            if count > 1:
-                duplicated.append(r.key)
-        gaps = [eid for eid, vs in versions.items() if vs != list(range(1, len(vs) + 1))]
-        env = {**api.env, "LEDGER_DATABASE_URL": url}  # the same multi-host URL
-        verify_rc, verify_out = _cli(["verify"], env)
-        deadline_p = time.monotonic() + 60
-        while True:
-            proj_rc, proj_out = _cli(["projections", "verify"], env)
-            if proj_rc == 0 or time.monotonic() > deadline_p:
-                break
-            time.sleep(2)
+        # the CLI checks go through the same multi-host URL
+        check = check_history(new_url, requests, {**api.env, "LEDGER_DATABASE_URL": url})
         with psycopg.connect(new_url, autocommit=True) as conn:
             # the checkpoint job found the new primary by itself and signed past the switch
             sealed = conn.execute("SELECT COALESCE(MAX(last_position), 0) "
@@ -116,25 +99,18 @@ def run(writers: int, before: float, after: float, run_dir: Path) -> dict[str, A
             "attempts": sum(r.attempts for r in requests),
             "acknowledged": len(requests) - len(unacked),
             "acknowledged_before_kill": acked_before, "unacknowledged": len(unacked),
-            "lost": len(lost), "duplicated": len(duplicated), "version_gaps": len(gaps),
-            "refused": len(failed), "hung_writers": len(hung),
+            **check.counts(), "refused": len(failed), "hung_writers": len(hung),
             "writes_again_after_s": first_after,
             "answers_500": answers["500"],
             "head_at_switch": head_at_switch, "checkpointed_to": sealed,
-            "ledger_verify": "clean" if verify_rc == 0 else "FAILED",
-            "projections_verify": "clean" if proj_rc == 0 else "FAILED",
+            **check.verdicts(),
             "seconds": round(time.monotonic() - started, 1),
             "answers": dict(answers.most_common()),
         }
-        result["ok"] = not (lost or duplicated or gaps or failed or hung or unacked
-                            or verify_rc or proj_rc or answers["500"]
-                            or first_after is None or sealed <= head_at_switch)
+        result["ok"] = check.ok and not (failed or hung or unacked or answers["500"]
+                                         or first_after is None or sealed <= head_at_switch)
         if not result["ok"]:
-            result["details"] = {"lost": lost[:10], "duplicated": duplicated[:10],
-                                 "gaps": gaps[:5], "refused": failed[:5], "hung": hung,
-                                 "unacknowledged": [r.key for r in unacked][:10],
-                                 "verify": verify_out if verify_rc else "",
-                                 "projections_verify": proj_out if proj_rc else ""}
+            result["details"] = check.details(failed, hung, [r.key for r in unacked])
         return result
     finally:
         stop.set()
@@ -154,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(f"failover run: {args.writers} writers, primary + synchronous standby", flush=True)
     result = run(args.writers, args.before, args.after, args.dir)
-    details = result.pop("details", None)
-    print("failover run result: " + ", ".join(f"{k}={v}" for k, v in result.items()))
-    if details:
-        for k, v in details.items():
-            if v:
-                print(f"  {k}: {v}")
+    print_result("failover run", result)
     if result["ok"]:
         shutil.rmtree(args.dir, ignore_errors=True)
     return 0 if result["ok"] else 1

@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
-LEDGER = str(Path(sys.executable).with_name("ledger"))
+from tests.faults.history import LEDGER, ROOT, check_history, print_result
+
 LINES_PER_ENCOUNTER = 40  # a professional claim holds at most 50 lines
 NPI = "1234567893"
 
@@ -166,44 +166,6 @@ class Writer(threading.Thread):
                         return
 
 
-def _history(url: str) -> tuple[Counter[str], Counter[str], dict[str, list[int]]]:
-    """Opened encounters per patient_ref, lines per description, versions per encounter."""
-    from ledger.application.service import LedgerApplication
-    from ledger.config import Settings
-    from ledger.persistence.database import eventsourcing_env
-
-    app = LedgerApplication(env=eventsourcing_env(url, Settings(database_url=url,
-                                                                cache_size=0)))
-    opened: Counter[str] = Counter()
-    lines: Counter[str] = Counter()
-    versions: dict[str, list[int]] = {}
-    try:
-        start = 1
-        while True:
-            page = app.recorder.select_notifications(start, 1000)
-            if not page:
-                break
-            for n in page:
-                event = app.mapper.to_domain_event(n)
-                versions.setdefault(str(event.originator_id), []).append(
-                    event.originator_version)
-                name = type(event).__name__
-                if name == "Opened":
-                    opened[event.patient_ref] += 1
-                elif name == "ServiceLineAdded":
-                    lines[event.line.description] += 1
-            start = page[-1].id + 1
-    finally:
-        app.close()
-    return opened, lines, versions
-
-
-def _cli(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    done = subprocess.run([LEDGER, *args], env=env, cwd=ROOT, capture_output=True,
-                          timeout=300, check=False)
-    return done.returncode, (done.stdout + done.stderr).decode(errors="replace")[-2000:]
-
-
 def run(writers: int, api_kills: int, pg_kills: int, gap: tuple[float, float],
         run_dir: Path, seed: int) -> dict[str, Any]:
     from ledger.persistence.migrate import migrate
@@ -255,47 +217,21 @@ def run(writers: int, api_kills: int, pg_kills: int, gap: tuple[float, float],
         failed = [f for w in pool for f in w.failed]
         # let the projections catch up before they are verified
         time.sleep(2)
-        opened, lines, versions = _history(url)
         acked = [r for r in requests if r.acknowledged]
-        lost, duplicated = [], []
-        for r in requests:
-            count = opened[r.marker] if r.kind == "open" else \
-                lines[r.marker] if r.kind == "line" else None
-            if count is None:
-                continue
-            if r.acknowledged and count == 0:
-                lost.append(r.key)
-            if count > 1:
-                duplicated.append(r.key)
-        gaps = [eid for eid, vs in versions.items() if vs != list(range(1, len(vs) + 1))]
-        env = {**api.env}
-        verify_rc, verify_out = _cli(["verify"], env)
-        deadline_p = time.monotonic() + 60
-        while True:
-            proj_rc, proj_out = _cli(["projections", "verify"], env)
-            if proj_rc == 0 or time.monotonic() > deadline_p:
-                break
-            time.sleep(2)
+        check = check_history(url, requests, {**api.env})
         unacked = [r for r in requests if not r.acknowledged]
         result = {
             "writers": writers, "api_kills": kills["api"], "pg_kills": kills["pg"],
             "requests": len(requests), "attempts": sum(r.attempts for r in requests),
             "acknowledged": len(acked), "unacknowledged": len(unacked),
-            "lost": len(lost), "duplicated": len(duplicated), "version_gaps": len(gaps),
-            "refused": len(failed), "hung_writers": len(hung),
-            "ledger_verify": "clean" if verify_rc == 0 else "FAILED",
-            "projections_verify": "clean" if proj_rc == 0 else "FAILED",
+            **check.counts(), "refused": len(failed), "hung_writers": len(hung),
+            **check.verdicts(),
             "seconds": round(time.monotonic() - started, 1),
             "answers": dict(sum((w.statuses for w in pool), Counter()).most_common()),
         }
-        result["ok"] = not (lost or duplicated or gaps or failed or hung or unacked
-                            or verify_rc or proj_rc)
+        result["ok"] = check.ok and not (failed or hung or unacked)
         if not result["ok"]:
-            result["details"] = {"lost": lost[:10], "duplicated": duplicated[:10],
-                                 "gaps": gaps[:5], "refused": failed[:5], "hung": hung,
-                                 "unacknowledged": [r.key for r in unacked][:10],
-                                 "verify": verify_out if verify_rc else "",
-                                 "projections_verify": proj_out if proj_rc else ""}
+            result["details"] = check.details(failed, hung, [r.key for r in unacked])
         return result
     finally:
         stop.set()
@@ -320,12 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fault run: {args.writers} writers, {api_kills} API kills, {pg_kills} PostgreSQL "
           f"kills, seed {args.seed}", flush=True)
     result = run(args.writers, api_kills, pg_kills, gap, args.dir, args.seed)
-    details = result.pop("details", None)
-    print("fault run result: " + ", ".join(f"{k}={v}" for k, v in result.items()))
-    if details:
-        for k, v in details.items():
-            if v:
-                print(f"  {k}: {v}")
+    print_result("fault run", result)
     return 0 if result["ok"] else 1
 
 
