@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger.persistence.database import check_when_suspect, mark_idle
 from ledger.projections import PROJECTION_NAMES
-from ledger.projections.queries import wait_for_position
+from ledger.projections.waiting import wait_for_position
 
 log = logging.getLogger(__name__)
 

@@ -135,7 +135,7 @@ def resolve(conn: Connection[Any], *, as_of: datetime | None = None,
                                "read earlier positions")
     names = [n for n in names if n != "exceptions"]
     if names and position:
-        from ledger.projections.queries import wait_for_position  # noqa: PLC0415
+        from ledger.projections.waiting import wait_for_position  # noqa: PLC0415
 
         if not wait_for_position(conn, position, names=names, timeout=wait_timeout):
             raise ReadModelBehind("as_of_position", "as_of.read_model_behind",

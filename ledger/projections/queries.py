@@ -4,13 +4,12 @@ Every function takes an open psycopg connection (any row factory: rows are retur
 dicts) and returns plain Python values (Decimal money, dates, UUIDs). Lists are paged with an
 opaque cursor: pass ``next_cursor`` of one page as ``cursor`` to get the next.
 
-Read-your-writes: a caller that wrote at log position P calls ``wait_for_position(conn, P)``
-(or the runner's / ``ProjectionWaiter``'s ``wait``) before querying.
+Read-your-writes: a caller that wrote at log position P waits for the projections to reach P
+before querying (ledger/projections/waiting.py: one waiter, three feeds).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -94,30 +93,6 @@ def projection_positions(conn: Connection[Any],
                          names: Iterable[str] = PROJECTION_NAMES) -> dict[str, int]:
     """Each projection's tracked log position (0: nothing applied yet)."""
     return {r["name"]: int(r["position"] or 0) for r in _rows(conn, _positions_sql(names))}
-
-
-def wait_for_position(conn: Connection[Any], position: int, *,
-                      names: Iterable[str] = PROJECTION_NAMES, timeout: float = 5.0) -> bool:
-    """Block until the projections (default: all) reflect every event up to ``position``
-    (a ``CommandResult.position``); False when ``timeout`` passes first.
-
-    Polls the tracking rows from 2 ms, doubling up to 50 ms (the library's ``wait`` starts
-    at 100 ms). A process that runs the runner should use ``ProjectionRunner.wait`` (no
-    polling); the API can share one ``ledger.projections.waiting.ProjectionWaiter``.
-    """
-    names = list(names)
-    query = _positions_sql(names)
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        rows = _rows(conn, query)  # READ COMMITTED: each poll sees the latest commits
-        if all(int(r["position"] or 0) >= position for r in rows):
-            return True
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, 0.05)
 
 
 # ---------------------------------------------------------------- claims

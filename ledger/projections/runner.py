@@ -49,6 +49,7 @@ from ledger.projections.base import (
 from ledger.projections.claims import ClaimsView
 from ledger.projections.reader import EventReader
 from ledger.projections.trends import TrendsView
+from ledger.projections.waiting import PositionWaiter
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,8 @@ class ProjectionRunner:
         self.stall_after = stall_after
         now = time.monotonic()
         self.health = {n: ProjectionHealth(n, v.position(), now) for n, v in self.views.items()}
-        self._changed = threading.Condition()
+        self._waiter = PositionWaiter(self.health)  # read-your-writes, fed by _set_position
+        self._waiter.update(self.positions(), exact=True)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -147,8 +149,7 @@ class ProjectionRunner:
         if position != h.position:
             h.position = position
             h.last_moved = time.monotonic()
-            with self._changed:
-                self._changed.notify_all()
+            self._waiter.update({name: position}, exact=True)
 
     def refresh_positions(self) -> dict[str, int]:
         """Re-read every tracked position from the database (another process may have moved
@@ -161,17 +162,11 @@ class ProjectionRunner:
              names: Iterable[str] | None = None) -> bool:
         """Block until the projections (all, or ``names``) reflect every event up to
         ``position``; False when ``timeout`` passes first."""
-        wanted = list(names) if names is not None else list(self.health)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                if all(self.health[n].position >= position for n in wanted):
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._wake.set()
-                self._changed.wait(min(remaining, 0.25))
+        return self._waiter.wait(position, names=names, timeout=timeout, nudge=self._nudge)
+
+    def _nudge(self) -> float:
+        self._wake.set()  # read the next page now rather than at the next poll
+        return 0.25
 
     # ------------------------------------------------------------------ one page
     def run_page(self, *, raise_errors: bool = False, until: int | None = None) -> int:

@@ -14,7 +14,7 @@ from ledger import samples as s
 from ledger.domain.errors import InvalidCode
 from ledger.projections import queries as q
 from ledger.projections.runner import ProjectionRunner
-from ledger.projections.waiting import ProjectionWaiter
+from ledger.projections.waiting import ProjectionWaiter, wait_for_position
 
 pytestmark = pytest.mark.postgres
 
@@ -289,9 +289,9 @@ def test_read_your_writes_is_fast(app, app_env, clean_db, conn):
         result = app.execute(eid, "add_service_line", actor=s.CODER_A, procedure_code="99213",
                              charge="130.00", pointers=[1])
         assert waiter.wait(result.position, timeout=2.0)
-        assert q.wait_for_position(conn, result.position, timeout=2.0)
+        assert wait_for_position(conn, result.position, timeout=2.0)
         assert q.encounter_summary(conn, eid)["total_charge"] == D("130.00")
-        assert not q.wait_for_position(conn, result.position + 1000, timeout=0.05)
+        assert not wait_for_position(conn, result.position + 1000, timeout=0.05)
         assert not waiter.wait(result.position + 1000, timeout=0.05)
     finally:
         waiter.close()
