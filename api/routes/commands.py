@@ -1,10 +1,14 @@
-"""POST commands, one per user action. Each is three lines: body → domain kwargs → run."""
+"""POST commands, one per user action: opening an encounter, then one table (``COMMAND_ROUTES``:
+name, path, summary, typed command, body model) from which every other command route is
+registered. Each runs body → typed command → ``run_command``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from decimal import Decimal
-from inspect import iscoroutinefunction
+from inspect import Parameter, Signature, iscoroutinefunction
 from typing import Any
 from uuid import UUID
 
@@ -138,11 +142,6 @@ COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _command(request: Request, body: bytes, ledger: Any, actor: Any, command: Command,
-                   **options: Any) -> Response:
-    return await run_command(request, body, actor, handled(ledger, command, actor), **options)
-
-
 @router.post("", status_code=201, summary="Open an encounter", responses=COMMAND_RESPONSES)
 async def open_encounter(request: Request, body: s.OpenEncounter, raw: RawBody, ledger: LedgerDep,
                    actor: ActorDep) -> Response:
@@ -157,214 +156,147 @@ async def open_encounter(request: Request, body: s.OpenEncounter, raw: RawBody, 
                        location=lambda r: f"/encounters/{r.encounter_id}")
 
 
-@router.post("/{encounter_id}/diagnoses", summary="Code a diagnosis (ICD-10-CM)",
-             responses=COMMAND_RESPONSES)
-async def code_diagnosis(request: Request, encounter_id: UUID, body: s.CodeDiagnosis, raw: RawBody,
-                   ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.CodeDiagnosis, encounter_id))
 
-
-@router.post("/{encounter_id}/diagnoses/{position}/revise", summary="Revise a diagnosis",
-             responses=COMMAND_RESPONSES)
-async def revise_diagnosis(request: Request, encounter_id: UUID, position: int,
-                     body: s.ReviseDiagnosis, raw: RawBody, ledger: LedgerDep,
-                     actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.ReviseDiagnosis, encounter_id, position=position))
-
-
-@router.post("/{encounter_id}/diagnoses/{position}/remove", summary="Remove a diagnosis",
-             responses=COMMAND_RESPONSES)
-async def remove_diagnosis(request: Request, encounter_id: UUID, position: int, body: s.ReasonOnly,
-                     raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.RemoveDiagnosis, encounter_id, position=position))
-
-
-@router.post("/{encounter_id}/lines", summary="Add a service line (CPT/HCPCS)",
-             responses=COMMAND_RESPONSES)
-async def add_service_line(request: Request, encounter_id: UUID, body: s.AddLine, raw: RawBody,
-                     ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.AddServiceLine, encounter_id))
-
-
-@router.post("/{encounter_id}/lines/{line_no}/revise", summary="Revise a service line",
-             responses=COMMAND_RESPONSES)
-async def revise_service_line(request: Request, encounter_id: UUID, line_no: int,
-                        body: s.ReviseLine, raw: RawBody, ledger: LedgerDep,
-                        actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, c.ReviseServiceLine(
-        encounter_id=encounter_id, line_no=line_no, **_revision(body)))
-
-
-@router.post("/{encounter_id}/lines/{line_no}/remove", summary="Remove a service line",
-             responses=COMMAND_RESPONSES)
-async def remove_service_line(request: Request, encounter_id: UUID, line_no: int,
-                        body: s.ReasonOnly, raw: RawBody, ledger: LedgerDep,
-                        actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.RemoveServiceLine, encounter_id, line_no=line_no))
-
-
-@router.post("/{encounter_id}/supplies", summary="Add a supply (HCPCS Level II)",
-             responses=COMMAND_RESPONSES)
-async def add_supply(request: Request, encounter_id: UUID, body: s.AddSupply, raw: RawBody,
-               ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.AddSupply, encounter_id))
-
-
-@router.post("/{encounter_id}/lines/{line_no}/charge-adjustments",
-             summary="Adjust a line's charge", responses=COMMAND_RESPONSES)
-async def adjust_charge(request: Request, encounter_id: UUID, line_no: int, body: s.AdjustCharge,
-                  raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.AdjustCharge, encounter_id, line_no=line_no))
-
-
-@router.post("/{encounter_id}/claims", summary="Create a claim (original, replacement, void)",
-             responses=COMMAND_RESPONSES)
-async def create_claim(request: Request, encounter_id: UUID, body: s.CreateClaim, raw: RawBody,
-                 ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.CreateClaim, encounter_id))
-
-
-@router.post("/{encounter_id}/claims/{claim_number}/scrub", summary="Scrub a claim",
-             responses=COMMAND_RESPONSES)
-async def scrub_claim(request: Request, encounter_id: UUID, claim_number: str, raw: RawBody,
-                ledger: LedgerDep, actor: ActorDep) -> Response:
-    def present(findings: Any) -> Any:
-        return {"passed": not any(f.severity == "error" for f in findings),
-                "findings": [{"rule_id": f.rule_id, "severity": f.severity,
-                              "line_no": f.line_no, "message": f.message} for f in findings]}
-
-    command = c.ScrubClaim(encounter_id=encounter_id, claim_number=claim_number)
-    return await run_command(request, raw, actor, handled(ledger, command, actor),
-                             present=present)
-
-
-@router.post("/{encounter_id}/claims/{claim_number}/submit", summary="Submit a scrubbed claim",
-             responses=COMMAND_RESPONSES)
-async def submit_claim(request: Request, encounter_id: UUID, claim_number: str, body: s.SubmitClaim,
-                 raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.SubmitClaim, encounter_id, claim_number=claim_number))
-
-
-@router.post("/{encounter_id}/claims/{claim_number}/acknowledgements",
-             summary="Record a 999/277CA acknowledgement", responses=COMMAND_RESPONSES)
-async def acknowledge_claim(request: Request, encounter_id: UUID, claim_number: str,
-                      body: s.Acknowledge, raw: RawBody, ledger: LedgerDep,
-                      actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.AcknowledgeClaim, encounter_id, claim_number=claim_number))
-
-
+# ---------------------------------------------------------------- the typed commands, one table
 def _adjustment(a: s.CasAdjustment) -> Adjustment:
     return Adjustment(a.group, a.reason, Money.parse(a.amount, "amount"),
                       Decimal(a.quantity) if a.quantity else None)
 
 
-@router.post("/{encounter_id}/claims/{claim_number}/adjudications",
-             summary="Post an adjudication (claim and lines, with CAS adjustments)",
-             responses=COMMAND_RESPONSES)
-async def post_adjudication(request: Request, encounter_id: UUID, claim_number: str,
-                      body: s.PostAdjudication, raw: RawBody, ledger: LedgerDep,
-                      actor: ActorDep) -> Response:
+def _adjudication(command: type[c.PostAdjudication], body: s.PostAdjudication,
+                  encounter_id: UUID, claim_number: str) -> Command:
     lines = [LineResult(ln.line_no, ln.procedure_code, Money.parse(ln.submitted, "submitted"),
                         Money.parse(ln.paid, "paid"),
                         Money.parse(ln.allowed, "allowed") if ln.allowed is not None else None,
                         Decimal(ln.units), tuple(_adjustment(a) for a in ln.adjustments),
                         tuple(ln.remarks)) for ln in body.lines]
     r = body.remittance
-    kwargs: dict[str, Any] = {
-        "claim_number": claim_number, "status_code": body.status_code,
-        "charge": Money.parse(body.charge, "charge"), "paid": Money.parse(body.paid, "paid"),
-        "patient_responsibility": Money.parse(body.patient_responsibility,
-                                              "patient_responsibility"),
-        "payer_icn": body.payer_icn, "adjudication_date": body.adjudication_date,
-        "remittance": RemittanceRef(r.payer_id, r.trace_number, r.file_hash, r.payment_date),
-        "claim_adjustments": [_adjustment(a) for a in body.claim_adjustments],
-        "lines": lines, "remarks": list(body.remarks), "drg_code": body.drg_code,
-    }
-    return await _command(request, raw, ledger, actor,
-                          c.PostAdjudication(encounter_id=encounter_id, **kwargs),
-                          present=lambda posted: {"posted": posted})
+    return command(
+        encounter_id=encounter_id, claim_number=claim_number, status_code=body.status_code,
+        charge=Money.parse(body.charge, "charge"), paid=Money.parse(body.paid, "paid"),
+        patient_responsibility=Money.parse(body.patient_responsibility,
+                                           "patient_responsibility"),
+        payer_icn=body.payer_icn, adjudication_date=body.adjudication_date,
+        remittance=RemittanceRef(r.payer_id, r.trace_number, r.file_hash, r.payment_date),
+        claim_adjustments=[_adjustment(a) for a in body.claim_adjustments],
+        lines=lines, remarks=list(body.remarks), drg_code=body.drg_code)
 
 
-@router.post("/{encounter_id}/claims/{claim_number}/provider-adjustments",
-             summary="Post a provider-level (PLB) adjustment", responses=COMMAND_RESPONSES)
-async def post_provider_adjustment(request: Request, encounter_id: UUID, claim_number: str,
-                             body: s.ProviderAdjustment, raw: RawBody, ledger: LedgerDep,
-                             actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, body.to(
-        c.PostProviderAdjustment, encounter_id, claim_number=claim_number))
-
-
-@router.post("/{encounter_id}/claims/{claim_number}/denials", summary="Record a denial",
-             responses=COMMAND_RESPONSES)
-async def record_denial(request: Request, encounter_id: UUID, claim_number: str,
-                  body: s.RecordDenial, raw: RawBody, ledger: LedgerDep,
-                  actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.RecordDenial, encounter_id, claim_number=claim_number))
-
-
-@router.post("/{encounter_id}/claims/{claim_number}/appeals", summary="File an appeal",
-             responses=COMMAND_RESPONSES)
-async def file_appeal(request: Request, encounter_id: UUID, claim_number: str, body: s.FileAppeal,
-                raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.FileAppeal, encounter_id, claim_number=claim_number))
-
-
-@router.post("/{encounter_id}/claims/{claim_number}/appeals/decision",
-             summary="Record an appeal decision", responses=COMMAND_RESPONSES)
-async def decide_appeal(request: Request, encounter_id: UUID, claim_number: str,
-                  body: s.DecideAppeal, raw: RawBody, ledger: LedgerDep,
-                  actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.DecideAppeal, encounter_id, claim_number=claim_number))
-
-
-@router.post("/{encounter_id}/statements", summary="Issue a patient statement",
-             responses=COMMAND_RESPONSES)
-async def issue_statement(request: Request, encounter_id: UUID, body: s.IssueStatement,
-                    raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.IssueStatement, encounter_id),
-                          present=lambda due: {"amount_due": due})
-
-
-@router.post("/{encounter_id}/patient-payments", summary="Record a patient payment",
-             responses=COMMAND_RESPONSES)
-async def record_patient_payment(request: Request, encounter_id: UUID, body: s.PatientPayment,
-                           raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.RecordPatientPayment, encounter_id),
-                          present=lambda after: {"balance_after": after})
-
-
-@router.post("/{encounter_id}/refunds", summary="Refund a patient credit",
-             responses=COMMAND_RESPONSES)
-async def issue_refund(request: Request, encounter_id: UUID, body: s.Refund, raw: RawBody,
-                 ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor,
-                          body.to(c.IssueRefund, encounter_id),
-                          present=lambda after: {"balance_after": after})
-
-
-@router.post("/{encounter_id}/write-offs", summary="Write off a balance",
-             responses=COMMAND_RESPONSES)
-async def write_off(request: Request, encounter_id: UUID, body: s.WriteOff, raw: RawBody,
-              ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, body.to(c.WriteOff, encounter_id))
-
-
-def _revision(body: s.ReviseLine) -> dict[str, Any]:
+def _revision(command: type[c.ReviseServiceLine], body: s.ReviseLine, encounter_id: UUID,
+              line_no: int) -> Command:
     """A line revision: the reason, and only the fields the body sets (a partial update)."""
     changes = body.command_kwargs()
-    return {"reason": changes.pop("reason"), "changes": changes}
+    return command(encounter_id=encounter_id, line_no=line_no, reason=changes.pop("reason"),
+                   changes=changes)
+
+
+def _scrub_findings(findings: Any) -> Any:
+    return {"passed": not any(f.severity == "error" for f in findings),
+            "findings": [{"rule_id": f.rule_id, "severity": f.severity,
+                          "line_no": f.line_no, "message": f.message} for f in findings]}
+
+
+def _from_body(command: type[Command], body: s.Body | None, encounter_id: UUID,
+               **path: Any) -> Command:
+    if body is None:
+        return command(encounter_id=encounter_id, **path)  # type: ignore[call-arg]
+    return body.to(command, encounter_id, **path)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command route: ``POST /encounters{path}`` with ``body`` (None: no body) runs
+    ``build(command, body, encounter_id, **path parameters)`` and answers ``present(result)``.
+    Who may call it: api/permissions.py (the one permission table)."""
+
+    name: str  # the endpoint's name (and so the OpenAPI operationId)
+    path: str
+    summary: str
+    command: type[Command]
+    body: type[s.Body] | None
+    build: Callable[..., Command] = _from_body
+    present: Callable[[Any], Any] | None = None
+
+
+_PATH_TYPES = {"position": int, "line_no": int, "claim_number": str}
+D, L, C = "/{encounter_id}/diagnoses/{position}", "/{encounter_id}/lines", \
+    "/{encounter_id}/claims/{claim_number}"
+COMMAND_ROUTES = (
+    CommandSpec("code_diagnosis", "/{encounter_id}/diagnoses", "Code a diagnosis (ICD-10-CM)",
+                c.CodeDiagnosis, s.CodeDiagnosis),
+    CommandSpec("revise_diagnosis", f"{D}/revise", "Revise a diagnosis",
+                c.ReviseDiagnosis, s.ReviseDiagnosis),
+    CommandSpec("remove_diagnosis", f"{D}/remove", "Remove a diagnosis",
+                c.RemoveDiagnosis, s.ReasonOnly),
+    CommandSpec("add_service_line", L, "Add a service line (CPT/HCPCS)",
+                c.AddServiceLine, s.AddLine),
+    CommandSpec("revise_service_line", f"{L}/{{line_no}}/revise", "Revise a service line",
+                c.ReviseServiceLine, s.ReviseLine, build=_revision),
+    CommandSpec("remove_service_line", f"{L}/{{line_no}}/remove", "Remove a service line",
+                c.RemoveServiceLine, s.ReasonOnly),
+    CommandSpec("add_supply", "/{encounter_id}/supplies", "Add a supply (HCPCS Level II)",
+                c.AddSupply, s.AddSupply),
+    CommandSpec("adjust_charge", f"{L}/{{line_no}}/charge-adjustments",
+                "Adjust a line's charge", c.AdjustCharge, s.AdjustCharge),
+    CommandSpec("create_claim", "/{encounter_id}/claims",
+                "Create a claim (original, replacement, void)", c.CreateClaim, s.CreateClaim),
+    CommandSpec("scrub_claim", f"{C}/scrub", "Scrub a claim", c.ScrubClaim, None,
+                present=_scrub_findings),
+    CommandSpec("submit_claim", f"{C}/submit", "Submit a scrubbed claim",
+                c.SubmitClaim, s.SubmitClaim),
+    CommandSpec("acknowledge_claim", f"{C}/acknowledgements",
+                "Record a 999/277CA acknowledgement", c.AcknowledgeClaim, s.Acknowledge),
+    CommandSpec("post_adjudication", f"{C}/adjudications",
+                "Post an adjudication (claim and lines, with CAS adjustments)",
+                c.PostAdjudication, s.PostAdjudication, build=_adjudication,
+                present=lambda posted: {"posted": posted}),
+    CommandSpec("post_provider_adjustment", f"{C}/provider-adjustments",
+                "Post a provider-level (PLB) adjustment", c.PostProviderAdjustment,
+                s.ProviderAdjustment),
+    CommandSpec("record_denial", f"{C}/denials", "Record a denial",
+                c.RecordDenial, s.RecordDenial),
+    CommandSpec("file_appeal", f"{C}/appeals", "File an appeal", c.FileAppeal, s.FileAppeal),
+    CommandSpec("decide_appeal", f"{C}/appeals/decision", "Record an appeal decision",
+                c.DecideAppeal, s.DecideAppeal),
+    CommandSpec("issue_statement", "/{encounter_id}/statements", "Issue a patient statement",
+                c.IssueStatement, s.IssueStatement, present=lambda due: {"amount_due": due}),
+    CommandSpec("record_patient_payment", "/{encounter_id}/patient-payments",
+                "Record a patient payment", c.RecordPatientPayment, s.PatientPayment,
+                present=lambda after: {"balance_after": after}),
+    CommandSpec("issue_refund", "/{encounter_id}/refunds", "Refund a patient credit",
+                c.IssueRefund, s.Refund, present=lambda after: {"balance_after": after}),
+    CommandSpec("write_off", "/{encounter_id}/write-offs", "Write off a balance",
+                c.WriteOff, s.WriteOff),
+)
+
+
+def _endpoint(spec: CommandSpec) -> Callable[..., Coroutine[Any, Any, Response]]:
+    """The route function of ``spec``, with the signature FastAPI reads (path parameters,
+    body model, the raw body, the ledger and the actor as dependencies): the same parameters,
+    so the same OpenAPI and the same CommandRoute fast path, as a hand-written handler."""
+    options = {"present": spec.present} if spec.present is not None else {}
+
+    async def endpoint(request: Request, encounter_id: UUID, raw: bytes, ledger: Any,
+                       actor: Any, body: Any = None, **path: Any) -> Response:
+        command = spec.build(spec.command, body, encounter_id, **path)
+        return await run_command(request, raw, actor, handled(ledger, command, actor),
+                                 **options)
+
+    kw = Parameter.POSITIONAL_OR_KEYWORD
+    params = [Parameter("request", kw, annotation=Request),
+              Parameter("encounter_id", kw, annotation=UUID)]
+    params += [Parameter(name, kw, annotation=_PATH_TYPES[name])
+               for name in re.findall(r"{(\w+)}", spec.path) if name != "encounter_id"]
+    if spec.body is not None:
+        params.append(Parameter("body", kw, annotation=spec.body))
+    params += [Parameter("raw", kw, annotation=RawBody),
+               Parameter("ledger", kw, annotation=LedgerDep),
+               Parameter("actor", kw, annotation=ActorDep)]
+    endpoint.__signature__ = Signature(params, return_annotation=Response)  # type: ignore[attr-defined]
+    endpoint.__name__ = endpoint.__qualname__ = spec.name
+    return endpoint
+
+
+for _spec in COMMAND_ROUTES:
+    router.add_api_route(_spec.path, _endpoint(_spec), methods=["POST"], name=_spec.name,
+                         summary=_spec.summary, responses=COMMAND_RESPONSES)
