@@ -1,6 +1,20 @@
-"""No unsealed tail: every committed batch of events is covered by a signed checkpoint in the
-SAME transaction that inserts it, and the newest checkpoint is copied outside the database
+"""No unsealed tail: every committed batch of events is covered by a signed checkpoint within a
+bounded time — a batch of several encounters in the SAME transaction that inserts it, a batch
+of one encounter (a lone command) by this process's background sealer within
+``LEDGER_SEAL_MAX_DELAY`` (1 s) — and the newest checkpoint is copied outside the database
 within ``LEDGER_SEAL_EXPORT_INTERVAL`` (1 s).
+
+Deferred sealing (lone commands): the batch commits with no seal statement at all; after the
+commit the writer hands its events — (position, encounter, version, chain hash), as it wrote
+them — to the background sealer, which signs them (with any that came after) at most half the
+bound after the oldest was committed, in one transaction of its own: ``ledger_seal_check``
+(0093) confirms that the newest checkpoint is still the one it remembers and that no other
+event sits among its own, and the leaves are inserted from memory, so an event altered in the
+database between its commit and its seal no longer matches its leaf. When the check fails
+(another process wrote or sealed), it seals reading the database, as a batch does. When it
+starts, it seals what an earlier process left unsealed (killed between commit and seal).
+``ledger verify`` reports an unsealed event younger than the bound (``recorded_at``, 0093) as
+``pending`` and an older one as ``inserted``.
 
 Per batch, after the events are inserted (the event-table lock is held, so batches seal in log
 order), ``Sealer.seal`` takes the checkpoint job's advisory lock, reads the latest checkpoint's
@@ -28,6 +42,7 @@ import logging
 import threading
 import time
 import urllib.request
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +74,10 @@ _LEAVES = (
     "INSERT INTO ledger_audit_leaves (notification_id, originator_id, originator_version, "
     "chain_hash) SELECT notification_id, originator_id, originator_version, chain_hash "
     "FROM ledger_events WHERE notification_id > %s AND notification_id <= %s")
+# The leaf records of events this process wrote, as it wrote them (deferred sealing).
+_LEAVES_FROM_MEMORY = (
+    "INSERT INTO ledger_audit_leaves (notification_id, originator_id, originator_version, "
+    "chain_hash) SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], %s::bytea[])")
 _CHECKPOINT = (
     "INSERT INTO ledger_checkpoints (tree_size, last_position, root_hash, created_at, origin, "
     "body, signature, key_id, public_key, previous_size, consistency_proof, frontier) "
@@ -177,7 +196,8 @@ class Sealer:
     """Signs a checkpoint over each committed batch, in the batch's transaction."""
 
     def __init__(self, key: Ed25519PrivateKey, *, origin: str = "claims-ledger",
-                 exporter: Exporter | None = None, max_backlog: int = 10_000) -> None:
+                 exporter: Exporter | None = None, max_backlog: int = 10_000,
+                 max_delay: float = 0.0) -> None:
         self.key = key
         self.public = raw_public(key.public_key())
         self.origin = origin
@@ -193,17 +213,35 @@ class Sealer:
         self._newest_lock = threading.Lock()
         self.fast_seals = 0
         self.read_seals = 0
+        # Deferred sealing (max_delay > 0 and the background sealer started): events of
+        # lone-command batches this process committed, not sealed yet — (position, encounter,
+        # version, chain hash) in position order — and when the oldest was committed.
+        self.max_delay = max_delay
+        self._deferred: list[tuple[int, Any, int, bytes]] = []
+        self._deferred_since = 0.0
+        self._deferred_lock = threading.Lock()
+        # one sealing transaction of this process at a time (a batch sealed in its
+        # transaction, or the background sealer's)
+        self.seal_lock = threading.Lock()
+        self._datastore: Any = None
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.deferred_seals = 0
+        self.recovered_events = 0
+        self.last_read: tuple[int, int, bytes] | None = None  # newest checkpoint, as last read
 
-    def seal(self, curs: Any, batch: list[tuple[int, bytes]] | None = None,
+    def seal(self, curs: Any, batch: list[tuple[int, Any, int, bytes]] | None = None,
              read: bool = False) -> Checkpoint | None:
         """Seal every event after the latest checkpoint (this batch's, normally). Runs in the
         inserting transaction, after the event-table lock; None if the backlog of unsealed
         events is larger than ``max_backlog`` (then ``ledger checkpoints run`` seals it).
 
-        ``batch``: this batch's (position, chain hash) pairs. With them and the memory of the
-        newest checkpoint this process committed, nothing is read: the procedure
-        ``ledger_seal_expect`` (pipelined) checks that memory and raises if it is stale, and
-        the recorder saves the batch again with ``read=True``."""
+        ``batch``: this batch's (position, encounter, version, chain hash). With them and the
+        memory of the newest checkpoint this process committed (and of the events it
+        committed since, deferred), nothing is read: the procedure ``ledger_seal_check``
+        (pipelined) checks that memory and raises if it is stale, and the recorder saves the
+        batch again with ``read=True``."""
         exporter = self.exporter
         if exporter is not None and exporter.directory is None and exporter.base_dir:
             exporter.directory = Path(exporter.base_dir) / log_id(curs.connection)
@@ -212,12 +250,13 @@ class Sealer:
         if batch and newest is not None and not read:
             size, last, frontier_bytes = newest
             batch = sorted(batch)
-            ids = [nid for nid, _ in batch]
-            hashes = [h for _, h in batch]
-            curs.execute("CALL ledger_seal_expect(%s, %s, %s)", (size, last, ids[0]),
-                         prepare=True)
+            first = batch[0][0]
+            with self._deferred_lock:
+                known = [d for d in self._deferred if last < d[0] < first]
+            curs.execute("CALL ledger_seal_check(%s, %s, %s, %s)",
+                         (size, last, first, len(known)), prepare=True)
             self.fast_seals += 1
-            return self._sign_and_insert(curs, size, last, frontier_bytes, ids, hashes)
+            return self._sign_and_insert(curs, size, last, frontier_bytes, known + batch)
         self.read_seals += 1
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,), prepare=True)
         # two simple statements, sent together (one round trip in pipeline mode)
@@ -230,6 +269,7 @@ class Sealer:
         size, last, frontier_bytes = top if top else (0, 0, b"")
         ids = [r[0] for r in rows]
         hashes = [r[1] for r in rows]
+        self.last_read = (size, last, bytes(frontier_bytes))
         if not ids:
             return None
         if len(ids) > self.max_backlog:
@@ -239,10 +279,19 @@ class Sealer:
                 log.warning("sealing: more than %d unsealed events before this batch; run "
                             "`ledger checkpoints run --once` to seal them", self.max_backlog)
             return None
-        return self._sign_and_insert(curs, size, last, frontier_bytes, ids, hashes)
+        return self._sign_and_insert(curs, size, last, frontier_bytes, ids=ids, hashes=hashes)
 
     def _sign_and_insert(self, curs: Any, size: int, last: int, frontier_bytes: bytes,
-                         ids: list[int], hashes: list[bytes]) -> Checkpoint:
+                         leaves: list[tuple[int, Any, int, bytes]] | None = None, *,
+                         ids: list[int] | None = None, hashes: list[bytes] | None = None
+                         ) -> Checkpoint:
+        """Extend the tree after (size, frontier) and insert its leaves and checkpoint:
+        ``leaves`` as this process wrote them (from memory), or ``ids``/``hashes`` read in
+        this transaction (the leaf records then copied from the log)."""
+        if leaves is not None:
+            ids = [leaf[0] for leaf in leaves]
+            hashes = [leaf[3] for leaf in leaves]
+        assert ids is not None and hashes is not None
         frontier = Frontier.from_bytes(size, bytes(frontier_bytes)) if size else Frontier()
         old = frontier.copy()
         tail = [event_leaf(nid, bytes(h)) for nid, h in zip(ids, hashes, strict=True)]
@@ -262,7 +311,12 @@ class Sealer:
         text = checkpoint.signed_text()
         checkpoint = replace(checkpoint, signature=self.key.sign(text.encode("utf-8")),
                              body=text)
-        curs.execute(_LEAVES, (last, ids[-1]), prepare=True)
+        if leaves is not None:
+            curs.execute(_LEAVES_FROM_MEMORY, (ids, [leaf[1] for leaf in leaves],
+                                               [leaf[2] for leaf in leaves], hashes),
+                         prepare=True)
+        else:
+            curs.execute(_LEAVES, (last, ids[-1]), prepare=True)
         curs.execute(_CHECKPOINT, (
             checkpoint.tree_size, checkpoint.last_position, checkpoint.root_hash,
             checkpoint.time, checkpoint.origin, text, checkpoint.signature, checkpoint.key_id,
@@ -275,6 +329,11 @@ class Sealer:
         with self._newest_lock:
             self._newest = (checkpoint.tree_size, checkpoint.last_position,
                             checkpoint.frontier)
+        with self._deferred_lock:
+            if self._deferred and self._deferred[0][0] <= checkpoint.last_position:
+                self._deferred = [d for d in self._deferred
+                                  if d[0] > checkpoint.last_position]
+                self._deferred_since = time.monotonic() if self._deferred else 0.0
         if checkpoint.tree_size > self.state.sealed_size:
             self.state.sealed_size = checkpoint.tree_size
             self.state.sealed_position = checkpoint.last_position
@@ -282,7 +341,131 @@ class Sealer:
         if self.exporter is not None:
             self.exporter.offer(checkpoint)
 
+    # ------------------------------------------------------------- deferred sealing
+    @property
+    def defers(self) -> bool:
+        """Are lone-command batches left to the background sealer?"""
+        return self.max_delay > 0 and self._thread is not None and not self._stop.is_set()
+
+    def start(self, datastore: Any) -> None:
+        """Start the background sealer on ``datastore`` (the recorder's pool). It first seals
+        what an earlier process left unsealed, then every deferred batch within the bound."""
+        if self.max_delay <= 0 or self._thread is not None:
+            return
+        self._datastore = datastore
+        self._thread = threading.Thread(target=self._run, name="ledger-sealer", daemon=True)
+        self._thread.start()
+
+    def defer(self, events: list[tuple[int, Any, int, bytes]]) -> None:
+        """After a lone-command batch committed: its events, to be sealed within the bound."""
+        with self._deferred_lock:
+            if not self._deferred:
+                self._deferred_since = time.monotonic()
+            self._deferred.extend(events)
+            if len(self._deferred) > 1 and self._deferred[-2][0] > events[0][0]:
+                self._deferred.sort()  # writers of one process may commit out of turn
+        self._wake.set()
+
+    def deferred_status(self) -> tuple[int, float | None]:
+        """(events committed here and not sealed yet, seconds since the oldest committed)."""
+        with self._deferred_lock:
+            count, since = len(self._deferred), self._deferred_since
+        return count, (round(time.monotonic() - since, 3) if count else None)
+
+    def _run(self) -> None:
+        backoff = min(0.5, self.max_delay / 4)
+        recovered = False
+        while not self._stop.is_set():
+            try:
+                if not recovered:
+                    self.recovered_events += self._seal_from_database()
+                    recovered = True
+                    continue
+                with self._deferred_lock:
+                    since = self._deferred_since if self._deferred else None
+                if since is None:
+                    self._wake.wait()
+                    self._wake.clear()
+                    continue
+                # at half the bound after the oldest: the events of that half share one
+                # checkpoint, and the other half is the margin for the seal itself
+                wait = since + self.max_delay / 2 - time.monotonic()
+                if wait > 0:
+                    self._stop.wait(wait)
+                    continue
+                self.seal_deferred()
+            except Exception as exc:  # noqa: BLE001 - the database may be down: retry
+                log.warning("background sealing failed (%s); will retry", type(exc).__name__)
+                self._stop.wait(backoff)
+
+    def seal_deferred(self) -> Checkpoint | None:
+        """Seal the events this process committed unsealed (and, when another process wrote
+        among them, every unsealed event, reading the database)."""
+        with self.seal_lock:
+            with self._deferred_lock:
+                mine = list(self._deferred)
+            if not mine:
+                return None
+            with self._newest_lock:
+                newest = self._newest
+            checkpoint = None
+            if newest is not None:
+                size, last, frontier_bytes = newest
+                mine = [d for d in mine if d[0] > last]
+                if not mine:  # sealed meanwhile (by a batch of this process)
+                    return None
+                try:
+                    with self._datastore.get_connection() as conn, conn.transaction(), \
+                            conn.cursor() as curs:
+                        curs.execute("CALL ledger_seal_check(%s, %s, %s, %s)",
+                                     (size, last, mine[-1][0] + 1, len(mine)))
+                        checkpoint = self._sign_and_insert(curs, size, last, frontier_bytes,
+                                                           mine)
+                except Exception as exc:
+                    if "ledger_seal_stale" not in _messages(exc):
+                        raise
+                    checkpoint = None
+            if checkpoint is None:
+                checkpoint = self._read_and_seal()
+            self.deferred_seals += 1
+            if checkpoint is not None:
+                self.committed(checkpoint)
+            return checkpoint
+
+    def _read_and_seal(self) -> Checkpoint | None:
+        with self._datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            checkpoint = self.seal(curs, None, read=True)
+        if checkpoint is None and self.last_read is not None:
+            with self._newest_lock:  # nothing to seal: remember the newest checkpoint
+                self._newest = self.last_read
+            with self._deferred_lock:
+                last = self.last_read[1]
+                self._deferred = [d for d in self._deferred if d[0] > last]
+        return checkpoint
+
+    def _seal_from_database(self) -> int:
+        """Seal what is unsealed in the database (an earlier process killed between commit
+        and seal, or a writer with sealing off): the next sealer run after a restart."""
+        with self.seal_lock:
+            checkpoint = self._read_and_seal()
+        if checkpoint is None:
+            return 0
+        self.committed(checkpoint)
+        count = checkpoint.tree_size - (checkpoint.previous_size or 0)
+        log.info("sealed %d event(s) left unsealed before this process started", count)
+        return count
+
     def close(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=10)
+            try:
+                self.seal_deferred()  # the tail this process wrote, before it goes
+            except Exception as exc:  # noqa: BLE001
+                log.warning("deferred events left unsealed at close (%s); the next sealer "
+                            "seals them", type(exc).__name__)
         if self.exporter is not None:
             self.exporter.close()
 
@@ -293,33 +476,51 @@ class SealingRecorderMixin:
 
     sealer: Sealer | None = None
 
-    def _seal_batch(self, curs: Any, ids: Any = None) -> None:
+    def _seal_batch(self, curs: Any, ids: Any = None, stored_events: Any = None) -> None:
         sealer = self.sealer
         if sealer is None:
             return
         hashes = getattr(getattr(self, "_chain_local", None), "hashes", None)
-        batch = list(zip(ids, hashes, strict=True)) \
-            if ids and hashes and len(ids) == len(hashes) else None
+        batch = None
+        if ids and hashes and stored_events and len(ids) == len(hashes) == len(stored_events):
+            batch = [(nid, e.originator_id, e.originator_version, h)
+                     for nid, e, h in zip(ids, stored_events, hashes, strict=True)]
+        if batch and getattr(_pending, "defer", False):
+            _pending.deferred = batch  # sealed after the commit, by the background sealer
+            return
         _pending.checkpoint = sealer.seal(curs, batch, read=getattr(_pending, "read", False))
 
     def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+        sealer = self.sealer
         _pending.checkpoint = None
+        _pending.deferred = None
         _pending.read = False
+        # a lone command's batch (one encounter) is sealed within the bound, after its commit
+        _pending.defer = defer = sealer is not None and sealer.defers and len(
+            {e.originator_id for e in stored_events}) == 1
+        lock = sealer.seal_lock if sealer is not None and not defer else nullcontext()
         try:
-            ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
-        except Exception as exc:
-            if self.sealer is None or "ledger_seal_stale" not in _messages(exc):
-                raise
-            # another process sealed (or wrote) since our last batch: nothing was saved;
-            # save the batch again, reading the newest checkpoint this time
-            _pending.checkpoint = None
-            _pending.read = True
-            ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+            with lock:
+                try:
+                    ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+                except Exception as exc:
+                    if sealer is None or "ledger_seal_stale" not in _messages(exc):
+                        raise
+                    # another process sealed (or wrote) since our last batch: nothing was
+                    # saved; save the batch again, reading the newest checkpoint this time
+                    _pending.checkpoint = None
+                    _pending.read = True
+                    ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
         finally:
             _pending.read = False
+            _pending.defer = False
         checkpoint, _pending.checkpoint = getattr(_pending, "checkpoint", None), None
-        if checkpoint is not None and self.sealer is not None:
-            self.sealer.committed(checkpoint)
+        deferred, _pending.deferred = getattr(_pending, "deferred", None), None
+        if sealer is not None:
+            if checkpoint is not None:
+                sealer.committed(checkpoint)
+            if deferred:
+                sealer.defer(deferred)
         return ids
 
 
@@ -349,7 +550,7 @@ def make_sealer(url: str | None = None, *, export: bool = True) -> Sealer:
                             s.seal_export_interval, s.checkpoint_witness_url or None,
                             base_dir=s.export_dir)
     return Sealer(signing_key(s.key_file), origin=s.checkpoint_origin, exporter=exporter,
-                  max_backlog=s.seal_max_backlog)
+                  max_backlog=s.seal_max_backlog, max_delay=s.seal_max_delay)
 
 
 def install_from_settings(application: Any) -> Sealer | None:
@@ -370,21 +571,29 @@ def install(application: Any, sealer: Sealer) -> Sealer:
     if not isinstance(recorder, SealingRecorderMixin):
         raise TypeError("the application's recorder cannot seal batches")
     recorder.sealer = sealer
+    sealer.start(recorder.datastore)  # deferred sealing of lone commands (max_delay > 0)
     return sealer
 
 
 def unsealed_backlog(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-    """Events committed after the latest checkpoint, and how old that checkpoint is."""
+    """Events committed after the latest checkpoint, how old the oldest of them is (its
+    ``recorded_at``; None when there is none, or it was written before migration 0093), and
+    how old that checkpoint is."""
     row = conn.execute(
         "WITH c AS (SELECT last_position, created_at FROM ledger_checkpoints "
         "           ORDER BY tree_size DESC LIMIT 1) "
         "SELECT (SELECT last_position FROM c), (SELECT created_at FROM c), "
         "       (SELECT count(*) FROM ledger_events "
         "        WHERE notification_id > COALESCE((SELECT last_position FROM c), 0)), "
-        "       (SELECT COALESCE(max(notification_id), 0) FROM ledger_events)").fetchone()
-    last, at, unsealed, head = row
+        "       (SELECT COALESCE(max(notification_id), 0) FROM ledger_events), "
+        "       (SELECT extract(epoch FROM clock_timestamp() - recorded_at) FROM ledger_events "
+        "        WHERE notification_id > COALESCE((SELECT last_position FROM c), 0) "
+        "        ORDER BY notification_id LIMIT 1)").fetchone()
+    last, at, unsealed, head, oldest = row
     return {"unsealed_events": int(unsealed), "log_position": int(head),
             "sealed_position": int(last or 0),
+            "oldest_unsealed_age_seconds": round(float(oldest), 3) if oldest is not None
+            else None,
             "last_checkpoint_age_seconds": (round((datetime.now(UTC) - at).total_seconds(), 3)
                                             if at else None)}
 
@@ -406,6 +615,10 @@ def sealing_status(sealer: Sealer | None, conn: psycopg.Connection[Any] | None =
             "seconds_since_export": round(now - st.exported_at, 3) if st.exported_at else None,
             "skipped_batches": st.skipped_batches, "export_failures": st.export_failures,
             "witness_failures": st.witness_failures})
+        deferred, age = sealer.deferred_status()
+        out.update({"max_delay_seconds": sealer.max_delay if sealer.defers else 0.0,
+                    "deferred_events": deferred, "oldest_deferred_seconds": age,
+                    "recovered_events": sealer.recovered_events})
     if conn is not None:
         try:
             out.update(unsealed_backlog(conn))

@@ -35,6 +35,12 @@ class AuditSettings(BaseSettings):
         True, description="Sign a checkpoint over every committed batch, in its transaction "
         "(no unsealed tail; `ledger verify` then reports any event after the latest checkpoint "
         "as inserted).")
+    seal_max_delay: float = Field(
+        1.0, description="Seconds within which a lone command's batch (one encounter) is "
+        "sealed by the writer's background sealer instead of in its transaction (batches of "
+        "several encounters are always sealed in theirs). `ledger verify` reports an unsealed "
+        "event younger than this as pending, an older one as inserted. 0: seal every batch "
+        "in its transaction.")
     seal_export_interval: float = Field(
         1.0, description="Seconds within which the newest checkpoint is copied to the "
         "export directory (and the witness).")
