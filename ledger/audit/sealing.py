@@ -229,6 +229,7 @@ class Sealer:
         self._stop = threading.Event()
         self.deferred_seals = 0
         self.recovered_events = 0
+        self.recovered = threading.Event()  # set after the start-up run sealed what was left
         self.last_read: tuple[int, int, bytes] | None = None  # newest checkpoint, as last read
 
     def seal(self, curs: Any, batch: list[tuple[int, Any, int, bytes]] | None = None,
@@ -380,6 +381,7 @@ class Sealer:
                 if not recovered:
                     self.recovered_events += self._seal_from_database()
                     recovered = True
+                    self.recovered.set()
                     continue
                 with self._deferred_lock:
                     since = self._deferred_since if self._deferred else None
