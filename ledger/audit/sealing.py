@@ -24,13 +24,13 @@ the same records the background job writes (``ledger.audit.checkpoints``), so ``
 and the auditors' tools read them unchanged. The commit makes the events and their seal
 durable together; a rolled-back batch leaves neither.
 
-Because a legitimate event is never committed unsealed, ``ledger verify`` (with
-``require_sealed``) reports any event after the latest checkpoint as ``inserted``: an event
-appended, or the newest one replaced, behind the ledger's back. Deleting the newest
-checkpoints together with their events is caught by the copy outside the database: the
-``Exporter`` writes the newest checkpoint to the log's export directory (named by the database
-identity, ``log_export_dir``), at most ``interval`` seconds after its commit, and optionally
-POSTs it to a witness URL.
+Because a legitimate event is never left unsealed longer than the bound, ``ledger verify``
+(with ``require_sealed``) reports any event after the latest checkpoint that is older than
+that as ``inserted``: an event appended, or the newest one replaced, behind the ledger's back.
+Deleting the newest checkpoints together with their events is caught by the copy outside
+the database: the ``Exporter`` writes the newest checkpoint to the log's export directory
+(named by the database identity, ``log_export_dir``), at most ``interval`` seconds after its
+commit, and optionally POSTs it to a witness URL.
 
 ``sealing_status`` reports what is not yet sealed or exported (for ``/ready`` and metrics).
 """
@@ -193,7 +193,8 @@ class Exporter:
 
 
 class Sealer:
-    """Signs a checkpoint over each committed batch, in the batch's transaction."""
+    """Signs a checkpoint over each committed batch: in the batch's transaction, or (a lone
+    command's batch, ``max_delay`` > 0) after its commit, in its background thread."""
 
     def __init__(self, key: Ed25519PrivateKey, *, origin: str = "claims-ledger",
                  exporter: Exporter | None = None, max_backlog: int = 10_000,
