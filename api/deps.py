@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +16,7 @@ from api.permissions import PERMISSIONS, PUBLIC, allowed
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter, Identity, token_parts
 from ledger.domain.encounter import Encounter
+from ledger.domain.errors import InvalidValue
 from ledger.domain.model import Actor
 
 bearer = HTTPBearer(auto_error=False, description="an API token: `lgr_<id>.<secret>`")
@@ -68,6 +69,32 @@ async def get_ledger(request: Request) -> LedgerApplication:
     return request.app.state.ledger
 
 
+MinPosition = Annotated[int | None, Query(ge=0, description=(
+    "wait until the projections reflect this log position (your write's X-Log-Position)"))]
+ReplayPosition = Annotated[int | None, Query(ge=0, description=(
+    "with read replicas: answer from a replica once it holds this log position (your "
+    "write's X-Log-Position), else from the primary"))]
+
+
+def read_ledger(request: Request, min_position: ReplayPosition = None) -> LedgerApplication:
+    """The event store a replay read is answered from: a read replica's
+    (LEDGER_READ_DATABASE_URL) once its event log holds ``min_position``, else the primary's
+    (after LEDGER_READ_REPLICA_WAIT; see ledger.replicas). Sync: runs in a worker thread."""
+    state = request.app.state
+    replicas = state.read_replicas
+    if replicas:
+        reader = replicas.ledger(min_position, state.settings.read_replica_wait)
+        request.state.read_from = "replica" if reader is not None else "primary"
+        if reader is not None:
+            return reader
+    if min_position:
+        head = state.ledger.max_position()
+        if min_position > head:  # no write of the caller's can be there: a client error
+            raise InvalidValue("min_position", "min_position.beyond_log",
+                               f"min_position: the log ends at {head}")
+    return state.ledger
+
+
 async def raw_body(request: Request) -> bytes:
     return await request.body()
 
@@ -103,6 +130,7 @@ async def require_encounter_access(ledger: LedgerApplication, identity: Identity
 
 
 LedgerDep = Annotated[LedgerApplication, Depends(get_ledger)]
+ReadLedgerDep = Annotated[LedgerApplication, Depends(read_ledger)]
 ActorDep = Annotated[Actor, Depends(current_actor)]
 IdentityDep = Annotated[Identity, Depends(current_identity)]
 RawBody = Annotated[bytes, Depends(raw_body)]

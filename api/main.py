@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -86,8 +86,29 @@ class _Housekeeping:
                 log.debug("housekeeping skipped (%s)", type(exc).__name__)
 
 
+def _replica_reader(app: FastAPI, settings: Settings) -> Callable[[str], LedgerApplication]:
+    """How a read replica's read-only event store is made (replay reads, ledger.replicas):
+    the primary's code set and edit tables, no writer, no sealer."""
+
+    def make(url: str) -> LedgerApplication:
+        own = settings.model_copy(update={"database_url": url})
+        primary = app.state.ledger
+        reader = LedgerApplication(env=eventsourcing_env(url, own), code_set=primary.code_set,
+                                   edit_tables=primary.edit_tables,
+                                   snapshot_interval=settings.snapshot_interval,
+                                   appeal_window_days=settings.appeal_window_days, seal=False)
+        apply_connection_options(reader.recorder.datastore.pool, own)
+        return reader
+
+    return make
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    if settings.tenants:  # several organizations, a database each (api/tenants.py)
+        from api.tenants import TenantRouter
+
+        return TenantRouter(settings)  # type: ignore[return-value]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_replicas = ReadReplicas(
             [app_url(u, settings) for u in parse_urls(settings.read_database_url)],
             max_size=settings.pool_size + settings.max_overflow, timeout=settings.pool_timeout,
-            options=connection_options(settings))
+            options=connection_options(settings), reader=_replica_reader(app, settings))
         app.state.projection_runner = None
         if settings.projections_in_process:
             app.state.projection_runner = start_in_process(

@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.deps import ReplayPosition
 from api.errors import problem
 from api.responses import OrjsonResponse, ProblemResponse
 
@@ -113,19 +114,32 @@ async def post_exception_resolution(request: Request, exception_id: str,
     return OrjsonResponse(out)
 
 
-def _reconciliation(url: str, unreconciled: bool, limit: int) -> list[dict[str, Any]]:
+def _reconciliation(request: Request, unreconciled: bool, limit: int,
+                    min_position: int | None) -> list[dict[str, Any]]:
+    """From a read replica (LEDGER_READ_DATABASE_URL) whose event log holds ``min_position``
+    (a remittance's rows are written in its events' transaction), else from the primary."""
     import psycopg
 
     from ledger.x12.exceptions import list_reconciliation
 
-    with psycopg.connect(url, autocommit=True) as conn:
+    state: Any = request.app.state
+    replicas = state.read_replicas
+    if replicas:
+        with replicas.connection(min_position, state.settings.read_replica_wait,
+                                 events=True) as conn:
+            if conn is not None:
+                request.state.read_from = "replica"
+                return list_reconciliation(conn, only_unreconciled=unreconciled, limit=limit)
+        request.state.read_from = "primary"
+    with psycopg.connect(state.database_url, autocommit=True) as conn:
         return list_reconciliation(conn, only_unreconciled=unreconciled, limit=limit)
 
 
 @router.get("/remittances/reconciliation", summary="Per remittance: BPR02 = Σ CLP04 − Σ PLB, "
             "posted and held amounts, and whether it reconciles")
 async def get_reconciliation(request: Request, unreconciled: bool = False,
-                             limit: int = Query(500, ge=1, le=5000)) -> Response:
-    state: Any = request.app.state
-    items = await run_in_threadpool(_reconciliation, state.database_url, unreconciled, limit)
+                             limit: int = Query(500, ge=1, le=5000),
+                             min_position: ReplayPosition = None) -> Response:
+    items = await run_in_threadpool(_reconciliation, request, unreconciled, limit,
+                                    min_position)
     return OrjsonResponse({"remittances": items, "count": len(items)})

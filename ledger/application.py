@@ -110,7 +110,9 @@ class LedgerApplication(Application[UUID]):
                  group_commit: bool = False,
                  group_commit_window: float = 0.0,
                  group_commit_max_batch: int = 256,
-                 group_commit_writers: int = 1) -> None:
+                 group_commit_writers: int = 1,
+                 seal: bool = True) -> None:
+        """``seal=False``: no checkpoint per batch (a read-only event store on a replica)."""
         if snapshot_interval:
             self.snapshotting_intervals = {Encounter: snapshot_interval}
         super().__init__(env)
@@ -126,7 +128,7 @@ class LedgerApplication(Application[UUID]):
             self.writer = GroupCommitWriter(self, window=group_commit_window,
                                             max_batch=group_commit_max_batch)
         # issue 14: a signed checkpoint over every batch this application commits
-        self.sealer = install_from_settings(self)
+        self.sealer = install_from_settings(self) if seal else None
 
     def close(self) -> None:
         if self.writer is not None:

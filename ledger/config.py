@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,11 +67,16 @@ class Settings(BaseSettings):
                                              "remembered.")
     wait_timeout: float = Field(5.0, description="Max seconds a read waits for ?min_position.")
     read_database_url: str = Field("", description="Read replicas (PostgreSQL streaming "
-                                   "standbys), comma-separated URLs: the read-model query "
-                                   "routes read from them, round robin (empty: the primary).")
+                                   "standbys), comma-separated URLs: the read-model, replay "
+                                   "and report routes read from them, round robin (empty: the "
+                                   "primary).")
     read_replica_wait: float = Field(1.0, description="Seconds a read with ?min_position "
                                      "waits for a replica to have replayed that position "
                                      "before it is answered from the primary instead.")
+    tenants: dict[str, str | dict[str, Any]] = Field(
+        default_factory=dict, description="Several organizations, a database each (JSON: "
+        "tenant id -> database URL, or -> its own settings with database_url); see "
+        "api/tenants.py. Empty: one organization, LEDGER_DATABASE_URL.")
     app_role: str | None = Field(None, description="Role the event store connects as (e.g. "
                                  "ledger_app: no UPDATE/DELETE on events); unset: the URL's user.")
     app_password: str | None = Field(None, description="Password of app_role, if it needs one.")

@@ -9,6 +9,14 @@ copy of the projection tracking rows has reached the position (polled; a standby
 LISTEN); if it has not within ``LEDGER_READ_REPLICA_WAIT`` seconds, or the replica cannot be
 reached, the read is answered by the primary instead (which waits as before, bounded by
 ``LEDGER_WAIT_TIMEOUT``). Reads without ``min_position`` go to a replica as they are.
+
+Replay reads (an encounter now or as of a version or moment, its history, a diff, an
+explanation) and the remittance reconciliation report are answered from a replica too: there
+the rule is the replica's own copy of the event log — it answers once its highest
+``notification_id`` has reached ``min_position`` (events commit in position order under the
+event-table lock, so reaching a position means holding every event up to it, and the rows a
+save writes beside its events). Each replica then has its own read-only event store (a
+``LedgerApplication`` with no writer and no sealer, made on first use).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -31,6 +39,10 @@ log = logging.getLogger(__name__)
 
 # a replica that cannot be reached is tried again after this long (the primary answers meanwhile)
 RETRY_AFTER_SECONDS = 5.0
+# how often a read with min_position asks a replica how far its event log has been replayed
+POLL_SECONDS = 0.02
+
+_HEAD = "SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events"
 
 
 def parse_urls(value: str) -> list[str]:
@@ -48,11 +60,24 @@ def parse_urls(value: str) -> list[str]:
     return urls
 
 
+def events_replayed(conn: psycopg.Connection[Any], min_position: int, timeout: float) -> bool:
+    """Whether the event log on ``conn`` reaches ``min_position`` within ``timeout`` seconds
+    (polled: a standby cannot LISTEN)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if conn.execute(_HEAD).fetchone()[0] >= min_position:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)
+
+
 class Replica:
     def __init__(self, url: str, pool: ConnectionPool) -> None:
         self.url = url
         self.pool = pool
         self.down_until = 0.0
+        self.reader: Any = None  # its read-only event store, made on first use
 
     def usable(self, now: float) -> bool:
         return now >= self.down_until
@@ -62,7 +87,9 @@ class ReadReplicas:
     """The replicas' pools, chosen round robin."""
 
     def __init__(self, urls: list[str], *, max_size: int, timeout: float,
-                 options: dict[str, str] | None = None) -> None:
+                 options: dict[str, str] | None = None,
+                 reader: Callable[[str], Any] | None = None) -> None:
+        """``reader(url)``: a read-only event store on a replica (for replay reads)."""
         self.replicas = [
             Replica(url, ConnectionPool(url, min_size=1, max_size=max_size, open=True,
                                         timeout=timeout,
@@ -71,6 +98,7 @@ class ReadReplicas:
             for url in urls]
         self._turn = itertools.count()
         self._lock = threading.Lock()
+        self._make_reader = reader
 
     def __bool__(self) -> bool:
         return bool(self.replicas)
@@ -91,32 +119,61 @@ class ReadReplicas:
         replica.down_until = time.monotonic() + RETRY_AFTER_SECONDS
 
     @contextlib.contextmanager
-    def connection(self, min_position: int | None, wait: float
+    def connection(self, min_position: int | None, wait: float, *, events: bool = False
                    ) -> Iterator[psycopg.Connection[Any] | None]:
-        """A replica connection whose read models reflect ``min_position`` (when given),
-        or None: read from the primary (no usable replica, or it did not catch up within
-        ``wait`` seconds)."""
+        """A replica connection whose read models reflect ``min_position`` (when given; with
+        ``events``: whose event log reaches it), or None: read from the primary (no usable
+        replica, or it did not catch up within ``wait`` seconds)."""
+        with self._replica(min_position, wait, events=events) as (replica, conn):
+            yield conn
+
+    def ledger(self, min_position: int | None, wait: float) -> Any:
+        """A replica's read-only event store whose log reaches ``min_position`` (when given),
+        or None: replay from the primary."""
+        with self._replica(min_position, wait, events=True) as (replica, conn):
+            if conn is None or self._make_reader is None:
+                return None
+            if replica.reader is None:
+                with self._lock:
+                    if replica.reader is None:
+                        try:
+                            replica.reader = self._make_reader(replica.url)
+                        except Exception as exc:  # noqa: BLE001 - the primary answers
+                            self.mark_down(replica, exc)
+                            return None
+            return replica.reader
+
+    @contextlib.contextmanager
+    def _replica(self, min_position: int | None, wait: float, *, events: bool
+                 ) -> Iterator[tuple[Replica | None, psycopg.Connection[Any] | None]]:
         replica = self.pick()
         if replica is None:
-            yield None
+            yield None, None
             return
         try:
             conn = replica.pool.getconn()
         except (PoolTimeout, psycopg.OperationalError) as exc:
             self.mark_down(replica, exc)
-            yield None
+            yield None, None
             return
         try:
             try:
-                caught_up = not min_position or wait_for_position(
-                    conn, min_position, names=PROJECTION_NAMES, timeout=wait)
+                if not min_position:
+                    caught_up = True
+                elif events:
+                    caught_up = events_replayed(conn, min_position, wait)
+                else:
+                    caught_up = wait_for_position(conn, min_position, names=PROJECTION_NAMES,
+                                                  timeout=wait)
             except psycopg.OperationalError as exc:
                 self.mark_down(replica, exc)
                 caught_up = False
-            yield conn if caught_up else None
+            yield (replica, conn) if caught_up else (None, None)
         finally:
             replica.pool.putconn(conn)
 
     def close(self) -> None:
         for replica in self.replicas:
+            if replica.reader is not None:
+                replica.reader.close()
             replica.pool.close()

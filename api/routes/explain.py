@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import IdentityDep, LedgerDep, check_encounter_access
+from api.deps import IdentityDep, LedgerDep, ReadLedgerDep, check_encounter_access
 from api.responses import OrjsonResponse
 from ledger.domain.errors import InvalidValue
 from ledger.explain import FIGURE_HELP, explain, figures_of
@@ -35,7 +35,7 @@ def explain_figure(ledger: LedgerDep, identity: IdentityDep, encounter_id: UUID,
 
 @router.get("/{encounter_id}/explain",
             summary="Explain a money figure: the events that produced it, summing to it")
-def explain_route(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep,
+def explain_route(encounter_id: UUID, ledger: ReadLedgerDep, identity: IdentityDep,
                   figure: Annotated[str | None, Query(max_length=120, description="; ".join(
                       f"`{k}`: {v}" for k, v in FIGURE_HELP.items()))] = None,
                   as_of_version: Annotated[int | None, Query(ge=1)] = None) -> Response:

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from api.deps import IdentityDep
+from api.deps import IdentityDep, MinPosition
 from api.responses import OrjsonResponse
 from api.schemas import IsoDate
 from ledger.access_grants import granted_encounters, granted_patient
@@ -23,8 +23,6 @@ from ledger.projections import queries as q
 
 router = APIRouter(tags=["read models"])
 
-MinPosition = Annotated[int | None, Query(ge=0, description=(
-    "wait until the projections reflect this log position (your write's X-Log-Position)"))]
 Limit = Annotated[int, Query(ge=1, le=q.MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of a page")]
 

@@ -1,6 +1,8 @@
 """Reads answered by replaying the encounter's own events: the encounter and its claims now,
 *as of* a version or a recorded moment, its event history, and the difference between two
-versions. Always consistent with the last write (no projection lag)."""
+versions. On the primary, always consistent with the last write (no projection lag); with read
+replicas (LEDGER_READ_DATABASE_URL) answered by a replica — pass ``min_position`` (your
+write's X-Log-Position) to read your own write there (api.deps.read_ledger)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.commands import etag
-from api.deps import IdentityDep, LedgerDep, check_encounter_access
+from api.deps import IdentityDep, ReadLedgerDep, check_encounter_access
 from api.responses import OrjsonResponse
 from ledger.domain.errors import InvalidValue, NotFound
 from ledger.views import claim_view, diff_claims, encounter_view, event_view
@@ -43,7 +45,7 @@ def _load(ledger: Any, identity: Any, encounter_id: UUID, as_of_version: int | N
 
 
 @router.get("/{encounter_id}", summary="An encounter (now, or as of a version or moment)")
-def get_encounter(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep,
+def get_encounter(encounter_id: UUID, ledger: ReadLedgerDep, identity: IdentityDep,
                   as_of_version: AsOfVersion = None, as_of: AsOf = None) -> Response:
     enc = _load(ledger, identity, encounter_id, as_of_version, as_of)
     return OrjsonResponse(encounter_view(enc), headers={"ETag": etag(enc.version)})
@@ -51,7 +53,8 @@ def get_encounter(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep,
 
 @router.get("/{encounter_id}/claims/{claim_number}",
             summary="A claim as it stands, or as it stood at a version or moment")
-def get_claim(encounter_id: UUID, claim_number: str, ledger: LedgerDep, identity: IdentityDep,
+def get_claim(encounter_id: UUID, claim_number: str, ledger: ReadLedgerDep,
+              identity: IdentityDep,
               as_of_version: AsOfVersion = None, as_of: AsOf = None) -> Response:
     enc = _load(ledger, identity, encounter_id, as_of_version, as_of)
     claim = enc._claim(claim_number)
@@ -59,7 +62,7 @@ def get_claim(encounter_id: UUID, claim_number: str, ledger: LedgerDep, identity
 
 
 @router.get("/{encounter_id}/history", summary="Every event of the encounter, in order")
-def history(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep) -> Response:
+def history(encounter_id: UUID, ledger: ReadLedgerDep, identity: IdentityDep) -> Response:
     check_encounter_access(identity, ledger.get_encounter(encounter_id))
     events = ledger.history(encounter_id)
     return OrjsonResponse({"encounter_id": str(encounter_id),
@@ -69,7 +72,7 @@ def history(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep) -> Res
 
 @router.get("/{encounter_id}/diff",
             summary="What changed between two versions: codes, lines, amounts, who and why")
-def diff(encounter_id: UUID, ledger: LedgerDep, identity: IdentityDep,
+def diff(encounter_id: UUID, ledger: ReadLedgerDep, identity: IdentityDep,
          from_version: Annotated[int, Query(ge=1)],
          to_version: Annotated[int | None, Query(ge=1)] = None,
          claim_number: Annotated[str | None, Query(max_length=38)] = None) -> Response:

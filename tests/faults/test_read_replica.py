@@ -129,3 +129,73 @@ def test_an_unreachable_replica_falls_back_to_the_primary(pair) -> None:
     with TestClient(create_app(settings)) as c:
         eid, pos = open_encounter(c, "PT-U0")
         assert trail(c, eid, pos) == ([eid], "primary")
+
+
+# ------------------------------------------------------------------ replay reads (issue 20)
+CODER = headers("coder-a", "coder")
+
+
+def code(client: TestClient, eid: str, diagnosis: str) -> int:
+    r = client.post(f"/encounters/{eid}/diagnoses", json={"code": diagnosis}, headers=CODER)
+    assert r.status_code == 200, r.text
+    return int(r.headers["X-Log-Position"])
+
+
+def replay(client: TestClient, path: str, pos: int | None, **params: object
+           ) -> tuple[dict, str]:
+    if pos is not None:
+        params["min_position"] = pos
+    r = client.get(path, params=params, headers=AUDITOR)
+    assert r.status_code == 200, r.text
+    return r.json(), r.headers.get("X-Read-From", "")
+
+
+def test_replay_reads_with_min_position_are_answered_by_the_replica(client, pair) -> None:
+    eid, _ = open_encounter(client, "PT-P0")
+    pos = code(client, eid, "E11.9")
+    enc, where = replay(client, f"/encounters/{eid}", pos)
+    assert (enc["version"], where) == (2, "replica")
+    assert [d["code"] for d in enc["diagnoses"]] == ["E11.9"]
+    enc, where = replay(client, f"/encounters/{eid}", pos, as_of_version=1)
+    assert (enc["version"], enc["diagnoses"], where) == (1, [], "replica")
+    hist, where = replay(client, f"/encounters/{eid}/history", pos)
+    assert (len(hist["events"]), where) == (2, "replica")
+    diff, where = replay(client, f"/encounters/{eid}/diff", pos, from_version=1)
+    assert (diff["to_version"], len(diff["events"]), where) == (2, 1, "replica")
+    report, where = replay(client, "/remittances/reconciliation", pos)
+    assert where == "replica"
+
+
+def test_a_lagging_replica_leaves_replay_reads_to_the_primary(client, pair) -> None:
+    primary, standby, db = pair
+    eid, pos1 = open_encounter(client, "PT-P1")
+    assert replay(client, f"/encounters/{eid}", pos1)[0]["version"] == 1
+    with psycopg.connect(standby.url(db), autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            pos2 = code(client, eid, "E11.9")
+            started = time.monotonic()
+            enc, where = replay(client, f"/encounters/{eid}", pos2)
+            waited = time.monotonic() - started
+            assert (enc["version"], where) == (2, "primary")
+            assert waited >= 1.0, "answered by the primary before the replica wait was over"
+            hist, where = replay(client, f"/encounters/{eid}/history", pos2)
+            assert (len(hist["events"]), where) == (2, "primary")
+            # the replica really answers these reads: without min_position it is behind
+            enc, where = replay(client, f"/encounters/{eid}", None)
+            assert (enc["version"], where) == (1, "replica")
+            # and it still serves a read it has caught up with
+            enc, where = replay(client, f"/encounters/{eid}", pos1, as_of_version=1)
+            assert (enc["version"], where) == (1, "replica")
+        finally:
+            conn.execute("SELECT pg_wal_replay_resume()")
+    enc, where = replay(client, f"/encounters/{eid}", pos2)
+    assert (enc["version"], where) == (2, "replica")
+
+
+def test_replay_min_position_beyond_the_log_is_refused(client) -> None:
+    eid, pos = open_encounter(client, "PT-P2")
+    r = client.get(f"/encounters/{eid}", params={"min_position": pos + 10_000},
+                   headers=AUDITOR)
+    assert r.status_code == 422, r.text  # as the read-model routes answer it
+    assert r.json()["rule"] == "min_position.beyond_log"
