@@ -335,7 +335,8 @@ class Sealer:
             if self._deferred and self._deferred[0][0] <= checkpoint.last_position:
                 self._deferred = [d for d in self._deferred
                                   if d[0] > checkpoint.last_position]
-                self._deferred_since = time.monotonic() if self._deferred else 0.0
+                if not self._deferred:  # (else the oldest's time stays: sealed sooner)
+                    self._deferred_since = 0.0
         if checkpoint.tree_size > self.state.sealed_size:
             self.state.sealed_size = checkpoint.tree_size
             self.state.sealed_position = checkpoint.last_position
@@ -397,6 +398,10 @@ class Sealer:
                     self._stop.wait(wait)
                     continue
                 self.seal_deferred()
+                with self._deferred_lock:
+                    stuck = bool(self._deferred) and self._deferred_since == since
+                if stuck:  # nothing sealed them (cannot happen; never spin on it)
+                    self._stop.wait(backoff)
             except Exception as exc:  # noqa: BLE001 - the database may be down: retry
                 log.warning("background sealing failed (%s); will retry", type(exc).__name__)
                 self._stop.wait(backoff)
@@ -405,17 +410,19 @@ class Sealer:
         """Seal the events this process committed unsealed (and, when another process wrote
         among them, every unsealed event, reading the database)."""
         with self.seal_lock:
+            started = time.monotonic()
             with self._deferred_lock:
-                mine = list(self._deferred)
-            if not mine:
+                snapshot = list(self._deferred)
+            if not snapshot:
                 return None
             with self._newest_lock:
                 newest = self._newest
             checkpoint = None
             if newest is not None:
                 size, last, frontier_bytes = newest
-                mine = [d for d in mine if d[0] > last]
-                if not mine:  # sealed meanwhile (by a batch of this process)
+                mine = [d for d in snapshot if d[0] > last]
+                if not mine:  # sealed meanwhile (a batch read and sealed them first)
+                    self._forget({d[0] for d in snapshot})
                     return None
                 try:
                     with self._datastore.get_connection() as conn, conn.transaction(), \
@@ -430,10 +437,29 @@ class Sealer:
                     checkpoint = None
             if checkpoint is None:
                 checkpoint = self._read_and_seal()
+                # a read seals every event committed before it: an event this process
+                # committed that is still not under the newest checkpoint left the log
+                upto = checkpoint.last_position if checkpoint is not None else (
+                    self.last_read[1] if self.last_read else 0)
+                gone = {d[0] for d in snapshot if d[0] > upto}
+                if gone:
+                    log.warning("%d event(s) this process committed were no longer in the "
+                                "log when sealed (first position %d): `ledger verify`",
+                                len(gone), min(gone))
+                    self._forget(gone)
             self.deferred_seals += 1
             if checkpoint is not None:
                 self.committed(checkpoint)
+            with self._deferred_lock:  # what is left was committed after the snapshot
+                if self._deferred:
+                    self._deferred_since = max(self._deferred_since, started)
             return checkpoint
+
+    def _forget(self, positions: set[int]) -> None:
+        with self._deferred_lock:
+            self._deferred = [d for d in self._deferred if d[0] not in positions]
+            if not self._deferred:
+                self._deferred_since = 0.0
 
     def _read_and_seal(self) -> Checkpoint | None:
         with self._datastore.get_connection() as conn, conn.transaction(), \
@@ -442,9 +468,11 @@ class Sealer:
         if checkpoint is None and self.last_read is not None:
             with self._newest_lock:  # nothing to seal: remember the newest checkpoint
                 self._newest = self.last_read
+            last = self.last_read[1]
             with self._deferred_lock:
-                last = self.last_read[1]
                 self._deferred = [d for d in self._deferred if d[0] > last]
+                if not self._deferred:
+                    self._deferred_since = 0.0
         return checkpoint
 
     def _seal_from_database(self) -> int:

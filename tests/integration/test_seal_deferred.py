@@ -205,3 +205,22 @@ def test_killed_between_commit_and_seal_the_next_sealer_seals_on_restart(app_env
         restarted.close()
     report = check(clean_db, pending_seconds=0)
     assert report.ok and report.covered == 2, report.problems
+
+
+def test_a_deferred_event_gone_from_the_log_is_reported_not_retried(deferred, clean_db,
+                                                                    caplog):
+    """An event the writer committed but the log no longer holds when the sealer runs (deleted
+    behind the ledger's back): the sealer seals what is there, logs it, and does not spin."""
+    s.open_encounter(deferred)
+    wait_sealed(clean_db, BOUND + 0.5)
+    sealer = deferred.sealer
+    seals = sealer.deferred_seals
+    sealer.defer([(99, uuid.uuid4(), 1, b"\0" * 32)])  # never in the log
+    started = time.monotonic()
+    while sealer.deferred_status()[0]:
+        assert time.monotonic() - started < BOUND + 0.5, "still deferred"
+        time.sleep(0.01)
+    time.sleep(BOUND)
+    assert sealer.deferred_seals == seals + 1  # once, not again and again
+    assert any("no longer in the log" in r.getMessage() for r in caplog.records)
+    assert check(clean_db).ok
