@@ -16,17 +16,23 @@ database), with its own ratio to OFF. ``--control``: a second OFF side (its own 
 the run shows how far two identical sides differ on this machine (``control_ratio``).
 
 ``--same-db``: instead, ONE application on ONE database, its sealer switched on and off
-between rounds (and to max delay 0 for ``in_txn``): no difference between databases, and
-what an OFF round leaves unsealed is sealed (read) by the next ON round, at the ON side's
-expense. On a loaded machine two identical databases differed by up to 30 % here; this mode
-does not have that spread.
+between rounds (and to max delay 0 for ``in_txn``): no difference between databases; what
+an OFF round leaves unsealed is sealed before the next ON round, untimed, and what an ON
+round deferred is sealed at its end (counted in its CPU time, not in its rate). On a loaded
+machine two identical databases differed by up to 30 % here; this mode does not have that
+spread. It also reports CPU milliseconds per command on each side (this
+process's threads plus the database's server processes for that database, from /proc when
+the server runs on this machine): wall-clock rates on a loaded machine move with everyone
+else's work, CPU time much less.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import bench.append as append
 from bench.append import (
@@ -51,6 +57,29 @@ def alternate_both_ways(runs: int, variants: dict) -> dict[str, list[float]]:
     return results
 
 
+def _server_cpu(url: str) -> float | None:
+    """CPU seconds used so far by the server processes connected to ``url``'s database (the
+    server must run on this machine: /proc), or None."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url) as conn:
+            pids = [r[0] for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")]
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return total
+    except (psycopg.Error, OSError, ValueError):
+        return None
+
+
 def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report:
     with fresh_database("sealing_same") as url:
         ids = seed(url, ENCOUNTERS)
@@ -59,22 +88,36 @@ def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report
         assert sealer is not None and sealer.defers, "LEDGER_SEAL_PER_BATCH / MAX_DELAY off"
         delay = sealer.max_delay
 
-        def side(callers: int, seal: bool, max_delay: float) -> float:
+        cpu: dict[str, list[float]] = {}
+
+        def side(name: str, callers: int, seal: bool, max_delay: float) -> float:
+            sealer._seal_from_database()  # (untimed) what the previous OFF round left unsealed
             app.recorder.sealer = sealer if seal else None
             sealer.max_delay = max_delay
-            return run_callers(callers, ledger_call(app, ids))
+            server, client = _server_cpu(url), time.process_time()
+            rate = run_callers(callers, ledger_call(app, ids))
+            if seal:
+                sealer.seal_deferred()  # the round's tail: its CPU counted with the round
+            used = time.process_time() - client
+            after = _server_cpu(url)
+            if server is not None and after is not None:
+                used += max(0.0, after - server)
+            cpu.setdefault(name, []).append(1000 * used / max(1.0, rate * append.SECONDS))
+            return rate
 
         try:
             for callers in CONCURRENCY:
                 counts = (sealer.fast_seals, sealer.read_seals, sealer.deferred_seals)
-                sides = {"on": lambda c=callers: side(c, True, delay),
-                         "off": lambda c=callers: side(c, False, delay)}
+                cpu.clear()
+                sides = {"on": lambda c=callers: side("on", c, True, delay),
+                         "off": lambda c=callers: side("off", c, False, delay)}
                 if in_txn:
-                    sides["in_txn"] = lambda c=callers: side(c, True, 0.0)
+                    sides["in_txn"] = lambda c=callers: side("in_txn", c, True, 0.0)
                 results = alternate_both_ways(rounds, sides)
                 med = {k: median(v) for k, v in results.items()}
                 extra = ({"in_txn_per_s": med["in_txn"], "in_txn_ratio": med["in_txn"]
                           / med["off"]} if in_txn else {})
+                extra.update({f"cpu_ms_{k}": median(v) for k, v in cpu.items()})
                 report.add(figure="sealing_same_db", callers=callers, on_per_s=med["on"],
                            off_per_s=med["off"], ratio=med["on"] / med["off"],
                            cost=1 - med["on"] / med["off"], runs=rounds, seconds=seconds,
