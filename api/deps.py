@@ -4,12 +4,14 @@ application, the caller, the raw body."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Cookie, Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 
 from api.client_address import client_address
 from api.permissions import PERMISSIONS, PUBLIC, allowed
@@ -69,17 +71,119 @@ async def get_ledger(request: Request) -> LedgerApplication:
     return request.app.state.ledger
 
 
-MinPosition = Annotated[int | None, Query(ge=0, description=(
-    "wait until the projections reflect this log position (your write's X-Log-Position)"))]
-ReplayPosition = Annotated[int | None, Query(ge=0, description=(
-    "with read replicas: answer from a replica once it holds this log position (your "
-    "write's X-Log-Position), else from the primary"))]
+POSITION_COOKIE = "ledger_min_position"
+# a cookie above this is not a position (the log would need 10^18 events): ignored
+_MAX_POSITION = 10**18
 
 
-def read_ledger(request: Request, min_position: ReplayPosition = None) -> LedgerApplication:
+def cookie_position(value: str | None) -> int | None:
+    """The position a ``ledger_min_position`` cookie holds, or None when it holds none (absent,
+    not a non-negative integer): a bad cookie is ignored, never a refusal."""
+    value = (value or "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+def known_head(state: Any) -> int:
+    """The highest log position this process has seen committed (no query)."""
+    return getattr(state, "known_head", 0)
+
+
+def saw_position(state: Any, position: int) -> None:
+    if position > known_head(state):
+        state.known_head = position
+
+
+def read_position(
+    request: Request,
+    min_position: Annotated[int | None, Query(ge=0, description=(
+        "read your own write: wait until the read models (or, for replay reads, the event "
+        "log) reflect this log position — your write's X-Log-Position; with read replicas "
+        "the read is answered by a replica once it holds it, else by the primary. A "
+        "position beyond the log is refused (422)"))] = None,
+    ledger_min_position: Annotated[str | None, Cookie(alias=POSITION_COOKIE, description=(
+        "set by every successful write (HttpOnly): the highest log position this client "
+        "has written; reads wait for max(min_position, this cookie). A malformed cookie is "
+        "ignored; one beyond the log is clamped to the log head (X-Min-Position-Clamped)"))
+    ] = None,
+) -> int | None:
+    """The position a read must reflect: max(``min_position``, the client's position cookie).
+    A cookie beyond the log head (another tenant's write with a shared cookie, a database
+    restored from a backup) is clamped to the head — the client cannot fix a cookie — and the
+    answer says so (``X-Min-Position-Clamped: <head>``); an explicit ``min_position`` beyond
+    the log stays a 422 for the route to raise. Sync: runs in a worker thread (the head is
+    asked of the primary only when the cookie is above any position this process has seen)."""
+    cookie = cookie_position(ledger_min_position)
+    if cookie is None or cookie <= (min_position or 0):
+        return min_position
+    state = request.app.state
+    if cookie > known_head(state):
+        with state.pool.connection() as conn:
+            head = conn.execute("SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events"
+                                ).fetchone()[0]
+        saw_position(state, head)
+        if cookie > head:
+            request.state.position_clamped = head
+            cookie = head
+    return max(cookie, min_position or 0) or None
+
+
+MinPosition = Annotated[int | None, Depends(read_position)]
+ReplayPosition = MinPosition
+
+
+class PositionCookie:
+    """ASGI middleware: a successful write's answer (2xx/3xx with ``X-Log-Position``, an
+    Idempotency-Key replay included) sets the ``ledger_min_position`` cookie to the highest
+    position this client has written (never lower than the cookie it sent); a read whose
+    cookie was clamped says so in ``X-Min-Position-Clamped``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookie(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                extra = _position_headers(scope, message)
+                if extra:
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _position_headers(scope: Any, message: Any) -> list[tuple[bytes, bytes]]:
+    clamped = scope.get("state", {}).get("position_clamped")
+    if clamped is not None:
+        return [(b"x-min-position-clamped", str(clamped).encode())]
+    if message["status"] >= 400:
+        return []
+    written = next((v for k, v in message.get("headers", []) if k == b"x-log-position"), None)
+    position = cookie_position(written.decode("latin-1") if written else None)
+    if position is None:
+        return []
+    app = scope.get("app")
+    if app is not None:
+        saw_position(app.state, position)
+    sent = cookie_position(cookie_parser(Headers(scope=scope).get("cookie", "")
+                                         ).get(POSITION_COOKIE))
+    if sent is not None and sent >= position:  # never lower it (an older write replayed)
+        return []
+    secure = "; Secure" if scope.get("scheme") == "https" else ""
+    return [(b"set-cookie", f"{POSITION_COOKIE}={position}; HttpOnly; SameSite=Strict; "
+                            f"Path=/{secure}".encode())]
+
+
+def read_ledger(request: Request, min_position: MinPosition = None) -> LedgerApplication:
     """The event store a replay read is answered from: a read replica's
-    (LEDGER_READ_DATABASE_URL) once its event log holds ``min_position``, else the primary's
-    (after LEDGER_READ_REPLICA_WAIT; see ledger.replicas). Sync: runs in a worker thread."""
+    (LEDGER_READ_DATABASE_URL) once its event log holds ``min_position`` (the parameter or
+    the client's position cookie, see read_position), else the primary's (after
+    LEDGER_READ_REPLICA_WAIT; see ledger.replicas). Sync: runs in a worker thread."""
     state = request.app.state
     replicas = state.read_replicas
     if replicas:

@@ -24,9 +24,9 @@ from api import (
     ui,
 )
 from api.client_address import parse_trusted
-from api.deps import authorize
+from api.deps import PositionCookie, authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, disputes, explain, fhir, queries, replay
+from api.routes import admin, commands, disputes, explain, fhir, queries, replay, reporting
 from ledger.application import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
@@ -182,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(disputes.router)
     app.include_router(replay.router)
     app.include_router(queries.router)
+    app.include_router(reporting.router)  # periods and reconciliation (issue 19)
     app.include_router(admin.router)
     routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
     app.include_router(routes_codes.router)
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               {"Retry-After": errors.RETRY_AFTER})
 
     app.add_middleware(queries.ReadFromHeader)
+    app.add_middleware(PositionCookie)  # a write's X-Log-Position -> ledger_min_position
     app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
     app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
     from api import observability  # issue 17: GET /metrics

@@ -9,6 +9,7 @@ checked where the encounter is loaded); without one every encounter route answer
 from __future__ import annotations
 
 CODER, BILLER, AUDITOR, ADVOCATE, ADMIN = "coder", "biller", "auditor", "advocate", "admin"
+BILLING_LEAD = "billing_lead"  # a biller who also closes accounting periods (issue 19)
 READERS = frozenset({CODER, BILLER, AUDITOR, ADVOCATE})
 STAFF_READERS = frozenset({CODER, BILLER, AUDITOR})
 PUBLIC = frozenset({"*"})
@@ -67,6 +68,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/claims"): READERS,
     ("GET", "/payers/balances"): STAFF_READERS,
     ("GET", "/patients/{patient_ref}/balance"): READERS,
+    ("GET", "/patients/balances"): STAFF_READERS,
     ("GET", "/queues/disputes-denials"): READERS,
     ("GET", "/trends/diagnoses"): STAFF_READERS,
     ("GET", "/trends/diagnoses/{code}"): STAFF_READERS,
@@ -92,7 +94,12 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/users/{user_id}/disable"): frozenset({ADMIN}),
     ("POST", "/admin/users/{user_id}/tokens"): frozenset({ADMIN}),
     ("POST", "/admin/tokens/{token_id}/revoke"): frozenset({ADMIN}),
+    ("POST", "/periods/{period}/close"): frozenset({BILLING_LEAD, ADMIN}),
+    ("GET", "/periods/{period}/report"): frozenset({BILLER, AUDITOR, ADMIN}),
+    ("GET", "/reports/reconciliation"): frozenset({BILLER, AUDITOR, ADMIN}),
 }
+# A billers' lead may do whatever a biller may.
+PERMISSIONS.update({k: v | {BILLING_LEAD} for k, v in PERMISSIONS.items() if BILLER in v})
 
 
 def allowed(method: str, path: str, role: str | None) -> bool:

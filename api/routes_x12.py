@@ -13,7 +13,8 @@ wrong transaction type for the route; 413 too large.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -74,13 +75,22 @@ class ResolveException(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-def _exceptions(url: str, status: str, kind: str, limit: int) -> list[dict[str, Any]]:
+def _exceptions(url: str, status: str, kind: str, limit: int, as_of: datetime | None = None,
+                as_of_position: int | None = None) -> dict[str, Any]:
     import psycopg
 
+    from ledger.projections.asof import resolve
     from ledger.x12.exceptions import list_exceptions
 
     with psycopg.connect(url, autocommit=True) as conn:
-        return list_exceptions(conn, status=status, kind=kind, limit=limit)
+        point = resolve(conn, as_of=as_of, as_of_position=as_of_position,
+                        projections=("exceptions",))
+        items = list_exceptions(conn, status=status, kind=kind, limit=limit,
+                                position=point.position if point else None)
+    body: dict[str, Any] = {"exceptions": items, "count": len(items)}
+    if point is not None:
+        body["as_of"] = point.as_dict()
+    return body
 
 
 def _resolve(url: str, exception_id: str, body: ResolveException,
@@ -97,10 +107,18 @@ def _resolve(url: str, exception_id: str, body: ResolveException,
 @router.get("/exceptions", summary="The X12 exceptions queue (quarantined files, unmatched "
             "claims, suspected duplicate payments, unreconciled remittances, unposted PLBs)")
 async def get_exceptions(request: Request, status: str = "open", kind: str = "",
-                         limit: int = Query(500, ge=1, le=5000)) -> Response:
+                         limit: int = Query(500, ge=1, le=5000),
+                         as_of: Annotated[datetime | None, Query(description=(
+                             "recorded time: the queue as it stood then"))] = None,
+                         as_of_position: Annotated[int | None, Query(description=(
+                             "the queue as it stood when the log ended at this position"))
+                         ] = None) -> Response:
+    # on the primary even with read replicas: a resolution is written outside the event log, so
+    # no log position (min_position, the position cookie) can say a replica has it yet
     state: Any = request.app.state
-    items = await run_in_threadpool(_exceptions, state.database_url, status, kind, limit)
-    return OrjsonResponse({"exceptions": items, "count": len(items)})
+    body = await run_in_threadpool(_exceptions, state.database_url, status, kind, limit,
+                                   as_of, as_of_position)
+    return OrjsonResponse(body)
 
 
 @router.post("/exceptions/{exception_id}/resolve", summary="Resolve an exception (appends a "

@@ -32,12 +32,13 @@ BENCHES = [
     ("verify", "bench.verify"),
     ("ui", "bench.ui_pages"),  # workbench pages with a large store
     ("sealing", "bench.sealing"),  # per-batch sealing on vs off (issue 14)
+    ("asof", "bench.asof"),  # as-of payer balances p95; history on vs off (issue 19)
 ]
 
 
 LIGHT_ENV = {"BENCH_PROJECTION_SINGLE": "0", "BENCH_PTP_ROWS": "300000",
              "BENCH_UI_EVENTS": "200000"}
-LIGHT_ARGV = {"x12": ["--runs", "1"]}
+LIGHT_ARGV = {"x12": ["--runs", "1"], "asof": ["--quick"]}
 
 
 def main(argv: list[str]) -> int:

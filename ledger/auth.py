@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from ledger.domain.errors import InvalidValue, NotFound, RuleViolation
 from ledger.domain.model import Actor
 
-ROLES = ("coder", "biller", "auditor", "advocate", "admin")
+ROLES = ("coder", "biller", "auditor", "advocate", "admin", "billing_lead")
 USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 TOKEN_RE = re.compile(r"^lgr_([A-Za-z0-9_-]{4,64})\.([A-Za-z0-9_-]{20,128})$")
 # Tokens are long random secrets, not passwords: light argon2id parameters suffice (~10 ms).

@@ -25,6 +25,8 @@ app.add_typer(__import__("ledger.auth_cli").auth_cli.users_app, name="users")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.tokens_app, name="tokens")
 app.add_typer(__import__("ledger.auth_cli").auth_cli.keys_app, name="keys")
 app.add_typer(__import__("ledger.fhir.cli").fhir.cli.app, name="fhir")
+app.add_typer(__import__("ledger.report_cli").report_cli.report_app, name="report")
+app.add_typer(__import__("ledger.report_cli").report_cli.period_app, name="period")
 console = make_console()
 err_console = make_console(stderr=True)
 

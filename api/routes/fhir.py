@@ -6,6 +6,10 @@ consistent with the last write; search finds candidate encounters in the claims 
 Same authentication, permission table and encounter access check as the rest of the API: an
 advocate without access to an encounter gets 404, as for any missing resource. Every answer is
 ``application/fhir+json``; every refusal is an ``OperationOutcome`` (see ``FhirErrors``).
+
+With read replicas (LEDGER_READ_DATABASE_URL) reads and searches are answered by a replica
+under the same rule as the other reads: once it holds ``min_position`` or the client's
+``ledger_min_position`` cookie (its own last write), else by the primary (api.deps).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import IdentityDep, LedgerDep, check_encounter_access
+from api.deps import IdentityDep, LedgerDep, MinPosition, ReadLedgerDep, check_encounter_access
+from api.routes.queries import _read
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue, NotFound
 from ledger.fhir import resources as fr
@@ -114,7 +119,7 @@ def bulk_export(request: Request, ledger: LedgerDep, identity: IdentityDep,
 
 
 @router.get("/{resource_type}/{rid}", summary="A resource as it stands")
-def read(resource_type: str, rid: str, ledger: LedgerDep, identity: IdentityDep) -> Response:
+def read(resource_type: str, rid: str, ledger: ReadLedgerDep, identity: IdentityDep) -> Response:
     _type(resource_type)
     events, (_, part, seq) = _encounter_events(ledger, identity, resource_type, rid)
     enc, stamps = replay_all(events)
@@ -147,7 +152,7 @@ def _versions(events: list[Any], resource_type: str, part: str, seq: str | None
 
 @router.get("/{resource_type}/{rid}/_history",
             summary="Every version of a resource: one per encounter event that touched it")
-def history(resource_type: str, rid: str, request: Request, ledger: LedgerDep,
+def history(resource_type: str, rid: str, request: Request, ledger: ReadLedgerDep,
             identity: IdentityDep) -> Response:
     _type(resource_type)
     events, (_, part, seq) = _encounter_events(ledger, identity, resource_type, rid)
@@ -171,7 +176,7 @@ def history(resource_type: str, rid: str, request: Request, ledger: LedgerDep,
 
 @router.get("/{resource_type}/{rid}/_history/{vid}",
             summary="A resource as of an encounter version (replayed from the events)")
-def vread(resource_type: str, rid: str, vid: str, ledger: LedgerDep,
+def vread(resource_type: str, rid: str, vid: str, ledger: ReadLedgerDep,
           identity: IdentityDep) -> Response:
     _type(resource_type)
     if not vid.isdigit() or not 1 <= int(vid) <= 10**12:
@@ -231,15 +236,15 @@ Text = Annotated[str | None, Query(max_length=120)]
 
 @router.get("/{resource_type}", summary="Search: patient, _lastUpdated, status, created, "
             "identifier (claim number); Bundle pages of _count")
-def search(resource_type: str, request: Request, ledger: LedgerDep, identity: IdentityDep,
+def search(resource_type: str, request: Request, ledger: ReadLedgerDep, identity: IdentityDep,
            patient: Text = None, status: Annotated[str | None, Query(max_length=40)] = None,
            identifier: Text = None,
            last_updated: Annotated[list[str] | None, Query(alias="_lastUpdated",
                                                            max_length=4)] = None,
            created: Annotated[list[str] | None, Query(max_length=4)] = None,
            count: Annotated[int, Query(alias="_count", ge=1, le=MAX_COUNT)] = 50,
-           cursor: Annotated[str | None, Query(alias="_cursor", max_length=40)] = None
-           ) -> Response:
+           cursor: Annotated[str | None, Query(alias="_cursor", max_length=40)] = None,
+           min_position: MinPosition = None) -> Response:
     _type(resource_type)
     if patient is not None and patient.startswith("Patient/"):
         patient = patient[len("Patient/"):]
@@ -285,7 +290,7 @@ def search(resource_type: str, request: Request, ledger: LedgerDep, identity: Id
     cache: dict[UUID, tuple[Any, Stamps] | None] = {}
     seen_coverage: set[str] = set()
     next_cursor: str | None = None
-    with request.app.state.pool.connection() as conn:
+    with _read(request, min_position) as conn:  # a replica's read models, as /claims
         while len(entries) < count:
             rows = conn.execute(" ".join(sql), (*params, 200)).fetchall()
             if not rows:

@@ -1,7 +1,9 @@
 """Reads answered from the read models the projections maintain (plain SQL in
 ``ledger.projections.queries``). Every route accepts ``min_position``: the read waits (bounded
 by LEDGER_WAIT_TIMEOUT) until the projections reflect that log position — pass the
-``X-Log-Position`` of your own write to read it back (read-your-writes)."""
+``X-Log-Position`` of your own write to read it back (read-your-writes), or keep the
+``ledger_min_position`` cookie every write sets (the read waits for the higher of the two;
+api.deps.read_position)."""
 
 from __future__ import annotations
 
@@ -19,12 +21,40 @@ from api.schemas import IsoDate
 from ledger.access_grants import granted_encounters, granted_patient
 from ledger.auth import Identity
 from ledger.domain.errors import InvalidValue, NotFound
+from ledger.projections import asof
 from ledger.projections import queries as q
 
 router = APIRouter(tags=["read models"])
 
 Limit = Annotated[int, Query(ge=1, le=q.MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of a page")]
+AsOfTime = Annotated[datetime | None, Query(description=(
+    "recorded time (ISO 8601 with a zone): the report as the ledger knew it then"))]
+AsOfPosition = Annotated[int | None, Query(description=(
+    "log position: the report as it stood when the log ended there"))]
+
+
+@contextmanager
+def _as_of_read(request: Request, min_position: int | None, as_of: datetime | None,
+                as_of_position: int | None, projections: tuple[str, ...]
+                ) -> Iterator[tuple[Any, asof.AsOf | None]]:
+    """A connection and the report's position: as-of reads go to the primary (its history is
+    the one the projections write), current reads as ``_read``."""
+    if as_of is None and as_of_position is None:
+        with _read(request, min_position) as conn:
+            yield conn, None
+        return
+    with _conn(request) as conn:
+        point = asof.resolve(conn, as_of=as_of, as_of_position=as_of_position,
+                             projections=projections,
+                             wait_timeout=request.app.state.settings.wait_timeout)
+        yield conn, point
+
+
+def _stamp(body: dict[str, Any], point: asof.AsOf | None) -> dict[str, Any]:
+    if point is not None:
+        body["as_of"] = point.as_dict()
+    return body
 
 
 def _ready(request: Request, min_position: int | None) -> None:
@@ -108,16 +138,24 @@ def list_claims(request: Request, identity: IdentityDep,
                 code: Annotated[str | None, Query(max_length=12)] = None,
                 actor_id: Annotated[str | None, Query(max_length=80)] = None,
                 limit: Limit = 50, cursor: Cursor = None,
-                min_position: MinPosition = None) -> OrjsonResponse:
-    with _read(request, min_position) as conn:
+                min_position: MinPosition = None, as_of: AsOfTime = None,
+                as_of_position: AsOfPosition = None,
+                adjudicated_from: IsoDate | None = None, adjudicated_to: IsoDate | None = None,
+                paid_from: IsoDate | None = None,
+                paid_to: IsoDate | None = None) -> OrjsonResponse:
+    with _as_of_read(request, min_position, as_of, as_of_position, ("claims",)) as (
+            conn, point):
         page = q.list_claims(conn, status=status, payer_id=payer_id, patient_ref=patient_ref,
                              dos_from=dos_from, dos_to=dos_to, code=code, actor_id=actor_id,
-                             limit=limit, cursor=cursor)
+                             limit=limit, cursor=cursor,
+                             position=point.position if point else None,
+                             adjudicated_from=adjudicated_from, adjudicated_to=adjudicated_to,
+                             paid_from=paid_from, paid_to=paid_to)
         if identity.role == "advocate":
             mine = _advocate_encounters(conn, identity)
             page = q.ResultPage([c for c in page.items if c["encounter_id"] in mine],
                                 page.next_cursor)
-    return OrjsonResponse(_page(page))
+    return OrjsonResponse(_stamp(_page(page), point))
 
 
 @router.get("/payers/balances",
@@ -125,27 +163,69 @@ def list_claims(request: Request, identity: IdentityDep,
 def payer_balances(request: Request, identity: IdentityDep,
                    payer_id: Annotated[str | None, Query(max_length=80)] = None,
                    party_kind: Literal["insurer", "business", "patient"] | None = None,
-                   as_of: IsoDate | None = None,
+                   as_of: Annotated[str | None, Query(max_length=40, description=(
+                       "a date (YYYY-MM-DD): current balances aged to that date; a recorded "
+                       "time (ISO 8601 with a zone): the balances as the ledger knew them "
+                       "then, aged to that date"))] = None,
+                   as_of_position: AsOfPosition = None, aging_date: IsoDate | None = None,
                    min_position: MinPosition = None) -> OrjsonResponse:
-    with _read(request, min_position) as conn:
-        rows = q.payer_balances(conn, payer_id, as_of=as_of)
+    moment, day = _date_or_time(as_of)
+    with _as_of_read(request, min_position, moment, as_of_position, ("claims",)) as (
+            conn, point):
+        aged = aging_date or day or (point.day if point else None)
+        rows = q.payer_balances(conn, payer_id, as_of=aged,
+                                position=point.position if point else None)
     if party_kind:
         rows = [r for r in rows if r.get("party_kind") == party_kind]
-    return OrjsonResponse({"as_of": as_of or date.today(), "payers": rows})
+    body: dict[str, Any] = {"as_of": aged or date.today(), "payers": rows}
+    if point is not None:
+        body["aging_date"] = aged
+        body["as_of"] = point.as_dict()
+    return OrjsonResponse(body)
+
+
+def _date_or_time(value: str | None) -> tuple[datetime | None, date | None]:
+    """``as_of`` of payer balances: a date alone (the aging date, as before) or a time."""
+    if value is None or value == "":
+        return None, None
+    try:
+        if "T" in value or " " in value:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")), None
+        return None, date.fromisoformat(value)
+    except ValueError:
+        raise InvalidValue("as_of", "as_of.format", "as_of: an ISO 8601 date or time "
+                           "(e.g. 2026-10-31 or 2026-10-31T23:59:59Z)") from None
 
 
 @router.get("/patients/{patient_ref}/balance",
             summary="What a patient owes across encounters: owed, paid, credit, statements")
 def patient_balance(request: Request, patient_ref: str, identity: IdentityDep,
-                    min_position: MinPosition = None) -> OrjsonResponse:
-    with _read(request, min_position) as conn:
+                    min_position: MinPosition = None, as_of: AsOfTime = None,
+                    as_of_position: AsOfPosition = None) -> OrjsonResponse:
+    with _as_of_read(request, min_position, as_of, as_of_position, ("claims",)) as (
+            conn, point):
         if identity.role == "advocate":
             if not granted_patient(conn, identity.user_id, patient_ref):
                 raise NotFound("patient_ref", "patient.exists", "patient_ref: not found")
-        row = q.patient_balance(conn, patient_ref)
+        row = q.patient_balance(conn, patient_ref, position=point.position if point else None)
     if row is None:
         raise NotFound("patient_ref", "patient.exists", "patient_ref: not found")
-    return OrjsonResponse(row)
+    return OrjsonResponse(_stamp(row, point))
+
+
+@router.get("/patients/balances",
+            summary="Patients' balances (owed, credit), largest owed first; now or as of")
+def patient_balances(request: Request, identity: IdentityDep, owing_only: bool = True,
+                     limit: Limit = 100, min_position: MinPosition = None,
+                     as_of: AsOfTime = None,
+                     as_of_position: AsOfPosition = None) -> OrjsonResponse:
+    if identity.role == "advocate":
+        raise HTTPException(403, "advocates read the balances of the patients granted to them")
+    with _as_of_read(request, min_position, as_of, as_of_position, ("claims",)) as (
+            conn, point):
+        rows = q.patient_balances(conn, owing_only=owing_only, limit=limit,
+                                  position=point.position if point else None)
+    return OrjsonResponse(_stamp({"patients": rows}, point))
 
 
 @router.get("/queues/disputes-denials",
@@ -172,10 +252,13 @@ def work_queue(request: Request, identity: IdentityDep,
 @router.get("/trends/diagnoses", summary="Diagnoses by encounters, with cost per encounter")
 def top_diagnoses(request: Request, identity: IdentityDep,
                   scope: Literal["principal", "any"] = "principal", limit: Limit = 50,
-                  min_position: MinPosition = None) -> OrjsonResponse:
-    with _read(request, min_position) as conn:
-        return OrjsonResponse({"scope": scope,
-                               "diagnoses": q.top_diagnoses(conn, scope=scope, limit=limit)})
+                  min_position: MinPosition = None, as_of: AsOfTime = None,
+                  as_of_position: AsOfPosition = None) -> OrjsonResponse:
+    with _as_of_read(request, min_position, as_of, as_of_position, ("trends",)) as (
+            conn, point):
+        return OrjsonResponse(_stamp({"scope": scope, "diagnoses": q.top_diagnoses(
+            conn, scope=scope, limit=limit, position=point.position if point else None)},
+            point))
 
 
 @router.get("/trends/diagnoses/{code}",
@@ -183,12 +266,15 @@ def top_diagnoses(request: Request, identity: IdentityDep,
 def diagnosis_trend(request: Request, code: Annotated[str, Path(max_length=12)],
                     identity: IdentityDep, scope: Literal["principal", "any"] = "principal",
                     kind: Literal["service", "supply"] | None = None, limit: Limit = 50,
-                    min_position: MinPosition = None) -> OrjsonResponse:
-    with _read(request, min_position) as conn:
-        trend = q.diagnosis_trend(conn, code, scope=scope, kind=kind, limit=limit)
+                    min_position: MinPosition = None, as_of: AsOfTime = None,
+                    as_of_position: AsOfPosition = None) -> OrjsonResponse:
+    with _as_of_read(request, min_position, as_of, as_of_position, ("trends",)) as (
+            conn, point):
+        trend = q.diagnosis_trend(conn, code, scope=scope, kind=kind, limit=limit,
+                                  position=point.position if point else None)
     if trend is None:
         raise NotFound("code", "trend.exists", "code: no encounters with that diagnosis")
-    return OrjsonResponse(trend)
+    return OrjsonResponse(_stamp(trend, point))
 
 
 @router.get("/trends/code-revisions",
@@ -196,11 +282,16 @@ def diagnosis_trend(request: Request, code: Annotated[str, Path(max_length=12)],
 def code_revisions(request: Request, identity: IdentityDep,
                    by: Literal["coder", "code"] = "coder",
                    code_system: Annotated[str | None, Query(max_length=20)] = None,
-                   limit: Limit = 50, min_position: MinPosition = None) -> OrjsonResponse:
-    with _read(request, min_position) as conn:
-        rows = q.code_revisions_by_coder(conn, limit=limit) if by == "coder" else \
-            q.code_revisions_by_code(conn, code_system=code_system, limit=limit)
-    return OrjsonResponse({"by": by, "items": rows})
+                   limit: Limit = 50, min_position: MinPosition = None,
+                   as_of: AsOfTime = None,
+                   as_of_position: AsOfPosition = None) -> OrjsonResponse:
+    with _as_of_read(request, min_position, as_of, as_of_position, ("trends",)) as (
+            conn, point):
+        position = point.position if point else None
+        rows = q.code_revisions_by_coder(conn, limit=limit, position=position) \
+            if by == "coder" else q.code_revisions_by_code(
+                conn, code_system=code_system, limit=limit, position=position)
+    return OrjsonResponse(_stamp({"by": by, "items": rows}, point))
 
 
 @router.get("/audit/trail",

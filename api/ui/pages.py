@@ -24,8 +24,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
-from api.deps import check_encounter_access
-from api.routes.queries import _advocate_encounters
+from api.deps import MinPosition, check_encounter_access
+from api.routes.queries import _advocate_encounters, _read
 from api.ui import queries as uq
 from api.ui.gate import UC, UE, gate, may_page, sessions
 from api.ui.reference import GROUPS, carc_text, rarc_text
@@ -168,7 +168,8 @@ def claim_search(request: Request,
                  sort: Annotated[str, Query(max_length=20)] = "created_position",
                  order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
                  page: Annotated[int, Query(ge=1, le=100000)] = 1,
-                 format: Annotated[str, Query(pattern="^(html|csv)$")] = "html") -> Response:
+                 format: Annotated[str, Query(pattern="^(html|csv)$")] = "html",
+                 min_position: MinPosition = None) -> Response:
     errors: dict[str, str] = {}
     dates: dict[str, date | None] = {}
     for name, text in (("dos_from", dos_from), ("dos_to", dos_to)):
@@ -184,7 +185,7 @@ def claim_search(request: Request,
     rows: list[dict[str, Any]] = []
     more = False
     try:
-        with _pool(request).connection() as conn:
+        with _read(request, min_position) as conn:  # the API's read rule (api.deps)
             mine = _advocate_encounters(conn, identity) if identity.role == "advocate" \
                 else None
             if not errors:
@@ -204,8 +205,9 @@ def claim_search(request: Request,
 
 @router.get("/payers", response_class=HTMLResponse)
 def payers(request: Request, as_of: date | None = None,
-           format: Annotated[str, Query(pattern="^(html|csv)$")] = "html") -> Response:
-    with _pool(request).connection() as conn:
+           format: Annotated[str, Query(pattern="^(html|csv)$")] = "html",
+           min_position: MinPosition = None) -> Response:
+    with _read(request, min_position) as conn:
         rows = q.payer_balances(conn, as_of=as_of)
     buckets = [name for name, _, _ in q.AGING_BUCKETS]
     if format == "csv":
@@ -222,8 +224,9 @@ def payer_explain(request: Request, payer_id: Annotated[str, Query(max_length=80
                   party_kind: Annotated[str, Query(max_length=20)],
                   bucket: Annotated[str | None, Query(max_length=10)] = None,
                   as_of: date | None = None,
-                  format: Annotated[str, Query(pattern="^(html|csv)$")] = "html") -> Response:
-    with _pool(request).connection() as conn:
+                  format: Annotated[str, Query(pattern="^(html|csv)$")] = "html",
+                  min_position: MinPosition = None) -> Response:
+    with _read(request, min_position) as conn:
         rows = [r for r in q.payer_balances(conn, payer_id, as_of=as_of)
                 if r["party_kind"] == party_kind]
         if not rows:
@@ -318,7 +321,8 @@ async def _run_form(request: Request, encounter_id: UUID, *, form_name: str,
             failed = [f for f in result.value if f.severity == "error"]
             done = "scrub-failed" if failed else "scrubbed"
         else:
-            await ledger.execute_async(encounter_id, command, actor=identity.actor, **kwargs)
+            result = await ledger.execute_async(encounter_id, command, actor=identity.actor,
+                                                **kwargs)
             done = form_name
     except ValidationError as exc:
         errors = _form_errors(exc)
@@ -328,7 +332,11 @@ async def _run_form(request: Request, encounter_id: UUID, *, form_name: str,
         errors = {exc.field: exc.message}
     else:
         target = back or f"/ui/encounters/{encounter_id}"
-        return RedirectResponse(f"{target}?{urlencode({'done': done})}", status_code=303)
+        # as the API's commands: the write's position, kept by the browser in the
+        # ledger_min_position cookie (api.deps.PositionCookie) for the pages it reads next
+        written = {} if result.position is None else {"X-Log-Position": str(result.position)}
+        return RedirectResponse(f"{target}?{urlencode({'done': done})}", status_code=303,
+                                headers=written)
     enc = await run_in_threadpool(_encounter, request, encounter_id)
     if claim_number is not None:
         return await run_in_threadpool(lambda: _claim_page(
@@ -561,8 +569,9 @@ def access_log(request: Request, encounter_id: UUID,
 @router.get("/code-revisions", response_class=HTMLResponse)
 def code_revisions(request: Request,
                    by: Annotated[str, Query(pattern="^(coder|code)$")] = "coder",
-                   format: Annotated[str, Query(pattern="^(html|csv)$")] = "html") -> Response:
-    with _pool(request).connection() as conn:
+                   format: Annotated[str, Query(pattern="^(html|csv)$")] = "html",
+                   min_position: MinPosition = None) -> Response:
+    with _read(request, min_position) as conn:
         rows = q.code_revisions_by_coder(conn, limit=200) if by == "coder" else \
             q.code_revisions_by_code(conn, limit=200)
     cols = list(rows[0]) if rows else []
@@ -593,11 +602,12 @@ def verify_page(request: Request, encounter_id: UUID | None = None,
 # ---------------------------------------------------------------------------- advocates
 @router.get("/disputes", response_class=HTMLResponse)
 def my_disputes(request: Request, open_only: bool = False,
-                format: Annotated[str, Query(pattern="^(html|csv)$")] = "html") -> Response:
+                format: Annotated[str, Query(pattern="^(html|csv)$")] = "html",
+                min_position: MinPosition = None) -> Response:
     identity = _identity(request)
     # the API's rule: an advocate sees only their own disputes
     assignee = identity.user_id if identity.role == "advocate" else None
-    with _pool(request).connection() as conn:
+    with _read(request, min_position) as conn:
         page = q.work_queue(conn, kind="dispute", open_only=open_only, assignee=assignee,
                             limit=q.MAX_LIMIT)
     rows = page.items

@@ -45,10 +45,17 @@ class AggregateReadModel(ReadModel, Generic[S]):
     ``write`` (rows and counters from the states before and after the page)."""
 
     cache_size: ClassVar[int] = DEFAULT_CACHE_SIZE
+    # The *_history tables this view keeps (ledger.projections.history); empty: none.
+    history_tables: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *args: Any, mapper: Mapper[Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, mapper: Mapper[Any] | None = None,
+                 history: bool = True, events_schema: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.mapper = mapper
+        # Keep the history tables (as-of reads) in the page's transaction. Off only to
+        # measure what history costs (bench/asof.py).
+        self.history = history and bool(self.history_tables)
         # encounter id -> (state, its measure as last written)
         self._cache: OrderedDict[UUID, tuple[S, Any]] = OrderedDict()
         self.replayed = 0  # encounters rebuilt from the store (metric)
@@ -57,7 +64,7 @@ class AggregateReadModel(ReadModel, Generic[S]):
             "FROM {0}.{1} e JOIN unnest(%s::uuid[], %s::bigint[]) AS b(id, upto) "
             "ON e.originator_id = b.id AND e.originator_version < b.upto "
             "ORDER BY e.originator_id, e.originator_version"
-        ).format(Identifier(self.datastore.schema), Identifier(EVENTS_TABLE))
+        ).format(Identifier(events_schema or self.datastore.schema), Identifier(EVENTS_TABLE))
 
     # ------------------------------------------------------------------ to implement
     def start(self, pe: PagedEvent) -> S:
@@ -81,6 +88,17 @@ class AggregateReadModel(ReadModel, Generic[S]):
         the next page's "before")."""
         raise NotImplementedError
 
+    def history_record(self, state: S) -> Any:
+        """What the history needs of a state (after each event of a page)."""
+        raise NotImplementedError
+
+    def write_history(self, curs: Cursor[DictRow],
+                      steps: Sequence[tuple[PagedEvent, Any, Any]]) -> None:
+        """Write the history versions of a page: ``steps`` holds, per event in log order,
+        (the event, the record of its encounter before it or None, the record after it).
+        Runs before ``write`` (the current rows are still those before the page)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ the page
     def apply(self, curs: Cursor[DictRow], events: Sequence[PagedEvent]) -> None:
         mine = [pe for pe in events if isinstance(pe.event, Encounter.Event)]
@@ -94,7 +112,10 @@ class AggregateReadModel(ReadModel, Generic[S]):
         gc.disable()
         try:
             states, before = self._states(curs, first)
-            self.advance(states, mine, live=True)
+            if self.history:
+                self._advance_with_history(curs, states, mine)
+            else:
+                self.advance(states, mine, live=True)
             after = self.write(curs, mine, before, states, list(first))
         except BaseException:
             for eid in first:
@@ -118,6 +139,19 @@ class AggregateReadModel(ReadModel, Generic[S]):
                 states[pe.encounter_id] = self.start(pe)
             else:
                 self.fold(state, pe, live)
+
+    def _advance_with_history(self, curs: Cursor[DictRow], states: dict[UUID, S],
+                              events: Sequence[PagedEvent]) -> None:
+        """``advance`` one event at a time, recording each encounter after every event, and
+        write the history versions those records make."""
+        records = {eid: self.history_record(st) for eid, st in states.items()}
+        steps: list[tuple[PagedEvent, Any, Any]] = []
+        for pe in events:
+            self.advance(states, (pe,), live=True)
+            record = self.history_record(states[pe.encounter_id])
+            steps.append((pe, records.get(pe.encounter_id), record))
+            records[pe.encounter_id] = record
+        self.write_history(curs, steps)
 
     def _states(self, curs: Cursor[DictRow], first: dict[UUID, int]
                 ) -> tuple[dict[UUID, S], dict[UUID, Any]]:

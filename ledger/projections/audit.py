@@ -19,6 +19,7 @@ from uuid import UUID
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from ledger.domain.encounter import Encounter
 from ledger.domain.values import icd10cm_dotted
 from ledger.projections.base import PagedEvent, ReadModel, event_name
 from ledger.projections.rows import JsonValue, amount, copy_rows, delete_where_in
@@ -48,6 +49,8 @@ class AuditTrailView(ReadModel):
     keys = {"audit_trail": ("position",), "audit_encounters": ("encounter_id",)}
 
     def apply(self, curs: Cursor[DictRow], events: Sequence[PagedEvent]) -> None:
+        # encounters' events only (a PeriodClosed is its own aggregate's, not an encounter's)
+        events = [pe for pe in events if isinstance(pe.event, Encounter.Event)]
         ids = list(dict.fromkeys(e.encounter_id for e in events))
         ctx: dict[UUID, EncounterContext] = {}
         curs.execute("SELECT * FROM audit_encounters WHERE encounter_id = ANY(%s)", (ids,))

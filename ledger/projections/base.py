@@ -210,6 +210,10 @@ class ReadModel(PostgresTrackingRecorder):
                 curs.execute(SQL("DELETE FROM {0}.{1}").format(
                     Identifier(self.datastore.schema), Identifier(table)))
             curs.execute(self._reset_statement, (self.application_name,))
+            if getattr(self, "history_tables", ()):  # rebuilt from 0: history complete again
+                curs.execute(
+                    "INSERT INTO read_model_history_start (name, position) VALUES (%s, 0) "
+                    "ON CONFLICT (name) DO UPDATE SET position = 0", (self.name,))
             curs.execute(
                 "INSERT INTO projection_status (name, rebuilt_at) VALUES (%s, now()) "
                 "ON CONFLICT (name) DO UPDATE SET rebuilt_at = EXCLUDED.rebuilt_at, "

@@ -40,6 +40,7 @@ from ledger.domain.encounter import Encounter
 from ledger.domain.figures import BUCKETS, OPEN_STATUSES
 from ledger.projections.aggregates import AggregateReadModel
 from ledger.projections.base import PagedEvent, event_name
+from ledger.projections.history import PositionDeltas, RowHistory, SumHistory, add_step
 from ledger.projections.rows import (
     ZERO,
     JsonValue,
@@ -156,13 +157,46 @@ PATIENT_MEASURES = {"encounters": "integer", "charged": "numeric", "owed": "nume
 # "last statement" (patient balances) is the one with the highest log position: it only
 # ever moves forward, so it is set by a guarded UPDATE rather than by adding deltas.
 
+# History (as-of reads): the claims list's columns, and the three tables of sums.
+CLAIM_HISTORY_COLUMNS = (
+    "created_position", "patient_ref", "payer_id", "party_kind", "bucket", "frequency",
+    "status", "service_from", "service_to", "diagnoses", "total_charge", "allowed", "paid",
+    "patient_responsibility", "contractual", "other_adjustments", "written_off", "outstanding",
+    "payer_icn", "submitted_on", "denial_deadline", "last_adjudicated_on", "last_paid_on",
+    "balance_primary", "balance_secondary", "balance_tertiary", "balance_patient", "version",
+    "last_event", "updated_at")
+CLAIMS_HISTORY = RowHistory("claims_history", {"encounter_id": "uuid", "claim_number": "text"},
+                            CLAIM_HISTORY_COLUMNS)
+PAYER_HISTORY = SumHistory("payer_balances", {"payer_id": "text", "party_kind": "text"},
+                           PAYER_MEASURES)
+AGING_HISTORY = SumHistory("payer_aging", {"payer_id": "text", "party_kind": "text",
+                                           "submitted_on": "date"}, AGING_MEASURES)
+PATIENT_HISTORY = SumHistory("patient_balances", {"patient_ref": "text"}, PATIENT_MEASURES,
+                             extra=("last_statement_date", "last_statement_amount",
+                                    "last_statement_position"))
+
+
+@dataclass(slots=True)
+class HistoryRecord:
+    """An encounter after one event, as the history needs it."""
+
+    contribution: Contribution
+    claims: dict[str, tuple[Any, ...]]  # claim number -> CLAIM_HISTORY_COLUMNS values
+    statement: tuple[int, date, Decimal] | None  # (position, date, amount) of the last one
+
 
 class ClaimsView(AggregateReadModel[EncounterState]):
     name = "claims"
+    history_tables = ("claims_history", "payer_balances_history", "payer_aging_history",
+                      "patient_balances_history")
     tables = ("claims_encounters", "claims_encounter_lines", "current_claims",
               "current_claim_lines", "payer_balances", "payer_aging", "patient_balances",
-              "work_queue")
+              "work_queue", *history_tables)
     keys = {
+        "claims_history": ("encounter_id", "claim_number", "valid_from"),
+        "payer_balances_history": ("payer_id", "party_kind", "valid_from"),
+        "payer_aging_history": ("payer_id", "party_kind", "submitted_on", "valid_from"),
+        "patient_balances_history": ("patient_ref", "valid_from"),
         "claims_encounters": ("encounter_id",),
         "claims_encounter_lines": ("encounter_id", "line_no"),
         "current_claims": ("encounter_id", "claim_number"),
@@ -181,6 +215,41 @@ class ClaimsView(AggregateReadModel[EncounterState]):
 
     def measure(self, state: EncounterState) -> Contribution:
         return _contribution(state, _figures(state))
+
+    def history_record(self, state: EncounterState) -> HistoryRecord:
+        figs = _figures(state)
+        statement = None
+        if state.last_statement_position is not None:
+            statement = (state.last_statement_position, state.enc.statements[-1],
+                         state.last_statement_amount)
+        return HistoryRecord(_contribution(state, figs), _claim_history_rows(state, figs),
+                             statement)  # type: ignore[arg-type]
+
+    def write_history(self, curs: Cursor[DictRow],
+                      steps: Sequence[tuple[PagedEvent, Any, Any]]) -> None:
+        payer: PositionDeltas = {}
+        aging: PositionDeltas = {}
+        patient: PositionDeltas = {}
+        statements: dict[tuple[int, tuple[Any, ...]], tuple[Any, ...]] = {}
+        claims: list[tuple[int, str, tuple[Any, ...], tuple[Any, ...]]] = []
+        for pe, old, new in steps:
+            kind = event_name(pe.event)
+            add_step(payer, pe.position, kind, old and old.contribution.payer,
+                     new.contribution.payer)
+            add_step(aging, pe.position, kind, old and old.contribution.aging,
+                     new.contribution.aging)
+            add_step(patient, pe.position, kind, old and [old.contribution.patient],
+                     [new.contribution.patient])
+            if new.statement is not None and (old is None or old.statement != new.statement):
+                position, day, value = new.statement
+                statements[(pe.position, new.contribution.patient[0])] = (day, value, position)
+            for number, row in new.claims.items():
+                if old is None or old.claims.get(number) != row:
+                    claims.append((pe.position, kind, (pe.encounter_id, number), row))
+        CLAIMS_HISTORY.write(curs, claims)
+        PAYER_HISTORY.write(curs, payer)
+        AGING_HISTORY.write(curs, aging)
+        PATIENT_HISTORY.write(curs, patient, statements)
 
     def write(self, curs: Cursor[DictRow], events: Sequence[PagedEvent],
               before: dict[UUID, Any], after: dict[UUID, EncounterState],
@@ -327,6 +396,36 @@ def _contribution(state: EncounterState, figs: dict[str, ClaimFigures]) -> Contr
         amount(share.get("deductible")), amount(share.get("coinsurance")),
         amount(share.get("copay")), len(enc.statements)])
     return Contribution(payer, aging, patient)
+
+
+def _claim_history_rows(state: EncounterState, figs: dict[str, ClaimFigures]
+                        ) -> dict[str, tuple[Any, ...]]:
+    """Each claim's row of the claims list (``CLAIM_HISTORY_COLUMNS``), as ``_write`` writes
+    it to ``current_claims``."""
+    enc = state.enc
+    balances = [enc.balance(b).amount for b in BUCKETS]
+    diagnoses = [d.code for d in enc.diagnoses]
+    out: dict[str, tuple[Any, ...]] = {}
+    for c in enc.claims.values():
+        meta = state.claims[c.number]
+        f = figs[c.number]
+        if c.submissions and c.submitted_charge:
+            total = c.submitted_charge.amount
+        else:
+            total = sum((enc.lines[str(n)].current_charge.amount for n in c.line_nos
+                         if not enc.lines[str(n)].removed), ZERO)
+        last = c.adjudications[-1].adjudication_date if c.adjudications else None
+        paid_on = next((a.adjudication_date for a in reversed(c.adjudications)
+                        if a.paid.amount != 0), None)
+        out[c.number] = (
+            meta.created_position, enc.patient_ref, c.payer_id, _party_kind(enc, c.bucket),
+            c.bucket, c.frequency, c.status, enc.service_from, enc.service_to,
+            list(meta.sent_diagnoses) if c.submissions else diagnoses, total, f.allowed,
+            f.paid, f.patient_responsibility, f.contractual, f.other_adjustments,
+            meta.written_off, f.outstanding, c.payer_icn, meta.submitted_on,
+            c.denial_deadline, last, paid_on, *balances, meta.version, meta.last_event,
+            meta.updated_at)
+    return out
 
 
 # ---------------------------------------------------------------- what the view keeps

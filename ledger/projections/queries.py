@@ -63,6 +63,19 @@ def _cursor(cursor: str | None) -> int | None:
     return value
 
 
+def _source(table: str, position: int | None) -> Composable:
+    """The rows of ``table`` now (None), or as they stood at log ``position``: the versions of
+    its history whose [valid_from, valid_to) contains it (summed tables: skipping versions
+    whose measures all came back to zero, which the current table deletes)."""
+    from ledger.projections.asof import HISTORY_OF, SUMMED  # noqa: PLC0415
+
+    if position is None:
+        return Identifier(table)
+    return SQL("(SELECT * FROM {0} WHERE int8range(valid_from, valid_to) @> {1}::bigint{2})"
+               ).format(Identifier(HISTORY_OF[table]), Literal(int(position)),
+                        SQL(" AND present") if table in SUMMED else SQL(""))
+
+
 def _rows(conn: Connection[Any], query: Composable | str, params: Sequence[Any] = ()
           ) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
@@ -109,6 +122,12 @@ def wait_for_position(conn: Connection[Any], position: int, *,
 
 
 # ---------------------------------------------------------------- claims
+PAYER_COLUMNS = ("payer_id", "party_kind", "claims", "open_claims", "billed", "allowed", "paid",
+                 "contractual", "other_adjustments", "patient_responsibility", "written_off",
+                 "provider_adjustments", "outstanding")
+PATIENT_COLUMNS = ("patient_ref", "encounters", "charged", "owed", "credit", "paid", "refunded",
+                   "written_off", "deductible", "coinsurance", "copay", "statements",
+                   "last_statement_date", "last_statement_amount", "last_statement_position")
 CLAIM_LIST_COLUMNS = SQL(
     "c.encounter_id, c.claim_number, c.created_position, c.patient_ref, c.payer_id, "
     "c.party_kind, c.bucket, c.frequency, c.status, c.service_from, c.service_to, "
@@ -122,11 +141,18 @@ def list_claims(conn: Connection[Any], *, status: str | None = None,
                 payer_id: str | None = None, patient_ref: str | None = None,
                 dos_from: date | None = None, dos_to: date | None = None,
                 code: str | None = None, actor_id: str | None = None,
-                limit: int = 50, cursor: str | None = None) -> ResultPage:
+                limit: int = 50, cursor: str | None = None, position: int | None = None,
+                adjudicated_from: date | None = None, adjudicated_to: date | None = None,
+                paid_from: date | None = None, paid_to: date | None = None) -> ResultPage:
     """Current claims, newest first, filtered by status, payer, patient reference, dates of
     service (overlapping ``dos_from``..``dos_to``), a code (diagnosis on the claim, or a
     procedure/revenue code on one of its lines) or an actor (anyone who recorded an event on
-    the claim's encounter, from the audit trail)."""
+    the claim's encounter, from the audit trail).
+
+    ``position``: the claims as they stood at that log position (``claims_history``).
+    Effective time: ``adjudicated_from``/``_to`` (date of the claim's last adjudication) and
+    ``paid_from``/``_to`` (date of its last payment) combine with the dates of service and
+    with ``position`` ("September's services as known at P")."""
     limit = _limit(limit)
     where: list[Composable] = []
     params: list[Any] = []
@@ -148,6 +174,19 @@ def list_claims(conn: Connection[Any], *, status: str | None = None,
     if dos_to is not None:
         where.append(SQL("c.service_from <= %s"))
         params.append(dos_to)
+    for column, value, op in (("last_adjudicated_on", adjudicated_from, ">="),
+                              ("last_adjudicated_on", adjudicated_to, "<="),
+                              ("last_paid_on", paid_from, ">="), ("last_paid_on", paid_to, "<=")):
+        if value is not None:
+            if position is None:
+                raise InvalidValue("position", "effective.as_of_only",
+                                   "adjudicated_from/_to, paid_from/_to: filters of an as-of "
+                                   "read (give as_of or as_of_position)")
+            where.append(SQL("c.{0} {1} %s").format(Identifier(column), SQL(op)))
+            params.append(value)
+    if code and position is not None:
+        raise InvalidValue("code", "code.as_of", "code: not available with as_of (claim lines "
+                           "keep no history); filter the current list")
     if code:
         value = normalise_code(code)
         where.append(SQL(
@@ -157,15 +196,19 @@ def list_claims(conn: Connection[Any], *, status: str | None = None,
         params += [value, value, value]
     if actor_id:
         where.append(SQL("EXISTS (SELECT 1 FROM audit_trail a WHERE a.actor_id = %s AND "
-                         "a.encounter_id = c.encounter_id)"))
+                         "a.encounter_id = c.encounter_id{0})").format(
+            SQL("") if position is None else SQL(" AND a.position <= {0}").format(
+                Literal(int(position)))))
         params.append(actor_id)
     after = _cursor(cursor)
     if after is not None:
         where.append(SQL("c.created_position < %s"))
         params.append(after)
-    query = SQL("SELECT {cols} FROM current_claims c {where} ORDER BY c.created_position DESC "
+    query = SQL("SELECT {cols} FROM {source} c {where} ORDER BY c.created_position DESC "
                 "LIMIT %s").format(
-        cols=CLAIM_LIST_COLUMNS,
+        cols=CLAIM_LIST_COLUMNS if position is None else CLAIM_LIST_COLUMNS + SQL(
+            ", c.last_adjudicated_on, c.last_paid_on"),
+        source=_source("current_claims", position),
         where=SQL("WHERE ") + SQL(" AND ").join(where) if where else SQL(""))
     rows = _rows(conn, query, [*params, limit + 1])
     more = len(rows) > limit
@@ -212,11 +255,13 @@ def encounter_summary(conn: Connection[Any], encounter_id: UUID) -> dict[str, An
 
 # ---------------------------------------------------------------- balances
 def payer_balances(conn: Connection[Any], payer_id: str | None = None, *,
-                   as_of: date | None = None) -> list[dict[str, Any]]:
+                   as_of: date | None = None, position: int | None = None
+                   ) -> list[dict[str, Any]]:
     """Per payer and kind of party: claims, open claims, billed, allowed, paid, contractual
     (CO) and other adjustments, patient responsibility, write-offs, provider (PLB)
     adjustments, outstanding, and outstanding by age since submission (``aging_0_30`` …
-    ``aging_over_120``, days counted to ``as_of``, default today)."""
+    ``aging_over_120``, days counted to ``as_of``, default today). ``position``: as the
+    balances stood at that log position."""
     as_of = as_of or date.today()
     buckets = [SQL("COALESCE(SUM(a.outstanding) FILTER (WHERE {cond}), 0) AS {name}").format(
         cond=SQL("%s - a.submitted_on BETWEEN {0} AND {1}").format(Literal(lo), Literal(hi))
@@ -224,21 +269,43 @@ def payer_balances(conn: Connection[Any], payer_id: str | None = None, *,
         name=Identifier(f"aging_{name}")) for name, lo, hi in AGING_BUCKETS]
     where = SQL("WHERE p.payer_id = %s") if payer_id else SQL("")
     query = SQL(
-        "SELECT p.*, {buckets} FROM payer_balances p LEFT JOIN payer_aging a "
+        "SELECT {cols}, {buckets} FROM {balances} p LEFT JOIN {aging} a "
         "ON a.payer_id = p.payer_id AND a.party_kind = p.party_kind {where} "
-        "GROUP BY p.payer_id, p.party_kind ORDER BY p.payer_id, p.party_kind"
-    ).format(buckets=SQL(", ").join(buckets), where=where)
+        "GROUP BY {cols} ORDER BY p.payer_id, p.party_kind"
+    ).format(buckets=SQL(", ").join(buckets), where=where,
+             cols=SQL(", ").join(SQL("p.{0}").format(Identifier(c)) for c in PAYER_COLUMNS),
+             balances=_source("payer_balances", position),
+             aging=_source("payer_aging", position))
     params: list[Any] = [as_of] * len(AGING_BUCKETS)
     if payer_id:
         params.append(payer_id)
     return _rows(conn, query, params)
 
 
-def patient_balance(conn: Connection[Any], patient_ref: str) -> dict[str, Any] | None:
+def patient_balance(conn: Connection[Any], patient_ref: str,
+                    position: int | None = None) -> dict[str, Any] | None:
     """What one patient owes across encounters: owed, paid, refunded, credit (refund
     liability), written off, deductible/coinsurance/copay assigned, last statement."""
-    rows = _rows(conn, "SELECT * FROM patient_balances WHERE patient_ref = %s", (patient_ref,))
+    rows = patient_balances(conn, patient_ref=patient_ref, position=position, limit=1)
     return rows[0] if rows else None
+
+
+def patient_balances(conn: Connection[Any], *, patient_ref: str | None = None,
+                     position: int | None = None, owing_only: bool = False,
+                     limit: int = MAX_LIMIT) -> list[dict[str, Any]]:
+    """Patients' balances (now, or as of ``position``), largest amount owed first."""
+    where = [SQL("TRUE")]
+    params: list[Any] = []
+    if patient_ref is not None:
+        where.append(SQL("p.patient_ref = %s"))
+        params.append(patient_ref)
+    if owing_only:
+        where.append(SQL("(p.owed <> 0 OR p.credit <> 0)"))
+    return _rows(conn, SQL("SELECT {cols} FROM {source} p WHERE {where} "
+                           "ORDER BY p.owed DESC, p.patient_ref LIMIT %s").format(
+        cols=SQL(", ").join(SQL("p.{0}").format(Identifier(c)) for c in PATIENT_COLUMNS),
+        source=_source("patient_balances", position), where=SQL(" AND ").join(where)),
+        [*params, _limit(limit)])
 
 
 # ---------------------------------------------------------------- disputes and denials
@@ -277,57 +344,70 @@ def work_queue(conn: Connection[Any], *, kind: str | None = None, open_only: boo
 
 # ---------------------------------------------------------------- trends
 def diagnosis_trend(conn: Connection[Any], diagnosis: str, *, scope: str = "principal",
-                    kind: str | None = None, limit: int = 50) -> dict[str, Any] | None:
+                    kind: str | None = None, limit: int = 50,
+                    position: int | None = None) -> dict[str, Any] | None:
     """For one diagnosis: encounters, charged/allowed/paid in total and per encounter, and the
     services and supplies used (most frequent first) with counts and money."""
     if scope not in ("principal", "any"):
         raise InvalidValue("scope", "scope.enum", "scope: principal or any")
     dx = normalise_code(diagnosis)
-    rows = _rows(conn, "SELECT *, round(charged / encounters, 2) AS average_charged, "
-                       "round(allowed / encounters, 2) AS average_allowed, "
-                       "round(paid / encounters, 2) AS average_paid FROM trend_diagnoses "
-                       "WHERE diagnosis = %s AND scope = %s", (dx, scope))
+    rows = _rows(conn, SQL("SELECT diagnosis, scope, encounters, lines, charged, allowed, "
+                           "paid, round(charged / encounters, 2) AS average_charged, "
+                           "round(allowed / encounters, 2) AS average_allowed, "
+                           "round(paid / encounters, 2) AS average_paid FROM {0} t "
+                           "WHERE diagnosis = %s AND scope = %s").format(
+        _source("trend_diagnoses", position)), (dx, scope))
     if not rows:
         return None
     out = rows[0]
     where = "diagnosis = %s AND scope = %s" + (" AND kind = %s" if kind else "")
     params: list[Any] = [dx, scope] + ([kind] if kind else [])
     out["services"] = _rows(
-        conn, f"SELECT kind, procedure_code, revenue_code, encounters, lines, units, charged, "
-              f"allowed, paid, round(charged / encounters, 2) AS average_charged_per_encounter "
-              f"FROM trend_diagnosis_services WHERE {where} "
-              f"ORDER BY encounters DESC, lines DESC, charged DESC, procedure_code, "
-              f"revenue_code LIMIT %s", [*params, _limit(limit)])
+        conn, SQL("SELECT kind, procedure_code, revenue_code, encounters, lines, units, "
+                  "charged, allowed, paid, round(charged / encounters, 2) AS "
+                  "average_charged_per_encounter FROM {0} t WHERE " + where +
+                  " ORDER BY encounters DESC, lines DESC, charged DESC, procedure_code, "
+                  "revenue_code LIMIT %s").format(
+            _source("trend_diagnosis_services", position)), [*params, _limit(limit)])
     return out
 
 
 def top_diagnoses(conn: Connection[Any], *, scope: str = "principal",
-                  limit: int = 50) -> list[dict[str, Any]]:
+                  limit: int = 50, position: int | None = None) -> list[dict[str, Any]]:
     """Diagnoses by number of encounters, with average charged/allowed/paid per encounter."""
-    return _rows(conn, "SELECT *, round(charged / encounters, 2) AS average_charged, "
-                       "round(allowed / encounters, 2) AS average_allowed, "
-                       "round(paid / encounters, 2) AS average_paid FROM trend_diagnoses "
-                       "WHERE scope = %s ORDER BY encounters DESC, diagnosis LIMIT %s",
+    return _rows(conn, SQL("SELECT diagnosis, scope, encounters, lines, charged, allowed, paid, "
+                           "round(charged / encounters, 2) AS average_charged, "
+                           "round(allowed / encounters, 2) AS average_allowed, "
+                           "round(paid / encounters, 2) AS average_paid FROM {0} t "
+                           "WHERE scope = %s ORDER BY encounters DESC, diagnosis LIMIT %s"
+                           ).format(_source("trend_diagnoses", position)),
                  (scope, _limit(limit)))
 
 
-def code_revisions_by_coder(conn: Connection[Any], *, limit: int = 50) -> list[dict[str, Any]]:
+def code_revisions_by_coder(conn: Connection[Any], *, limit: int = 50,
+                            position: int | None = None) -> list[dict[str, Any]]:
     """Per coder: diagnoses coded/revised/removed, lines added/revised/removed, most revisions
     first."""
-    return _rows(conn, "SELECT *, diagnoses_revised + diagnoses_removed + line_codes_revised + "
-                       "lines_removed AS code_changes FROM code_revisions_by_coder "
-                       "ORDER BY code_changes DESC, actor_id, actor_role LIMIT %s",
-                 (_limit(limit),))
+    return _rows(conn, SQL("SELECT actor_id, actor_role, diagnoses_coded, diagnoses_revised, "
+                           "diagnoses_removed, lines_added, line_codes_revised, lines_revised, "
+                           "lines_removed, charges_adjusted, diagnoses_revised + "
+                           "diagnoses_removed + line_codes_revised + lines_removed AS "
+                           "code_changes FROM {0} t ORDER BY code_changes DESC, actor_id, "
+                           "actor_role LIMIT %s").format(
+        _source("code_revisions_by_coder", position)), (_limit(limit),))
 
 
 def code_revisions_by_code(conn: Connection[Any], *, code_system: str | None = None,
-                           limit: int = 50) -> list[dict[str, Any]]:
+                           limit: int = 50, position: int | None = None
+                           ) -> list[dict[str, Any]]:
     """Codes that get changed most: times revised away from, revised to, removed, assigned."""
     where = "WHERE code_system = %s" if code_system else ""
     params: list[Any] = [code_system] if code_system else []
-    return _rows(conn, f"SELECT *, revised_from + removed AS changed_away FROM "
-                       f"code_revisions_by_code {where} ORDER BY changed_away DESC, "
-                       f"revised_to DESC, code_system, code LIMIT %s", [*params, _limit(limit)])
+    return _rows(conn, SQL("SELECT code_system, code, assigned, revised_from, revised_to, "
+                           "removed, revised_from + removed AS changed_away FROM {0} t "
+                           + where + " ORDER BY changed_away DESC, revised_to DESC, "
+                           "code_system, code LIMIT %s").format(
+        _source("code_revisions_by_code", position)), [*params, _limit(limit)])
 
 
 # ---------------------------------------------------------------- audit trail

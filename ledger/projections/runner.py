@@ -79,7 +79,8 @@ class ProjectionRunner:
                  page_size: int = 500, max_page_size: int = 10_000,
                  poll_interval: float = 0.5, watchdog_interval: float = 5.0,
                  stall_after: float = 30.0, parallel: bool = True,
-                 reader: EventReader | None = None) -> None:
+                 reader: EventReader | None = None, history: bool = True,
+                 view_schema: str | None = None) -> None:
         env = dict(env)
         refuse_db_functions(env)
         # The runner's own small pool, whatever the application's pool size is.
@@ -98,7 +99,24 @@ class ProjectionRunner:
         if unknown:
             raise KeyError(f"no projection named {', '.join(unknown)} "
                            f"(known: {', '.join(VIEWS)})")
-        self.views: dict[str, ReadModel] = {n: VIEWS[n](self.datastore) for n in selected}
+        # view_schema: build the views into that schema's tables (a scratch rebuild, see
+        # ``rebuild_until``) while reading the log from the application's schema.
+        self._view_factory: Any = None
+        view_datastore = self.datastore
+        if view_schema is not None:
+            self._view_factory = InfrastructureFactory.construct(Environment(
+                APPLICATION_NAME, {**env, "POSTGRES_SCHEMA": view_schema}))
+            view_datastore = self._view_factory.datastore
+            view_datastore.pool.kwargs["options"] = f"-c search_path={view_schema},public"
+
+        def build(n: str) -> ReadModel:
+            cls = VIEWS[n]
+            if issubclass(cls, AggregateReadModel):
+                return cls(view_datastore, history=history,
+                           events_schema=self.datastore.schema)
+            return cls(view_datastore)
+
+        self.views: dict[str, ReadModel] = {n: build(n) for n in selected}
         for view in self.views.values():
             if isinstance(view, AggregateReadModel):
                 view.mapper = self.reader.mapper  # replays decode as the reader does
@@ -156,9 +174,10 @@ class ProjectionRunner:
                 self._changed.wait(min(remaining, 0.25))
 
     # ------------------------------------------------------------------ one page
-    def run_page(self, *, raise_errors: bool = False) -> int:
+    def run_page(self, *, raise_errors: bool = False, until: int | None = None) -> int:
         """Read one page after the lowest tracked position and apply it to every view that
-        needs it. Returns the number of events read (0: nothing new)."""
+        needs it. Returns the number of events read (0: nothing new). ``until``: apply no
+        event after that position (a rebuild stopped there)."""
         now = time.monotonic()
         active = [n for n, h in self.health.items() if h.retry_at <= now]
         if not active:
@@ -166,6 +185,8 @@ class ProjectionRunner:
         after = min(self.health[n].position for n in active)
         limit = self._limit
         page = self.reader.read(after, limit)
+        if until is not None and page.events and page.end > until:
+            page = Page(after, [e for e in page.events if e.position <= until])
         # Behind (a full page): read bigger pages, fewer rewrites per event; live: small ones.
         self._limit = min(limit * 2, self.max_page_size) if len(page.events) == limit \
             else self.page_size
@@ -272,15 +293,19 @@ class ProjectionRunner:
             event=event_name(event.event) if event else None)
 
     def catch_up(self, until: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+                 progress: Callable[[int, int], None] | None = None, *,
+                 stop_at: bool = False) -> dict[str, int]:
         """Process pages until every view has reached ``until`` (default: the log's head
-        now). Errors are raised. ``progress(position, head)`` is called after each page."""
+        now). Errors are raised. ``progress(position, head)`` is called after each page.
+        ``stop_at``: apply no event after ``until`` (the views then stand exactly as they
+        did when the log ended there)."""
         target = self.reader.head() if until is None else until
         self.refresh_positions()
         self._limit = self.max_page_size
         while min(self.health[n].position for n in self.health) < target:
             before = self.positions()
-            if self.run_page(raise_errors=True) == 0:
+            if self.run_page(raise_errors=True,
+                             until=target if stop_at else None) == 0:
                 if any(h.retry_at > time.monotonic() for h in self.health.values()):
                     time.sleep(0.05)  # a view gave way to a lock: try again shortly
                     continue
@@ -314,6 +339,8 @@ class ProjectionRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self.datastore.close()
+        if self._view_factory is not None:
+            self._view_factory.datastore.close()
 
     def __enter__(self) -> ProjectionRunner:
         return self.start()
@@ -436,3 +463,39 @@ def start_in_process(env: Mapping[str, str], settings: Any = None) -> Projection
 
         apply_connection_options(runner.datastore.pool, settings)
     return runner.start()
+
+
+def rebuild_until(env: Mapping[str, str], name: str, until: int, schema: str) -> str:
+    """Rebuild projection ``name`` from scratch, stopped at log position ``until``, into the
+    new schema ``schema`` (its tables, tracking and status are created there like the real
+    ones; the real read model is not touched). Returns the schema: read it with
+    ``search_path = <schema>, public``; drop it with ``drop_scratch``."""
+    import re
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise ValueError("schema: lower-case letters, digits and _")
+    cls = VIEWS[name]
+    maker = ProjectionRunner(env, [], parallel=False)
+    try:
+        with maker.datastore.transaction(commit=True) as curs:
+            curs.execute(f"CREATE SCHEMA {schema}")
+            for table in (*cls.tables, f"{name}_tracking", "projection_status"):
+                curs.execute(f"CREATE TABLE {schema}.{table} (LIKE public.{table} "
+                             "INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)")
+    finally:
+        maker.close()
+    runner = ProjectionRunner(env, [name], parallel=False, view_schema=schema)
+    try:
+        runner.catch_up(until, stop_at=True)
+    finally:
+        runner.close()
+    return schema
+
+
+def drop_scratch(env: Mapping[str, str], schema: str) -> None:
+    runner = ProjectionRunner(env, [], parallel=False)
+    try:
+        with runner.datastore.transaction(commit=True) as curs:
+            curs.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        runner.close()

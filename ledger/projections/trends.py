@@ -38,7 +38,8 @@ from ledger.domain import figures
 from ledger.domain.encounter import Encounter
 from ledger.domain.model import ServiceLine
 from ledger.projections.aggregates import AggregateReadModel
-from ledger.projections.base import PagedEvent
+from ledger.projections.base import PagedEvent, event_name
+from ledger.projections.history import PositionDeltas, SumHistory, add_step
 from ledger.projections.rows import (
     ZERO,
     JsonValue,
@@ -90,16 +91,21 @@ CODE_INDEX = {name: i for i, name in enumerate(CODE_MEASURES)}
 
 
 class Counters:
-    """Revision counters collected over a page."""
+    """Revision counters collected over a page (and per event, for the history)."""
 
     def __init__(self) -> None:
         self.coders: dict[tuple[Any, ...], list[Any]] = {}
         self.codes: dict[tuple[Any, ...], list[Any]] = {}
+        self.step: tuple[int, str] = (0, "")  # the event being counted
+        self.coders_by_event: PositionDeltas = {}
+        self.codes_by_event: PositionDeltas = {}
 
     def coder(self, e: Any, measure: str) -> None:
         values = [0] * len(CODER_MEASURES)
         values[CODER_INDEX[measure]] = 1
         accumulate(self.coders, (e.actor_id, e.actor_role), values, 1)
+        accumulate(self.coders_by_event.setdefault(self.step, {}),
+                   (e.actor_id, e.actor_role), values, 1)
 
     def code(self, system: str, code: str, measure: str) -> None:
         if not code:
@@ -107,16 +113,33 @@ class Counters:
         values = [0] * len(CODE_MEASURES)
         values[CODE_INDEX[measure]] = 1
         accumulate(self.codes, (system, code), values, 1)
+        accumulate(self.codes_by_event.setdefault(self.step, {}), (system, code), values, 1)
 
 
 Rows = list[tuple[tuple[Any, ...], list[Any]]]
 
+DX_KEYS = {"diagnosis": "text", "scope": "text"}
+SERVICE_KEYS = {"diagnosis": "text", "scope": "text", "kind": "text", "procedure_code": "text",
+                "revenue_code": "text"}
+CODER_KEYS = {"actor_id": "text", "actor_role": "text"}
+CODE_KEYS = {"code_system": "text", "code": "text"}
+DX_HISTORY = SumHistory("trend_diagnoses", DX_KEYS, DX_MEASURES)
+SERVICE_HISTORY = SumHistory("trend_diagnosis_services", SERVICE_KEYS, SERVICE_MEASURES)
+CODER_HISTORY = SumHistory("code_revisions_by_coder", CODER_KEYS, CODER_MEASURES)
+CODE_HISTORY = SumHistory("code_revisions_by_code", CODE_KEYS, CODE_MEASURES)
+
 
 class TrendsView(AggregateReadModel[TrendState]):
     name = "trends"
+    history_tables = ("trend_diagnoses_history", "trend_diagnosis_services_history",
+                      "code_revisions_by_coder_history", "code_revisions_by_code_history")
     tables = ("trend_diagnoses", "trend_diagnosis_services", "code_revisions_by_coder",
-              "code_revisions_by_code", "trend_encounters", "trend_lines")
+              "code_revisions_by_code", "trend_encounters", "trend_lines", *history_tables)
     keys = {
+        "trend_diagnoses_history": (*DX_KEYS, "valid_from"),
+        "trend_diagnosis_services_history": (*SERVICE_KEYS, "valid_from"),
+        "code_revisions_by_coder_history": (*CODER_KEYS, "valid_from"),
+        "code_revisions_by_code_history": (*CODE_KEYS, "valid_from"),
         "trend_diagnoses": ("diagnosis", "scope"),
         "trend_diagnosis_services": ("diagnosis", "scope", "kind", "procedure_code",
                                      "revenue_code"),
@@ -138,12 +161,29 @@ class TrendsView(AggregateReadModel[TrendState]):
         if live:  # revision counts are per event, counted once
             counter = COUNTERS.get(type(e))
             if counter is not None:
+                self._counters.step = (pe.position, event_name(e))
                 counter(state.enc, e, self._counters)
         e.mutate(state.enc)
         state.events += 1
 
     def measure(self, state: TrendState) -> tuple[Rows, Rows]:
         return contribution(state.enc)
+
+    def history_record(self, state: TrendState) -> tuple[Rows, Rows]:
+        return contribution(state.enc)
+
+    def write_history(self, curs: Cursor[DictRow],
+                      steps: Sequence[tuple[PagedEvent, Any, Any]]) -> None:
+        dx: PositionDeltas = {}
+        services: PositionDeltas = {}
+        for pe, old, new in steps:
+            kind = event_name(pe.event)
+            add_step(dx, pe.position, kind, old and old[0], new[0])
+            add_step(services, pe.position, kind, old and old[1], new[1])
+        DX_HISTORY.write(curs, dx)
+        SERVICE_HISTORY.write(curs, services)
+        CODER_HISTORY.write(curs, self._counters.coders_by_event)
+        CODE_HISTORY.write(curs, self._counters.codes_by_event)
 
     def write(self, curs: Cursor[DictRow], events: Sequence[PagedEvent],
               before: dict[UUID, Any], after: dict[UUID, TrendState],

@@ -69,8 +69,24 @@ def write_raised(curs: Any, raised: list[RaisedException]) -> None:
              r.amount, r.rule[:80], r.file_hash, orjson.dumps(r.detail).decode()))
 
 
+# The queue as it stood when the log's head was at a position: its events written by then
+# (each records the head when written: x12_exception_events.log_position, migration 0120).
+_AS_OF = """(SELECT r.exception_id, r.kind, r.claim_number, r.payer_id, r.trace_number,
+       r.amount, r.rule, r.file_hash, r.detail, r.recorded_at AS raised_at,
+       CASE WHEN last.event IS NULL THEN 'open' ELSE 'resolved' END AS status,
+       COALESCE(last.event, '') AS resolution, COALESCE(last.reason, '') AS resolution_reason,
+       COALESCE(last.actor_id, '') AS resolved_by, last.recorded_at AS resolved_at
+FROM x12_exception_events r
+LEFT JOIN LATERAL (
+    SELECT e.event, e.reason, e.actor_id, e.recorded_at FROM x12_exception_events e
+    WHERE e.exception_id = r.exception_id AND e.event <> 'raised' AND e.log_position <= %s
+    ORDER BY e.seq DESC LIMIT 1) last ON true
+WHERE r.event = 'raised' AND r.log_position <= %s) x12_exceptions"""
+
+
 def list_exceptions(conn: Any, *, status: str = "open", kind: str = "",
-                    limit: int = 500) -> list[dict[str, Any]]:
+                    limit: int = 500, position: int | None = None) -> list[dict[str, Any]]:
+    """The queue now, or as it stood at log ``position`` (see ``ledger.projections.asof``)."""
     if status not in ("open", "resolved", "all"):
         raise InvalidValue("status", "exceptions.status", "status: open, resolved or all")
     if kind and kind not in KINDS:
@@ -82,10 +98,12 @@ def list_exceptions(conn: Any, *, status: str = "open", kind: str = "",
     if kind:
         where.append("kind = %s")
         args.append(kind)
-    sql = (f"SELECT {', '.join(COLUMNS)} FROM x12_exceptions"
+    source = "x12_exceptions" if position is None else _AS_OF
+    sql = (f"SELECT {', '.join(COLUMNS)} FROM {source}"
            + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY raised_at, exception_id LIMIT %s")
-    rows = conn.execute(sql, (*args, max(1, min(int(limit), 5000)))).fetchall()
+    before = [] if position is None else [int(position), int(position)]
+    rows = conn.execute(sql, (*before, *args, max(1, min(int(limit), 5000)))).fetchall()
     out = []
     for row in rows:
         item = dict(zip(COLUMNS, row, strict=True))

@@ -69,6 +69,7 @@ def open_encounter(client: TestClient, patient: str) -> tuple[str, int]:
 
 
 def trail(client: TestClient, eid: str, pos: int | None) -> tuple[list[str], str]:
+    client.cookies.clear()  # min_position alone (the position cookie: see the tests below)
     params: dict[str, object] = {"encounter_id": eid}
     if pos is not None:
         params["min_position"] = pos
@@ -143,6 +144,7 @@ def code(client: TestClient, eid: str, diagnosis: str) -> int:
 
 def replay(client: TestClient, path: str, pos: int | None, **params: object
            ) -> tuple[dict, str]:
+    client.cookies.clear()  # min_position alone (the position cookie: see the tests below)
     if pos is not None:
         params["min_position"] = pos
     r = client.get(path, params=params, headers=AUDITOR)
@@ -195,7 +197,81 @@ def test_a_lagging_replica_leaves_replay_reads_to_the_primary(client, pair) -> N
 
 def test_replay_min_position_beyond_the_log_is_refused(client) -> None:
     eid, pos = open_encounter(client, "PT-P2")
+    client.cookies.clear()
     r = client.get(f"/encounters/{eid}", params={"min_position": pos + 10_000},
                    headers=AUDITOR)
     assert r.status_code == 422, r.text  # as the read-model routes answer it
     assert r.json()["rule"] == "min_position.beyond_log"
+
+
+# ------------------------------------------ read-your-writes by the position cookie (issue 20)
+COOKIE = "ledger_min_position"
+
+
+def cookie_read(client: TestClient, path: str, **params: object) -> tuple[dict, str]:
+    """A read with no min_position: only the cookie the client's writes set."""
+    assert "min_position" not in params
+    r = client.get(path, params=params, headers=AUDITOR)
+    assert r.status_code == 200, r.text
+    return r.json(), r.headers.get("X-Read-From", "")
+
+
+def test_a_write_then_a_read_with_only_the_cookie_is_answered_by_the_replica(client) -> None:
+    client.cookies.clear()
+    for n in range(3):
+        eid, pos = open_encounter(client, f"PT-K{n}")
+        assert int(client.cookies[COOKIE]) == pos
+        pos = code(client, eid, "E11.9")
+        assert int(client.cookies[COOKIE]) == pos
+        body, where = cookie_read(client, "/audit/trail", encounter_id=eid)
+        assert where == "replica"
+        assert "DiagnosisCoded" in [i["event_type"] for i in body["items"]], \
+            f"the replica answered without the write at position {pos}"
+        enc, where = cookie_read(client, f"/encounters/{eid}")
+        assert (enc["version"], where) == (2, "replica")
+        hist, where = cookie_read(client, f"/encounters/{eid}/history")
+        assert (len(hist["events"]), where) == (2, "replica")
+        claims, where = cookie_read(client, "/fhir/Claim")  # FHIR search: same rule
+        assert where == "replica"
+
+
+def test_a_lagging_replica_leaves_a_cookie_read_to_the_primary(client, pair) -> None:
+    primary, standby, db = pair
+    client.cookies.clear()
+    eid, _ = open_encounter(client, "PT-K9")
+    assert cookie_read(client, f"/encounters/{eid}")[1] == "replica"
+    with psycopg.connect(standby.url(db), autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            pos = code(client, eid, "E11.9")
+            assert int(client.cookies[COOKIE]) == pos
+            started = time.monotonic()
+            enc, where = cookie_read(client, f"/encounters/{eid}")
+            waited = time.monotonic() - started
+            assert (enc["version"], where) == (2, "primary")  # the write, from the primary
+            assert waited >= 1.0, "answered by the primary before the replica wait was over"
+            body, where = cookie_read(client, "/audit/trail", encounter_id=eid)
+            assert where == "primary"
+            assert "DiagnosisCoded" in [i["event_type"] for i in body["items"]]
+            # the paused replica really is behind: without the cookie it answers version 1
+            saved = client.cookies[COOKIE]
+            client.cookies.clear()
+            enc, where = cookie_read(client, f"/encounters/{eid}")
+            assert (enc["version"], where) == (1, "replica")
+            client.cookies.set(COOKIE, saved)
+        finally:
+            conn.execute("SELECT pg_wal_replay_resume()")
+    enc, where = cookie_read(client, f"/encounters/{eid}")
+    assert (enc["version"], where) == (2, "replica")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "12x", "9" * 30])
+def test_a_malformed_cookie_is_ignored_by_replica_reads(client, value) -> None:
+    eid, _ = open_encounter(client, "PT-KM")
+    client.cookies.clear()
+    sent = {**AUDITOR, "Cookie": f"{COOKIE}={value}"}
+    for path, params in (("/audit/trail", {"encounter_id": eid}), (f"/encounters/{eid}", {}),
+                         ("/remittances/reconciliation", {})):
+        r = client.get(path, params=params, headers=sent)
+        assert r.status_code == 200, (path, r.text)
+        assert r.headers["X-Read-From"] == "replica"

@@ -413,3 +413,29 @@ def test_the_session_cookie_is_secure_over_tls(settings):
                      follow_redirects=False)
         assert r.status_code == 303
         assert "; Secure" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
+
+
+def test_a_form_write_sets_the_position_cookie_the_read_model_pages_wait_for(
+        client, data, settings):
+    sign_in(client, "biller-1")
+    claim_url = f"/ui/encounters/{data['s1']}/claims/{data['claim']}"
+    token = csrf_of(client.get(claim_url).text)
+    runner = client.app.state.projection_runner
+    runner.stop()  # the read models stop moving
+    try:
+        r = client.post(f"/ui/encounters/{data['s1']}/patient-payments",
+                        data={"amount": "2.00", "method": "card", "received_on": "2026-05-01",
+                              "csrf_token": token, "next": claim_url}, follow_redirects=False)
+        assert r.status_code == 303
+        position = int(r.headers["X-Log-Position"])
+        assert f"ledger_min_position={position};" in r.headers["set-cookie"]
+        settings.wait_timeout = 0.3
+        # the payers page (a read model) waits for the write, as the API's reads do
+        assert client.get("/ui/payers").status_code == 503
+        client.cookies.delete("ledger_min_position")
+        assert client.get("/ui/payers").status_code == 200  # no cookie: no wait
+        client.cookies.set("ledger_min_position", str(position))
+    finally:
+        runner.start()
+    settings.wait_timeout = 10.0
+    assert client.get("/ui/payers").status_code == 200

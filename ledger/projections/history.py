@@ -1,0 +1,164 @@
+"""Versions of read-model rows by log position: what the ``*_history`` tables hold.
+
+A projection that keeps history records, for every event of a page, what the event's
+encounter contributes after it (``AggregateReadModel.history_record``). From consecutive
+records this module writes, in the page's transaction:
+
+- for summed tables (payer balances, aging, patient balances, trends): one version of each
+  row an event changed, valid from the event's position until the next change
+  (``SumHistory``); a row whose measures all return to zero gets a version with
+  ``present = false`` (the current table deletes it);
+- for per-claim rows (the claims list): one version per event that changed the row
+  (``RowHistory``).
+
+Because every version starts at the position of the event that made it, the history is a
+pure function of the log: it does not depend on how the events were paged, and the rebuild
+test compares it like any other table. "As of P" is then the versions whose
+``[valid_from, valid_to)`` contains P (GiST index on ``int8range(valid_from, valid_to)``).
+
+A version's ``event_type`` names the event that opened it: the reconciliation report groups
+the changes between two positions by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Cursor
+from psycopg.sql import SQL, Identifier
+
+from ledger.projections.rows import copy_rows
+
+Key = tuple[Any, ...]
+# (position, event type) -> {key: delta values}
+PositionDeltas = dict[tuple[int, str], dict[Key, list[Any]]]
+
+
+def _close(curs: Cursor[Any], table: str, keys: Mapping[str, str],
+           firsts: dict[Key, int]) -> None:
+    """Close the open version of each key at the position of its first new version."""
+    if not firsts:
+        return
+    names = list(keys)
+    arrays = [[k[i] for k in firsts] for i in range(len(names))]
+    statement = SQL(
+        "UPDATE {table} h SET valid_to = u.pos FROM unnest({arrays}, %s::bigint[]) "
+        "AS u({cols}, pos) WHERE {match} AND h.valid_to IS NULL"
+    ).format(table=Identifier(table),
+             arrays=SQL(", ").join(SQL("%s::{0}[]").format(SQL(keys[n])) for n in names),
+             cols=SQL(", ").join(Identifier(n) for n in names),
+             match=SQL(" AND ").join(SQL("h.{0} = u.{0}").format(Identifier(n)) for n in names))
+    curs.execute(statement, [*arrays, list(firsts.values())])
+
+
+@dataclass(frozen=True)
+class SumHistory:
+    """History of a table of sums kept by ``rows.add_deltas``."""
+
+    table: str
+    keys: Mapping[str, str]
+    measures: Mapping[str, str]
+    extra: tuple[str, ...] = ()  # non-additive columns carried along (last statement)
+
+    @property
+    def history_table(self) -> str:
+        return f"{self.table}_history"
+
+    def write(self, curs: Cursor[Any], changes: PositionDeltas,
+              extras: Mapping[tuple[int, Key], Sequence[Any]] | None = None) -> None:
+        """Write the versions made by ``changes`` (deltas per event, in any order).
+
+        Must run *before* the page's deltas are added to the current table: the versions
+        start from the current rows. ``extras[(position, key)]`` sets the extra columns
+        from that position on."""
+        extras = extras or {}
+        touched = {key for deltas in changes.values() for key in deltas}
+        if not touched:
+            return
+        names, measures = list(self.keys), list(self.measures)
+        width = len(measures)
+        running: dict[Key, list[Any]] = {}
+        extra_now: dict[Key, list[Any]] = {}
+        cols = SQL(", ").join(Identifier(c) for c in [*names, *measures, *self.extra])
+        arrays = SQL(", ").join(SQL("%s::{0}[]").format(SQL(self.keys[n])) for n in names)
+        curs.execute(SQL("SELECT {cols} FROM {table} WHERE ({keys}) IN (SELECT * FROM "
+                         "unnest({arrays}))").format(
+            cols=cols, table=Identifier(self.table), arrays=arrays,
+            keys=SQL(", ").join(Identifier(n) for n in names)),
+            [[k[i] for k in touched] for i in range(len(names))])
+        for row in curs.fetchall():
+            values = list(row.values()) if isinstance(row, dict) else list(row)
+            key = tuple(values[:len(names)])
+            running[key] = values[len(names):len(names) + width]
+            extra_now[key] = values[len(names) + width:]
+        versions: dict[Key, list[tuple[int, str, list[Any], list[Any]]]] = {}
+        for (position, event_type) in sorted(changes):
+            for key, delta in changes[(position, event_type)].items():
+                extra = extras.get((position, key))
+                if extra is None and not any(delta):
+                    continue
+                now = running.get(key)
+                if now is None:
+                    now = running[key] = list(delta)
+                else:
+                    for i, v in enumerate(delta):
+                        now[i] += v
+                if extra is not None:
+                    extra_now[key] = list(extra)
+                versions.setdefault(key, []).append(
+                    (position, event_type, list(now),
+                     extra_now.get(key) or [None] * len(self.extra)))
+        _close(curs, self.history_table, self.keys, {k: v[0][0] for k, v in versions.items()})
+        rows = []
+        for key, chain in versions.items():
+            for i, (position, event_type, values, extra) in enumerate(chain):
+                valid_to = chain[i + 1][0] if i + 1 < len(chain) else None
+                rows.append((*key, position, valid_to, event_type, any(values), *values,
+                             *extra))
+        copy_rows(curs, self.history_table,
+                  [*names, "valid_from", "valid_to", "event_type", "present", *measures,
+                   *self.extra], rows)
+
+
+@dataclass(frozen=True)
+class RowHistory:
+    """History of rows kept per key (one row per claim)."""
+
+    table: str  # the history table
+    keys: Mapping[str, str]
+    columns: tuple[str, ...]  # after the keys
+
+    def write(self, curs: Cursor[Any],
+              versions: Sequence[tuple[int, str, Key, tuple[Any, ...]]]) -> None:
+        """``versions``: (position, event type, key, row values) in log order, only where the
+        row changed."""
+        if not versions:
+            return
+        chains: dict[Key, list[tuple[int, str, tuple[Any, ...]]]] = {}
+        for position, event_type, key, values in versions:
+            chains.setdefault(key, []).append((position, event_type, values))
+        _close(curs, self.table, self.keys, {k: v[0][0] for k, v in chains.items()})
+        rows = []
+        for key, chain in chains.items():
+            for i, (position, event_type, values) in enumerate(chain):
+                valid_to = chain[i + 1][0] if i + 1 < len(chain) else None
+                rows.append((*key, position, valid_to, event_type, *values))
+        copy_rows(curs, self.table,
+                  [*self.keys, "valid_from", "valid_to", "event_type", *self.columns], rows)
+
+
+def add_step(changes: PositionDeltas, position: int, event_type: str,
+             before: Sequence[tuple[Key, Sequence[Any]]] | None,
+             after: Sequence[tuple[Key, Sequence[Any]]]) -> None:
+    """Record one event's change of an encounter's contribution (``after - before``)."""
+    deltas = changes.setdefault((position, event_type), {})
+    for sign, rows in ((-1, before or ()), (1, after)):
+        for key, values in rows:
+            row = deltas.get(key)
+            if row is None:
+                deltas[key] = [v * sign for v in values]
+            else:
+                for i, v in enumerate(values):
+                    row[i] += v * sign
