@@ -14,7 +14,7 @@ COPY ledger /src/ledger
 COPY api /src/api
 COPY migrations /src/migrations
 RUN /opt/ledger/bin/pip install --no-deps /src \
- && /opt/ledger/bin/python -c "import ledger.migrate as m; assert m.discover()"
+ && /opt/ledger/bin/python -c "import ledger.persistence.migrate as m; assert m.discover()"
 
 FROM python:3.11-slim
 RUN groupadd --system --gid 10001 ledger \

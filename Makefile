@@ -37,8 +37,9 @@ test-faults: $(DEV_STAMP)  ## fault tests, the long kill run (>= 10 API and 10 P
 bench: $(DEV_STAMP)  ## benchmarks (see bench/README.md)
 	$(BIN)/python -m bench.run_all $(ARGS)
 
-lint: $(DEV_STAMP)  ## ruff on everything, mypy on the domain
+lint: $(DEV_STAMP)  ## ruff on everything, the layer contracts (.importlinter), mypy on the domain
 	$(BIN)/ruff check ledger api tests bench
+	$(BIN)/lint-imports
 	$(BIN)/mypy ledger/domain --ignore-missing-imports
 
 lock:  ## re-pin requirements.lock (the deployable service's dependencies, with hashes)

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.middleware import HttpMiddleware
 from ledger import metrics
 from ledger.logs import REQUEST_ID, accept_request_id
 
@@ -21,14 +22,8 @@ log = logging.getLogger("ledger.access")
 HEADER = b"x-request-id"
 
 
-class AccessLog:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class AccessLog(HttpMiddleware):
+    async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
         status = 500
         given = None

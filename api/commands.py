@@ -22,15 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ledger_problem, problem
 from api.responses import OrjsonResponse, ProblemResponse, dumps
-from ledger.application import CommandResult
-from ledger.domain.errors import (
-    ConcurrencyConflict,
-    InvalidValue,
-    LedgerError,
-    PreconditionFailed,
-)
-from ledger.domain.model import Actor
-from ledger.idempotency import (
+from ledger.application.idempotency import (
     Claimed,
     IdempotencyStore,
     InFlight,
@@ -38,6 +30,15 @@ from ledger.idempotency import (
     Replay,
     fingerprint,
 )
+from ledger.application.results import CommandResult
+from ledger.domain.commands import Command
+from ledger.domain.errors import (
+    ConcurrencyConflict,
+    InvalidValue,
+    LedgerError,
+    PreconditionFailed,
+)
+from ledger.domain.model import Actor
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
@@ -62,6 +63,16 @@ def result_body(result: CommandResult, value: Any = None) -> dict[str, Any]:
 
 
 Runner = Callable[..., Awaitable[CommandResult]]
+
+
+def handled(ledger: Any, command: Command, actor: Actor) -> Runner:
+    """The runner of one typed command: the application handles it (see run_command)."""
+
+    def runner(expected_version: int | None, write_with: Any) -> Any:
+        return ledger.handle_async(command, actor=actor, expected_version=expected_version,
+                                   write_with=write_with)
+
+    return runner
 
 
 async def run_command(

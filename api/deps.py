@@ -15,7 +15,7 @@ from starlette.requests import cookie_parser
 
 from api.client_address import client_address
 from api.permissions import PERMISSIONS, PUBLIC, allowed
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter, Identity, token_parts
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue

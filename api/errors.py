@@ -18,8 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.error_log import log_unexpected
+from api.middleware import HttpMiddleware
 from api.responses import ProblemResponse
-from ledger.database import CommitOutcomeUnknown, DatabaseUnavailable
+from ledger.application.idempotency import ClaimLost
 from ledger.domain.errors import (
     ConcurrencyConflict,
     IllegalTransition,
@@ -27,7 +28,7 @@ from ledger.domain.errors import (
     NotFound,
     PreconditionFailed,
 )
-from ledger.idempotency import ClaimLost
+from ledger.persistence.database import CommitOutcomeUnknown, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 # Problem types are the service's own pages (relative URI references, RFC 9457 §3.1.1):
@@ -150,3 +151,41 @@ def install(app: FastAPI) -> None:
         body = problem(500, "Internal error", "the ledger could not complete the request",
                        instance=request.url.path, request_id=rid)
         return ProblemResponse(body, status_code=500)
+
+
+class UnexpectedErrors(HttpMiddleware):
+    """A pure ASGI middleware, inside the user middlewares, that answers an unexpected error
+    with the 500 problem itself (logged by ``api.error_log`` without PHI). Starlette's own
+    ServerErrorMiddleware would re-raise the exception after the handler ran, and the server
+    (uvicorn) would then log the whole traceback, message included."""
+
+    async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = False
+
+        async def tracking(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:  # noqa: BLE001 - every unexpected error ends here
+            request = Request(scope)
+            if is_unavailable(exc):  # not a bug: the database is gone (503, as api.errors)
+                if not started:
+                    body, headers = unavailable_problem(
+                        request.url.path, unknown=isinstance(exc, CommitOutcomeUnknown))
+                    await ProblemResponse(body, status_code=503, headers=headers)(
+                        scope, receive, send)
+                return
+            rid = log_unexpected(request, exc)
+            if started:  # too late for a problem body; the server closes the response
+                return
+            body = problem(500, "Internal error", "the ledger could not complete the request",
+                           instance=request.url.path, request_id=rid)
+            await ProblemResponse(body, status_code=500)(scope, receive, send)
+
+
+def install_unexpected_errors(app: Any) -> None:
+    app.add_middleware(UnexpectedErrors)

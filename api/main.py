@@ -13,25 +13,25 @@ from fastapi import Depends, FastAPI
 
 from api import (
     access_log,
-    error_log,
     errors,
     openapi,
     outage,
     parameters,
-    routes_audit,
-    routes_codes,
-    routes_x12,
     ui,
 )
 from api.client_address import parse_trusted
 from api.deps import PositionCookie, authorize
 from api.responses import OrjsonResponse
 from api.routes import admin, commands, disputes, explain, fhir, queries, replay, reporting
-from ledger.application import LedgerApplication
+from api.routes import audit as routes_audit
+from api.routes import codes as routes_codes
+from api.routes import x12 as routes_x12
+from ledger.application.idempotency import IdempotencyStore, new_pool
+from ledger.application.service import LedgerApplication
 from ledger.auth import AuthStore, FailureLimiter
 from ledger.availability import DatabaseMonitor
 from ledger.config import Settings, get_settings
-from ledger.database import (
+from ledger.persistence.database import (
     app_url,
     apply_connection_options,
     configure_client,
@@ -39,7 +39,6 @@ from ledger.database import (
     database_url,
     eventsourcing_env,
 )
-from ledger.idempotency import IdempotencyStore, new_pool
 from ledger.projections.runner import start_in_process
 from ledger.projections.waiting import ProjectionWaiter
 from ledger.replicas import ReadReplicas, parse_urls
@@ -108,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.tenants:  # several organizations, a database each (api/tenants.py)
         from api.tenants import TenantRouter
 
-        return TenantRouter(settings)  # type: ignore[return-value]
+        return TenantRouter(settings, create_app)  # type: ignore[return-value]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -175,7 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    error_log.install(app)  # innermost: a 500 is answered here, logged without PHI
+    errors.install_unexpected_errors(app)  # innermost: a 500 is answered here, logged without PHI
     access_log.install(app)
     openapi.install(app)
     app.include_router(commands.router)
@@ -217,7 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/ready", tags=["service"], summary="Ready to serve: database reachable, "
              "migrations applied, projections within their lag budget and none failing")
     def ready() -> OrjsonResponse:
-        from api.readiness import readiness
+        from ledger.readiness import readiness
 
         body = readiness(app.state.db_monitor, app.state.pool, settings,
                          getattr(app.state, "sealer", None))

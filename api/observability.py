@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ledger.metrics import DatabaseCollector, render
+from ledger.projections.queries import projection_positions
 
 
 def install(app: FastAPI) -> None:
@@ -27,6 +28,7 @@ def install(app: FastAPI) -> None:
         recorder = getattr(ledger, "recorder", None)
         events_pool = getattr(getattr(recorder, "datastore", None), "pool", None)
         collector = DatabaseCollector(state.pool.connection,
-                                      {"api": state.pool, "events": events_pool})
+                                      {"api": state.pool, "events": events_pool},
+                                      projection_positions)
         body, content_type = await run_in_threadpool(render, collector)
         return Response(body, media_type=content_type)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ledger.domain.commands import Command
 from ledger.domain.values import (
     EARLIEST_DATE,
     FUTURE_ALLOWANCE,
@@ -74,6 +76,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
+C = TypeVar("C", bound=Command)
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -86,6 +91,11 @@ class Body(BaseModel):
 
     def command_kwargs(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=False)
+
+    def to(self, command: type[C], encounter_id: UUID, **path: Any) -> C:
+        """The typed command this body asks for on ``encounter_id`` (``path``: the route's
+        other path parameters)."""
+        return command(encounter_id=encounter_id, **path, **self.command_kwargs())
 
 
 class Party(Body):

@@ -34,6 +34,7 @@ import hashlib
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -76,9 +77,8 @@ def _bearer(scope: dict[str, Any]) -> str | None:
 class TenantRouter:
     """The ASGI application of a multi-tenant service: one child app per tenant."""
 
-    def __init__(self, settings: Settings) -> None:
-        from api.main import create_app
-
+    def __init__(self, settings: Settings, create_app: Callable[[Settings], Any]) -> None:
+        """``create_app``: builds one tenant's application (``api.main.create_app``)."""
         self.settings = tenant_settings(settings)
         self.apps = {t: create_app(s) for t, s in self.settings.items()}
         self.first = next(iter(self.apps))

@@ -18,9 +18,9 @@ from psycopg_pool import ConnectionPool
 
 from bench.common import Report, alternate, fresh_database, machine, median
 from ledger import samples as s
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))

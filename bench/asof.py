@@ -18,12 +18,12 @@ import time
 import psycopg
 
 from bench.common import Report, alternate, fresh_database, machine, median, percentile
-from ledger.application import LedgerApplication
+from bench.workload import run_workload
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 from ledger.projections import queries as q
 from ledger.projections.runner import ProjectionRunner
-from ledger.projections.workload import run_workload
 
 QUICK = "--quick" in sys.argv
 EVENTS = int(os.environ.get("BENCH_ASOF_EVENTS", "12000" if QUICK else "1000000"))

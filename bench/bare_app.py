@@ -17,13 +17,18 @@ STATE = os.urandom(337)
 
 def create_app() -> FastAPI:
     url = os.environ["BENCH_DATABASE_URL"]
-    pool = AsyncConnectionPool(url, min_size=8, max_size=64, open=False,
-                               kwargs={"autocommit": True})
+    # BENCH_BARE_POOL_MIN / _MAX_IDLE: with several workers of both servers on one database
+    # (100 connections), idle connections are given back while the ledger is measured
+    pool = AsyncConnectionPool(url, min_size=int(os.environ.get("BENCH_BARE_POOL_MIN", "8")),
+                               max_size=64, open=False, kwargs={"autocommit": True},
+                               max_idle=float(os.environ.get("BENCH_BARE_POOL_MAX_IDLE", "600")))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await pool.open()
-        async with pool.connection() as conn:
+        async with pool.connection() as conn, conn.transaction():
+            # one worker at a time: concurrent CREATE TABLE IF NOT EXISTS can still collide
+            await conn.execute("SELECT pg_advisory_xact_lock(2121)")
             await conn.execute("CREATE TABLE IF NOT EXISTS bench_http (stream uuid NOT NULL,"
                                " version bigint NOT NULL, topic text, state bytea,"
                                " id bigserial UNIQUE, PRIMARY KEY (stream, version))")

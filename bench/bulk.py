@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from ledger import samples as s
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.domain.encounter import Encounter
 from ledger.domain.model import Finding  # noqa: F401 - keeps the transcoder registry loaded
 
@@ -63,7 +63,7 @@ def fill(url: str, app: LedgerApplication, events: int,
     with psycopg.connect(url) as conn:
         chained = has_chain(conn)
         if chained:
-            from ledger.audit.chain import chain_hash
+            from ledger.persistence.chain import chain_hash
         cols = "originator_id, originator_version, topic, state" + (
             ", chain_hash" if chained else "")
         batch = 5000

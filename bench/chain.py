@@ -36,11 +36,11 @@ from psycopg.sql import SQL, Identifier
 
 from bench.common import Report, fresh_database, machine, median
 from ledger import samples as s
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
 from ledger.domain.errors import ConcurrencyConflict, LedgerError
-from ledger.recorder import LedgerRecorder
+from ledger.persistence.database import eventsourcing_env
+from ledger.persistence.recorder import LedgerRecorder
 
 SECONDS = float(os.environ.get("BENCH_CHAIN_SECONDS", "1"))
 ROUNDS = int(os.environ.get("BENCH_CHAIN_ROUNDS", "7"))

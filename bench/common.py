@@ -27,9 +27,13 @@ def server_url() -> str:
     url = os.environ.get("LEDGER_DATABASE_URL")
     if url:
         return url
-    from ledger import embedded
+    from ledger.persistence import embedded
 
-    return embedded.start(ROOT / ".ledger" / "bench")
+    # PostgreSQL's default 100 connections do not hold `bench.http --workers 2`: two ledger
+    # workers (writer pool, idempotency/auth pool, monitor, waiter), the projection process
+    # and the bare endpoint's two pools of up to 64 (see bench/README.md, http).
+    return embedded.start(ROOT / ".ledger" / "bench", settings={
+        "max_connections": os.environ.get("BENCH_MAX_CONNECTIONS", "300")})
 
 
 @contextmanager
@@ -39,7 +43,7 @@ def fresh_database(label: str, keep: bool = False) -> Iterator[str]:
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = urlunparse(urlparse(server)._replace(path="/" + name))
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
 
     migrate(url)
     try:

@@ -20,16 +20,16 @@ import tempfile
 
 from bench.bulk import fill, template_events
 from bench.common import Report, fresh_database, machine
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 from ledger.fhir.export import export, _streams
 import psycopg
 url, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -20,11 +20,11 @@ import os
 import time
 
 from bench.common import Report, alternate, fresh_database, machine, median
-from ledger.application import LedgerApplication
+from bench.workload import run_workload
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 from ledger.projections.runner import VIEWS, ProjectionRunner
-from ledger.projections.workload import run_workload
 
 EVENTS = int(os.environ.get("BENCH_PROJECTION_EVENTS", "200000"))
 ROUNDS = max(3, int(os.environ.get("BENCH_ROUNDS", "3")))

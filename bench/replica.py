@@ -74,8 +74,8 @@ def get(path: str, headers: dict[str, str]) -> str:
 
 
 def tokens(url: str) -> tuple[str, str]:
+    from ledger.application.idempotency import new_pool
     from ledger.auth import AuthStore
-    from ledger.idempotency import new_pool
 
     pool = new_pool(url, max_size=2)
     try:
@@ -163,7 +163,7 @@ def measured(run: Callable[[], dict], groups: dict[str, list[psutil.Process]],
 
 
 def main() -> Report:
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
     from tests.faults.replication import Cluster
 
     report = Report("replica (writes and reads, 1 and 2 workers)")
@@ -190,7 +190,7 @@ def main() -> Report:
         base = {"LEDGER_DATABASE_URL": url, "LEDGER_LOG_LEVEL": "WARNING",
                 "LEDGER_PROJECTIONS_IN_PROCESS": "0"}
         projections = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "projections", "run"],
+            [sys.executable, "-m", "ledger.cli.main", "projections", "run"],
             env={**os.environ, **base, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pg = {"primary": [p for p in [primary.postmaster()] if p],

@@ -26,8 +26,9 @@ CALLERS = int(os.environ.get("BENCH_SCALE_CALLERS", "32"))
 
 
 def seal_filled(url: str) -> None:
-    from ledger.audit.checkpoints import CheckpointWriter, signing_key
+    from ledger.audit.checkpoints import signing_key
     from ledger.audit.settings import get_audit_settings
+    from ledger.audit.writer import CheckpointWriter
 
     writer = CheckpointWriter(url, signing_key(get_audit_settings().key_file), export_dir=None)
     try:

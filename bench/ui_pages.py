@@ -22,11 +22,11 @@ import httpx
 import psycopg
 
 from bench.common import Report, fresh_database, machine, median, percentile
-from ledger.application import LedgerApplication
+from bench.workload import run_workload
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 from ledger.projections.runner import ProjectionRunner
-from ledger.projections.workload import run_workload
 
 EVENTS = int(os.environ.get("BENCH_UI_EVENTS", "1000000"))
 REQUESTS = int(os.environ.get("BENCH_UI_REQUESTS", "200"))
@@ -82,8 +82,8 @@ def main() -> Report:
         print(f"# database {url.rsplit('/', 1)[-1]}", flush=True)
         print(f"# filled and projected {events:,} events in {time.perf_counter() - started:.0f}s;"
               f" machine {machine()}", flush=True)
+        from ledger.application.idempotency import new_pool
         from ledger.auth import AuthStore
-        from ledger.idempotency import new_pool
 
         pool = new_pool(url, max_size=2)
         AuthStore(pool).create_user("bench-biller", "biller", created_by="bench")

@@ -26,11 +26,12 @@ import psycopg
 from eventsourcing.persistence import StoredEvent
 
 from bench.common import Report, fresh_database, machine, median
-from ledger.application import LedgerApplication
-from ledger.audit.checkpoints import CheckpointWriter, generate_key
+from ledger.application.service import LedgerApplication
+from ledger.audit.checkpoints import generate_key
 from ledger.audit.verify import verify
+from ledger.audit.writer import CheckpointWriter
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 
 EVENTS = int(os.environ.get("BENCH_VERIFY_EVENTS", "200000"))
 ENCOUNTERS = int(os.environ.get("BENCH_VERIFY_ENCOUNTERS", "20000"))

@@ -65,9 +65,9 @@ def child(mode: str, path: str, url: str) -> None:
 
         count, outcome = len(read_837(data).claims), "parsed"
     else:
-        from ledger.application import LedgerApplication
+        from ledger.application.service import LedgerApplication
         from ledger.config import Settings
-        from ledger.database import eventsourcing_env
+        from ledger.persistence.database import eventsourcing_env
         from ledger.x12.importer import X12Importer
 
         app = LedgerApplication(env=eventsourcing_env(url, Settings(database_url=url,
@@ -102,8 +102,7 @@ def main() -> Report | None:
         child(args.child, args.file, args.url)
         return None
     if not os.environ.get("LEDGER_DATABASE_URL"):  # a server of its own
-        from ledger import embedded
-
+        from ledger.persistence import embedded
         os.environ["LEDGER_DATABASE_URL"] = embedded.start(ROOT / ".ledger" / "bench-x12")
     n = args.claims
     report = Report("x12_import_837")

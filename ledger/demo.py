@@ -10,10 +10,10 @@ from uuid import UUID
 import psycopg
 
 from ledger import samples
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.config import get_settings
-from ledger.database import eventsourcing_env
 from ledger.domain.model import Actor
+from ledger.persistence.database import eventsourcing_env
 
 DEMO_USERS = (("demo-coder", "coder"), ("demo-biller", "biller"), ("demo-auditor", "auditor"),
               ("demo-advocate", "advocate"), ("demo-admin", "admin"))
@@ -36,9 +36,9 @@ class DemoLoad:
 
 def demo_users(url: str) -> dict[str, str]:
     """Create the demo users with fresh tokens (only those missing); returns user -> token."""
+    from ledger.application.idempotency import new_pool
     from ledger.auth import AuthStore
     from ledger.domain.errors import RuleViolation
-    from ledger.idempotency import new_pool
 
     pool = new_pool(url, max_size=2)
     tokens: dict[str, str] = {}

@@ -107,11 +107,15 @@ def observe_batch(commands: int, seconds: float) -> None:
 
 # ------------------------------------------------------------------------ scrape time
 class DatabaseCollector(Collector):
-    """Gauges read from the database when scraped. ``pools``: name -> psycopg_pool pool."""
+    """Gauges read from the database when scraped. ``pools``: name -> psycopg_pool pool;
+    ``positions``: reads each projection's tracked position on a connection (the read
+    side's, e.g. ``ledger.projections.queries.projection_positions``)."""
 
-    def __init__(self, connect: Callable[[], Any], pools: dict[str, Any]) -> None:
+    def __init__(self, connect: Callable[[], Any], pools: dict[str, Any],
+                 positions: Callable[[Any], dict[str, int]]) -> None:
         self.connect = connect
         self.pools = pools
+        self.positions = positions
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         pool_use = GaugeMetricFamily("ledger_db_pool_connections",
@@ -142,8 +146,6 @@ class DatabaseCollector(Collector):
         yield from families
 
     def _from_database(self) -> Iterator[GaugeMetricFamily]:
-        from ledger.projections.queries import projection_positions
-
         with self.connect() as conn, conn.transaction():
             conn.execute("SET LOCAL statement_timeout = '2s'")
             head = conn.execute("SELECT COALESCE(max(notification_id), 0) FROM ledger_events"
@@ -151,7 +153,7 @@ class DatabaseCollector(Collector):
             g = GaugeMetricFamily("ledger_log_head", "Notification id of the newest event.")
             g.add_metric([], head)
             yield g
-            positions = projection_positions(conn)
+            positions = self.positions(conn)
             lag = GaugeMetricFamily("ledger_projection_lag_events", "Log head minus the "
                                     "projection's position (events not yet applied, at most).",
                                     labels=["projection"])

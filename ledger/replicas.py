@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ledger.database import check_when_suspect, mark_idle
+from ledger.persistence.database import check_when_suspect, mark_idle
 from ledger.projections import PROJECTION_NAMES
 from ledger.projections.queries import wait_for_position
 

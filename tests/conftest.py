@@ -18,7 +18,7 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import pytest
 
-from ledger.migrate import NO_TIMEOUTS
+from ledger.persistence.migrate import NO_TIMEOUTS
 
 ROOT = Path(__file__).resolve().parent.parent
 # The public X12 fixtures: ../shared/fixtures where the workplace provides it (CI does), else
@@ -52,8 +52,7 @@ def _server_url() -> str:
     url = os.environ.get("LEDGER_TEST_DATABASE_URL")
     if url:
         return url
-    from ledger import embedded
-
+    from ledger.persistence import embedded
     return embedded.start(ROOT / ".ledger" / "test")
 
 
@@ -70,7 +69,7 @@ def database_url() -> Iterator[str]:
     with psycopg.connect(server, autocommit=True, options=NO_TIMEOUTS) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = _with_db(server, name)
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
 
     migrate(url)
     yield url
@@ -107,14 +106,14 @@ def clean_db(database_url: str) -> str:
 @pytest.fixture
 def app_env(clean_db: str) -> dict[str, str]:
     from ledger.config import Settings
-    from ledger.database import eventsourcing_env
+    from ledger.persistence.database import eventsourcing_env
 
     return eventsourcing_env(clean_db, Settings(database_url=clean_db, cache_size=0))
 
 
 @pytest.fixture
 def app(app_env: dict[str, str]) -> Iterator[object]:
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     application = LedgerApplication(env=app_env)
     yield application

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 
 from api import schemas as s
-from api.commands import run_command
+from api.commands import handled, run_command
 from api.deps import (
     ActorDep,
     LedgerDep,
@@ -26,6 +26,8 @@ from api.deps import (
     get_ledger,
     raw_body,
 )
+from ledger.domain import commands as c
+from ledger.domain.commands import Command
 from ledger.domain.model import Adjustment, LineResult, RemittanceRef, ResponsibleParty
 from ledger.domain.values import Money
 
@@ -136,15 +138,9 @@ COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _command(request: Request, body: bytes, ledger: Any, actor: Any,
-                   encounter_id: UUID, command: str, kwargs: dict[str, Any],
+async def _command(request: Request, body: bytes, ledger: Any, actor: Any, command: Command,
                    **options: Any) -> Response:
-    def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.execute_async(encounter_id, command, actor=actor,
-                                    expected_version=expected_version, write_with=write_with,
-                                    **kwargs)
-
-    return await run_command(request, body, actor, runner, **options)
+    return await run_command(request, body, actor, handled(ledger, command, actor), **options)
 
 
 @router.post("", status_code=201, summary="Open an encounter", responses=COMMAND_RESPONSES)
@@ -165,8 +161,8 @@ async def open_encounter(request: Request, body: s.OpenEncounter, raw: RawBody, 
              responses=COMMAND_RESPONSES)
 async def code_diagnosis(request: Request, encounter_id: UUID, body: s.CodeDiagnosis, raw: RawBody,
                    ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "code_diagnosis",
-                    body.command_kwargs())
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.CodeDiagnosis, encounter_id))
 
 
 @router.post("/{encounter_id}/diagnoses/{position}/revise", summary="Revise a diagnosis",
@@ -174,24 +170,24 @@ async def code_diagnosis(request: Request, encounter_id: UUID, body: s.CodeDiagn
 async def revise_diagnosis(request: Request, encounter_id: UUID, position: int,
                      body: s.ReviseDiagnosis, raw: RawBody, ledger: LedgerDep,
                      actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "revise_diagnosis",
-                    {"position": position, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.ReviseDiagnosis, encounter_id, position=position))
 
 
 @router.post("/{encounter_id}/diagnoses/{position}/remove", summary="Remove a diagnosis",
              responses=COMMAND_RESPONSES)
 async def remove_diagnosis(request: Request, encounter_id: UUID, position: int, body: s.ReasonOnly,
                      raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "remove_diagnosis",
-                    {"position": position, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.RemoveDiagnosis, encounter_id, position=position))
 
 
 @router.post("/{encounter_id}/lines", summary="Add a service line (CPT/HCPCS)",
              responses=COMMAND_RESPONSES)
 async def add_service_line(request: Request, encounter_id: UUID, body: s.AddLine, raw: RawBody,
                      ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "add_service_line",
-                    body.command_kwargs())
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.AddServiceLine, encounter_id))
 
 
 @router.post("/{encounter_id}/lines/{line_no}/revise", summary="Revise a service line",
@@ -199,8 +195,8 @@ async def add_service_line(request: Request, encounter_id: UUID, body: s.AddLine
 async def revise_service_line(request: Request, encounter_id: UUID, line_no: int,
                         body: s.ReviseLine, raw: RawBody, ledger: LedgerDep,
                         actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "revise_service_line",
-                    {"line_no": line_no, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor, c.ReviseServiceLine(
+        encounter_id=encounter_id, line_no=line_no, **_revision(body)))
 
 
 @router.post("/{encounter_id}/lines/{line_no}/remove", summary="Remove a service line",
@@ -208,57 +204,54 @@ async def revise_service_line(request: Request, encounter_id: UUID, line_no: int
 async def remove_service_line(request: Request, encounter_id: UUID, line_no: int,
                         body: s.ReasonOnly, raw: RawBody, ledger: LedgerDep,
                         actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "remove_service_line",
-                    {"line_no": line_no, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.RemoveServiceLine, encounter_id, line_no=line_no))
 
 
 @router.post("/{encounter_id}/supplies", summary="Add a supply (HCPCS Level II)",
              responses=COMMAND_RESPONSES)
 async def add_supply(request: Request, encounter_id: UUID, body: s.AddSupply, raw: RawBody,
                ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "add_supply",
-                    body.command_kwargs())
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.AddSupply, encounter_id))
 
 
 @router.post("/{encounter_id}/lines/{line_no}/charge-adjustments",
              summary="Adjust a line's charge", responses=COMMAND_RESPONSES)
 async def adjust_charge(request: Request, encounter_id: UUID, line_no: int, body: s.AdjustCharge,
                   raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "adjust_charge",
-                    {"line_no": line_no, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.AdjustCharge, encounter_id, line_no=line_no))
 
 
 @router.post("/{encounter_id}/claims", summary="Create a claim (original, replacement, void)",
              responses=COMMAND_RESPONSES)
 async def create_claim(request: Request, encounter_id: UUID, body: s.CreateClaim, raw: RawBody,
                  ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "create_claim",
-                    body.command_kwargs())
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.CreateClaim, encounter_id))
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/scrub", summary="Scrub a claim",
              responses=COMMAND_RESPONSES)
 async def scrub_claim(request: Request, encounter_id: UUID, claim_number: str, raw: RawBody,
                 ledger: LedgerDep, actor: ActorDep) -> Response:
-    def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.scrub_claim_async(encounter_id, claim_number, actor=actor,
-                                        expected_version=expected_version,
-                                        write_with=write_with)
-
     def present(findings: Any) -> Any:
         return {"passed": not any(f.severity == "error" for f in findings),
                 "findings": [{"rule_id": f.rule_id, "severity": f.severity,
                               "line_no": f.line_no, "message": f.message} for f in findings]}
 
-    return await run_command(request, raw, actor, runner, present=present)
+    command = c.ScrubClaim(encounter_id=encounter_id, claim_number=claim_number)
+    return await run_command(request, raw, actor, handled(ledger, command, actor),
+                             present=present)
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/submit", summary="Submit a scrubbed claim",
              responses=COMMAND_RESPONSES)
 async def submit_claim(request: Request, encounter_id: UUID, claim_number: str, body: s.SubmitClaim,
                  raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "submit_claim",
-                    {"claim_number": claim_number, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.SubmitClaim, encounter_id, claim_number=claim_number))
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/acknowledgements",
@@ -266,8 +259,8 @@ async def submit_claim(request: Request, encounter_id: UUID, claim_number: str, 
 async def acknowledge_claim(request: Request, encounter_id: UUID, claim_number: str,
                       body: s.Acknowledge, raw: RawBody, ledger: LedgerDep,
                       actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "acknowledge_claim",
-                    {"claim_number": claim_number, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.AcknowledgeClaim, encounter_id, claim_number=claim_number))
 
 
 def _adjustment(a: s.CasAdjustment) -> Adjustment:
@@ -287,7 +280,7 @@ async def post_adjudication(request: Request, encounter_id: UUID, claim_number: 
                         Decimal(ln.units), tuple(_adjustment(a) for a in ln.adjustments),
                         tuple(ln.remarks)) for ln in body.lines]
     r = body.remittance
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "claim_number": claim_number, "status_code": body.status_code,
         "charge": Money.parse(body.charge, "charge"), "paid": Money.parse(body.paid, "paid"),
         "patient_responsibility": Money.parse(body.patient_responsibility,
@@ -297,8 +290,9 @@ async def post_adjudication(request: Request, encounter_id: UUID, claim_number: 
         "claim_adjustments": [_adjustment(a) for a in body.claim_adjustments],
         "lines": lines, "remarks": list(body.remarks), "drg_code": body.drg_code,
     }
-    return await _command(request, raw, ledger, actor, encounter_id, "post_adjudication", kwargs,
-                    present=lambda posted: {"posted": posted})
+    return await _command(request, raw, ledger, actor,
+                          c.PostAdjudication(encounter_id=encounter_id, **kwargs),
+                          present=lambda posted: {"posted": posted})
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/provider-adjustments",
@@ -306,8 +300,8 @@ async def post_adjudication(request: Request, encounter_id: UUID, claim_number: 
 async def post_provider_adjustment(request: Request, encounter_id: UUID, claim_number: str,
                              body: s.ProviderAdjustment, raw: RawBody, ledger: LedgerDep,
                              actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "post_provider_adjustment",
-                    {"claim_number": claim_number, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor, body.to(
+        c.PostProviderAdjustment, encounter_id, claim_number=claim_number))
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/denials", summary="Record a denial",
@@ -315,16 +309,16 @@ async def post_provider_adjustment(request: Request, encounter_id: UUID, claim_n
 async def record_denial(request: Request, encounter_id: UUID, claim_number: str,
                   body: s.RecordDenial, raw: RawBody, ledger: LedgerDep,
                   actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "record_denial",
-                    {"claim_number": claim_number, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.RecordDenial, encounter_id, claim_number=claim_number))
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/appeals", summary="File an appeal",
              responses=COMMAND_RESPONSES)
 async def file_appeal(request: Request, encounter_id: UUID, claim_number: str, body: s.FileAppeal,
                 raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "file_appeal",
-                    {"claim_number": claim_number, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.FileAppeal, encounter_id, claim_number=claim_number))
 
 
 @router.post("/{encounter_id}/claims/{claim_number}/appeals/decision",
@@ -332,37 +326,45 @@ async def file_appeal(request: Request, encounter_id: UUID, claim_number: str, b
 async def decide_appeal(request: Request, encounter_id: UUID, claim_number: str,
                   body: s.DecideAppeal, raw: RawBody, ledger: LedgerDep,
                   actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "decide_appeal",
-                    {"claim_number": claim_number, **body.command_kwargs()})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.DecideAppeal, encounter_id, claim_number=claim_number))
 
 
 @router.post("/{encounter_id}/statements", summary="Issue a patient statement",
              responses=COMMAND_RESPONSES)
 async def issue_statement(request: Request, encounter_id: UUID, body: s.IssueStatement,
                     raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "issue_statement",
-                    body.command_kwargs(), present=lambda due: {"amount_due": due})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.IssueStatement, encounter_id),
+                          present=lambda due: {"amount_due": due})
 
 
 @router.post("/{encounter_id}/patient-payments", summary="Record a patient payment",
              responses=COMMAND_RESPONSES)
 async def record_patient_payment(request: Request, encounter_id: UUID, body: s.PatientPayment,
                            raw: RawBody, ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "record_patient_payment",
-                    body.command_kwargs(), present=lambda after: {"balance_after": after})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.RecordPatientPayment, encounter_id),
+                          present=lambda after: {"balance_after": after})
 
 
 @router.post("/{encounter_id}/refunds", summary="Refund a patient credit",
              responses=COMMAND_RESPONSES)
 async def issue_refund(request: Request, encounter_id: UUID, body: s.Refund, raw: RawBody,
                  ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "issue_refund",
-                    body.command_kwargs(), present=lambda after: {"balance_after": after})
+    return await _command(request, raw, ledger, actor,
+                          body.to(c.IssueRefund, encounter_id),
+                          present=lambda after: {"balance_after": after})
 
 
 @router.post("/{encounter_id}/write-offs", summary="Write off a balance",
              responses=COMMAND_RESPONSES)
 async def write_off(request: Request, encounter_id: UUID, body: s.WriteOff, raw: RawBody,
               ledger: LedgerDep, actor: ActorDep) -> Response:
-    return await _command(request, raw, ledger, actor, encounter_id, "write_off",
-                    body.command_kwargs())
+    return await _command(request, raw, ledger, actor, body.to(c.WriteOff, encounter_id))
+
+
+def _revision(body: s.ReviseLine) -> dict[str, Any]:
+    """A line revision: the reason, and only the fields the body sets (a partial update)."""
+    changes = body.command_kwargs()
+    return {"reason": changes.pop("reason"), "changes": changes}

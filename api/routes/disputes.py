@@ -18,11 +18,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
 from api.client_address import client_address
-from api.commands import etag, run_command
+from api.commands import etag, handled, run_command
 from api.deps import IdentityDep, LedgerDep, RawBody, require_encounter_access
 from api.responses import OrjsonResponse
 from api.routes.commands import COMMAND_RESPONSES
 from ledger.access_grants import write_granted, write_revoked
+from ledger.domain import commands as c
+from ledger.domain.commands import Command
 from ledger.domain.errors import RuleViolation
 from ledger.domain.model import AccessGrant
 
@@ -34,17 +36,10 @@ def _now() -> datetime:
 
 
 async def _dispute_command(request: Request, raw: bytes, ledger: Any, identity: Any,
-                           encounter_id: UUID, command: str, kwargs: dict[str, Any],
-                           **options: Any) -> Response:
-    await require_encounter_access(ledger, identity, encounter_id)
-    actor = identity.actor
-
-    def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.execute_async(encounter_id, command, actor=actor,
-                                    expected_version=expected_version, write_with=write_with,
-                                    at=_now(), **kwargs)
-
-    return await run_command(request, raw, actor, runner, **options)
+                           command: Command, **options: Any) -> Response:
+    await require_encounter_access(ledger, identity, command.encounter_id)
+    return await run_command(request, raw, identity.actor,
+                             handled(ledger, command, identity.actor), **options)
 
 
 @router.post("/{encounter_id}/disputes", status_code=201, summary="Open a dispute",
@@ -52,8 +47,8 @@ async def _dispute_command(request: Request, raw: bytes, ledger: Any, identity: 
 async def open_dispute(request: Request, encounter_id: UUID, body: s.OpenDispute, raw: RawBody,
                        ledger: LedgerDep, identity: IdentityDep) -> Response:
     dispute_id = f"D-{uuid4().hex[:12]}"
-    return await _dispute_command(request, raw, ledger, identity, encounter_id, "open_dispute",
-                                  {"dispute_id": dispute_id, **body.command_kwargs()},
+    return await _dispute_command(request, raw, ledger, identity, c.OpenDispute(
+        encounter_id=encounter_id, dispute_id=dispute_id, at=_now(), **body.command_kwargs()),
                                   status_code=201, present=lambda _: {"dispute_id": dispute_id})
 
 
@@ -62,9 +57,8 @@ async def open_dispute(request: Request, encounter_id: UUID, body: s.OpenDispute
 async def add_dispute_note(request: Request, encounter_id: UUID, dispute_id: str,
                            body: s.DisputeNote, raw: RawBody, ledger: LedgerDep,
                            identity: IdentityDep) -> Response:
-    return await _dispute_command(request, raw, ledger, identity, encounter_id,
-                                  "add_dispute_note",
-                                  {"dispute_id": dispute_id, **body.command_kwargs()})
+    return await _dispute_command(request, raw, ledger, identity, c.AddDisputeNote(
+        encounter_id=encounter_id, dispute_id=dispute_id, at=_now(), **body.command_kwargs()))
 
 
 @router.post("/{encounter_id}/disputes/{dispute_id}/resolve", summary="Resolve a dispute",
@@ -72,9 +66,8 @@ async def add_dispute_note(request: Request, encounter_id: UUID, dispute_id: str
 async def resolve_dispute(request: Request, encounter_id: UUID, dispute_id: str,
                           body: s.ResolveDispute, raw: RawBody, ledger: LedgerDep,
                           identity: IdentityDep) -> Response:
-    return await _dispute_command(request, raw, ledger, identity, encounter_id,
-                                  "resolve_dispute",
-                                  {"dispute_id": dispute_id, **body.command_kwargs()})
+    return await _dispute_command(request, raw, ledger, identity, c.ResolveDispute(
+        encounter_id=encounter_id, dispute_id=dispute_id, at=_now(), **body.command_kwargs()))
 
 
 # ---------------------------------------------------------------------- access grants
@@ -121,12 +114,13 @@ async def grant_access(request: Request, encounter_id: UUID, body: s.GrantAccess
     actor = identity.actor
     kwargs = body.command_kwargs()
 
+    command = c.GrantAccess(encounter_id=encounter_id, grant_id=grant_id, at=_now(), **kwargs)
+
     def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.execute_async(
-            encounter_id, "grant_access", actor=actor, expected_version=expected_version,
+        return ledger.handle_async(
+            command, actor=actor, expected_version=expected_version,
             write_with=_side_write(write_granted, request, encounter_id, actor.role,
-                                   write_with),
-            grant_id=grant_id, at=_now(), **kwargs)
+                                   write_with))
 
     return await run_command(request, raw, actor, runner, status_code=201, present=grant_view,
                              location=lambda r: f"/encounters/{encounter_id}/grants")
@@ -139,12 +133,14 @@ async def revoke_access(request: Request, encounter_id: UUID, grant_id: str,
                         identity: IdentityDep) -> Response:
     actor = identity.actor
 
+    command = c.RevokeAccess(encounter_id=encounter_id, grant_id=grant_id,
+                             **body.command_kwargs())
+
     def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.execute_async(
-            encounter_id, "revoke_access", actor=actor, expected_version=expected_version,
+        return ledger.handle_async(
+            command, actor=actor, expected_version=expected_version,
             write_with=_side_write(write_revoked, request, encounter_id, actor.role,
-                                   write_with),
-            grant_id=grant_id, **body.command_kwargs())
+                                   write_with))
 
     return await run_command(request, raw, actor, runner, present=grant_view)
 

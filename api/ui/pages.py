@@ -33,6 +33,7 @@ from api.ui.render import render
 from api.ui.sessions import COOKIE, SIGNIN_COOKIE, Session
 from ledger.audit.access import query_access
 from ledger.auth import Identity
+from ledger.domain.commands import ScrubClaim
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue, LedgerError, NotFound
 from ledger.explain import describe, explain, figures_of
@@ -316,8 +317,9 @@ async def _run_form(request: Request, encounter_id: UUID, *, form_name: str,
         kwargs = schema.model_validate(data).command_kwargs() if schema else {}  # type: ignore[attr-defined]
         kwargs.update(extra or {})
         if command == "scrub_claim":
-            result = await ledger.scrub_claim_async(encounter_id, claim_number,
-                                                    actor=identity.actor)
+            result = await ledger.handle_async(
+                ScrubClaim(encounter_id=encounter_id, claim_number=claim_number),
+                actor=identity.actor)
             failed = [f for f in result.value if f.severity == "error"]
             done = "scrub-failed" if failed else "scrubbed"
         else:

@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.audit.checkpoints import format_time, key_id, parse_time
-from ledger.audit.merkle import HASH_SIZE, verify_consistency
+from ledger.audit.checkpoints import SignedTreeHead, format_time, parse_time
+from ledger.audit.merkle import HASH_SIZE
 
 FILE_PREFIX = "access-seal-"
 _U32 = struct.Struct(">I")
@@ -64,7 +62,7 @@ def access_leaf(row: tuple[Any, ...]) -> bytes:
 
 
 @dataclass(frozen=True)
-class AccessSeal:
+class AccessSeal(SignedTreeHead):
     origin: str
     tree_size: int
     root_hash: bytes
@@ -82,28 +80,10 @@ class AccessSeal:
     def last_position(self) -> int:  # for messages shared with checkpoints: the last record id
         return self.cursor_id
 
-    @property
-    def key_id(self) -> str:
-        return key_id(self.public_key)
-
     def signed_text(self) -> str:
         return (f"{self.origin}/access-log\n{self.tree_size}\n"
                 f"{base64.b64encode(self.root_hash).decode()}\n"
                 f"cursor {self.cursor_tx}:{self.cursor_id}\ntime {format_time(self.time)}\n")
-
-    def signature_valid(self, public_key: Ed25519PublicKey | None = None) -> bool:
-        key = public_key or Ed25519PublicKey.from_public_bytes(self.public_key)
-        try:
-            key.verify(self.signature, self.signed_text().encode("utf-8"))
-        except InvalidSignature:
-            return False
-        return not self.body or self.body == self.signed_text()
-
-    def extends(self, previous: AccessSeal) -> bool:
-        if self.previous_size != previous.tree_size:
-            return False
-        return verify_consistency(previous.tree_size, self.tree_size, previous.root_hash,
-                                  self.root_hash, self.consistency_proof)
 
     def to_json(self) -> dict[str, Any]:
         return {

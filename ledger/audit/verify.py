@@ -35,7 +35,6 @@ from uuid import UUID
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.audit.chain import GENESIS
 from ledger.audit.checkpoints import (
     SELECT_CHECKPOINTS,
     Checkpoint,
@@ -46,6 +45,7 @@ from ledger.audit.checkpoints import (
     raw_public,
 )
 from ledger.audit.merkle import Frontier
+from ledger.persistence.chain import GENESIS
 
 UNSEALED = ("after the latest checkpoint and older than the sealing bound (LEDGER_SEAL_MAX_DELAY):"
             " every batch is sealed within it, so this event was appended (or the newest one "
@@ -575,9 +575,10 @@ def _check_snapshots(url: str, encounter: UUID | None, sink: _Sink, report: Repo
     from its (verified) events up to the snapshot's version."""
     from eventsourcing.application import Application, Repository
 
-    from ledger.application import LedgerApplication
     from ledger.config import get_settings
-    from ledger.database import eventsourcing_env
+    from ledger.domain.encounter import Encounter
+    from ledger.persistence.database import APP_NAME, eventsourcing_env
+    from ledger.persistence.transcoding import OrjsonTranscoder
 
     settings = get_settings().model_copy(update={"database_url": url, "cache_size": 0,
                                                  "pool_size": 1, "max_overflow": 1})
@@ -593,9 +594,11 @@ def _check_snapshots(url: str, encounter: UUID | None, sink: _Sink, report: Repo
     if not snapshots:
         return
     class _Reader(Application[UUID]):  # the ledger's stores and transcoder, nothing else
-        name = LedgerApplication.name
-        snapshotting_intervals = LedgerApplication.snapshotting_intervals
-        construct_transcoder = LedgerApplication.construct_transcoder
+        name = APP_NAME
+        snapshotting_intervals = {Encounter: 50}  # any: only turns the snapshot store on
+
+        def construct_transcoder(self) -> OrjsonTranscoder:
+            return OrjsonTranscoder()
 
     app = _Reader(eventsourcing_env(url, settings))
     try:

@@ -1,5 +1,5 @@
 """The parts an encounter is made of. Plain dataclasses: they are stored inside events and
-snapshots by the ledger's transcoder (``ledger.transcoding``), which knows each by name.
+snapshots by the ledger's transcoder (``ledger.persistence.transcoding``), which knows each by name.
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ class AggregateReadModel(ReadModel, Generic[S]):
 
     def _rebuild(self, curs: Cursor[DictRow], missing: dict[UUID, int]) -> dict[UUID, S]:
         if self.mapper is None:
-            from ledger.transcoding import OrjsonTranscoder  # noqa: PLC0415
+            from ledger.persistence.transcoding import OrjsonTranscoder  # noqa: PLC0415
 
             self.mapper = Mapper(transcoder=OrjsonTranscoder())
         curs.execute(self._replay, (list(missing), list(missing.values())))

@@ -22,10 +22,6 @@ from psycopg import Connection
 
 from ledger.domain.errors import InvalidValue, LedgerError
 
-# Tables read as of a position, and where their versions are kept.
-SUMMED = {"payer_balances", "payer_aging", "patient_balances", "trend_diagnoses",
-          "trend_diagnosis_services", "code_revisions_by_coder", "code_revisions_by_code"}
-HISTORY_OF = {"current_claims": "claims_history", **{t: f"{t}_history" for t in SUMMED}}
 PROJECTION_OF = {"current_claims": "claims", "payer_balances": "claims",
                  "payer_aging": "claims", "patient_balances": "claims",
                  "trend_diagnoses": "trends", "trend_diagnosis_services": "trends",

@@ -31,6 +31,11 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.projections.rows import copy_rows
 
+# Tables read as of a position, and where their versions are kept.
+SUMMED = {"payer_balances", "payer_aging", "patient_balances", "trend_diagnoses",
+          "trend_diagnosis_services", "code_revisions_by_coder", "code_revisions_by_code"}
+HISTORY_OF = {"current_claims": "claims_history", **{t: f"{t}_history" for t in SUMMED}}
+
 Key = tuple[Any, ...]
 # (position, event type) -> {key: delta values}
 PositionDeltas = dict[tuple[int, str], dict[Key, list[Any]]]

@@ -25,6 +25,7 @@ from psycopg.sql import SQL, Composable, Identifier, Literal
 from ledger.domain.errors import InvalidValue
 from ledger.projections import PROJECTION_NAMES
 from ledger.projections.base import APPLICATION_NAME
+from ledger.projections.history import HISTORY_OF, SUMMED
 
 MAX_LIMIT = 500
 CLAIM_STATUSES = ("draft", "scrubbed", "submitted", "accepted", "rejected", "adjudicated",
@@ -67,8 +68,6 @@ def _source(table: str, position: int | None) -> Composable:
     """The rows of ``table`` now (None), or as they stood at log ``position``: the versions of
     its history whose [valid_from, valid_to) contains it (summed tables: skipping versions
     whose measures all came back to zero, which the current table deletes)."""
-    from ledger.projections.asof import HISTORY_OF, SUMMED  # noqa: PLC0415
-
     if position is None:
         return Identifier(table)
     return SQL("(SELECT * FROM {0} WHERE int8range(valid_from, valid_to) @> {1}::bigint{2})"

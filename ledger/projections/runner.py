@@ -33,6 +33,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment
 
+from ledger.persistence.transcoding import OrjsonTranscoder
 from ledger.projections.aggregates import AggregateReadModel
 from ledger.projections.audit import AuditTrailView
 from ledger.projections.base import (
@@ -48,7 +49,6 @@ from ledger.projections.base import (
 from ledger.projections.claims import ClaimsView
 from ledger.projections.reader import EventReader
 from ledger.projections.trends import TrendsView
-from ledger.transcoding import OrjsonTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -447,7 +447,7 @@ def _transient(exc: BaseException) -> bool:
 def runner_env(url: str | None = None) -> dict[str, str]:
     """The eventsourcing settings for the configured database (embedded by default)."""
     from ledger.config import get_settings
-    from ledger.database import database_url, eventsourcing_env
+    from ledger.persistence.database import database_url, eventsourcing_env
 
     settings = get_settings()
     return eventsourcing_env(url or database_url(settings), settings)
@@ -459,7 +459,7 @@ def start_in_process(env: Mapping[str, str], settings: Any = None) -> Projection
     the service's connection timeouts for the runner's connections."""
     runner = ProjectionRunner(env)
     if settings is not None:
-        from ledger.database import apply_connection_options
+        from ledger.persistence.database import apply_connection_options
 
         apply_connection_options(runner.datastore.pool, settings)
     return runner.start()

@@ -3,94 +3,109 @@
 Caught up from the event store (``ClaimCreated`` and ``ClaimSubmitted`` notifications, read
 through the application's recorder and mapper), so it knows every claim whoever created it:
 the API, the samples, an 837 import. The position of the last event read is kept beside it;
-catching up is idempotent and safe to run from several processes at once.
+catching up is idempotent and safe to run from several processes at once. Events are found
+by every topic they were ever stored under (``ledger.persistence.topics``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
+import orjson
 
 from ledger.domain.encounter import Encounter
+from ledger.persistence.topics import stored_topics
+from ledger.persistence.transcoding import OrjsonTranscoder
 
-CREATED = get_topic(Encounter.ClaimCreated)
-ADJUDICATED = get_topic(Encounter.ClaimAdjudicated)
-SUBMITTED = get_topic(Encounter.ClaimSubmitted)
+CREATED = stored_topics(Encounter.ClaimCreated)
+ADJUDICATED = stored_topics(Encounter.ClaimAdjudicated)
+SUBMITTED = stored_topics(Encounter.ClaimSubmitted)
 BATCH = 5000
+
+
+def _follow(app: Any, conn: Any, name: str, topics: list[str],
+            write: Callable[[Any, list[tuple[Any, Any]]], None]) -> int:
+    """Hand ``write`` (in a transaction, with a cursor) each page of (notification, fields)
+    of ``topics`` after the position kept in ``<name>_position``, and move that position on in
+    the same transaction; returns how many events. Idempotent, safe from several processes."""
+    table = f"{name}_position"
+    row = conn.execute(f"SELECT position FROM {table} WHERE id = 1").fetchone()
+    position = row[0] if row else 0
+    seen = 0
+    while True:
+        notes = app.recorder.select_notifications(position + 1, BATCH, topics=topics)
+        if not notes:
+            break
+        page = [(n, _fields(app, n)) for n in notes]
+        with conn.transaction(), conn.cursor() as cur:
+            write(cur, page)
+            position = notes[-1].id
+            cur.execute(
+                f"INSERT INTO {table} (id, position) VALUES (1, %s) ON CONFLICT (id) DO "
+                f"UPDATE SET position = GREATEST({table}.position, EXCLUDED.position)",
+                (position,))
+        seen += len(notes)
+        if len(notes) < BATCH:
+            break
+    return seen
 
 
 def catch_up(app: Any, conn: Any) -> int:
     """Index claims created/submitted since the last catch-up; returns how many events."""
-    row = conn.execute("SELECT position FROM x12_claim_index_position WHERE id = 1").fetchone()
-    position = row[0] if row else 0
-    seen = 0
-    while True:
-        notes = app.recorder.select_notifications(position + 1, BATCH,
-                                                  topics=[CREATED, SUBMITTED])
-        if not notes:
-            break
+
+    def write(cur: Any, page: list[tuple[Any, Any]]) -> None:
         created, submitted = [], []
-        for n in notes:
-            event = app.mapper.to_domain_event(n)
-            if n.topic == CREATED:
+        for n, event in page:
+            if n.topic in CREATED:
                 # indexed by CLM01: a same-CLM01 replacement or a crossover claim is kept
                 # under another key on the same encounter
-                number = getattr(event, "clm01", "") or event.claim_number
-                created.append((number, event.originator_id, event.payer_id, n.id))
+                number = event.get("clm01") or event["claim_number"]
+                created.append((number, n.originator_id, event["payer_id"], n.id))
             else:
-                submitted.append((event.group_control or "", event.transaction_control or "",
-                                  event.claim_number, event.originator_id, n.id))
-        with conn.transaction():
-            with conn.cursor() as cur:
-                if created:
-                    cur.executemany(
-                        "INSERT INTO x12_claim_index (claim_number, encounter_id, payer_id,"
-                        " position) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", created)
-                if submitted:
-                    cur.executemany(
-                        "INSERT INTO x12_submission_index (group_control, transaction_control,"
-                        " claim_number, encounter_id, position) VALUES (%s, %s, %s, %s, %s)"
-                        " ON CONFLICT DO NOTHING", submitted)
-                position = notes[-1].id
-                cur.execute(
-                    "INSERT INTO x12_claim_index_position (id, position) VALUES (1, %s)"
-                    " ON CONFLICT (id) DO UPDATE SET position = GREATEST("
-                    "x12_claim_index_position.position, EXCLUDED.position)", (position,))
-        seen += len(notes)
-        if len(notes) < BATCH:
-            break
-    return seen
+                submitted.append((event.get("group_control") or "",
+                                  event.get("transaction_control") or "",
+                                  event["claim_number"], n.originator_id, n.id))
+        if created:
+            cur.executemany(
+                "INSERT INTO x12_claim_index (claim_number, encounter_id, payer_id,"
+                " position) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", created)
+        if submitted:
+            cur.executemany(
+                "INSERT INTO x12_submission_index (group_control, transaction_control,"
+                " claim_number, encounter_id, position) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING", submitted)
+
+    return _follow(app, conn, "x12_claim_index", CREATED + SUBMITTED, write)
 
 
 def catch_up_icn(app: Any, conn: Any) -> int:
     """Index the payer ICNs (CLP07) of adjudications since the last catch-up."""
-    row = conn.execute("SELECT position FROM x12_icn_index_position WHERE id = 1").fetchone()
-    position = row[0] if row else 0
-    seen = 0
-    while True:
-        notes = app.recorder.select_notifications(position + 1, BATCH, topics=[ADJUDICATED])
-        if not notes:
-            break
-        rows = []
-        for n in notes:
-            event = app.mapper.to_domain_event(n)
-            if event.payer_icn:
-                rows.append((event.payer_icn, event.originator_id, n.id))
-        with conn.transaction(), conn.cursor() as cur:
-            if rows:
-                cur.executemany("INSERT INTO x12_icn_index (payer_icn, encounter_id, position)"
-                                " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", rows)
-            position = notes[-1].id
-            cur.execute(
-                "INSERT INTO x12_icn_index_position (id, position) VALUES (1, %s)"
-                " ON CONFLICT (id) DO UPDATE SET position = GREATEST("
-                "x12_icn_index_position.position, EXCLUDED.position)", (position,))
-        seen += len(notes)
-        if len(notes) < BATCH:
-            break
-    return seen
+
+    def write(cur: Any, page: list[tuple[Any, Any]]) -> None:
+        rows = [(event["payer_icn"], n.originator_id, n.id) for n, event in page
+                if event.get("payer_icn")]
+        if rows:
+            cur.executemany("INSERT INTO x12_icn_index (payer_icn, encounter_id, position)"
+                            " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", rows)
+
+    return _follow(app, conn, "x12_icn_index", ADJUDICATED, write)
+
+
+def _fields(app: Any, n: Any) -> dict[str, Any]:
+    """The stored fields of an event as JSON, the few plain strings the index needs read
+    without building the event (its lines, money and dataclasses); decrypted and
+    decompressed by the application's own mapper settings. Another transcoder: the event."""
+    mapper = app.mapper
+    if type(mapper.transcoder) is not OrjsonTranscoder:
+        return vars(mapper.to_domain_event(n))
+    state = n.state
+    if mapper.cipher:
+        state = mapper.cipher.decrypt(state)
+    if mapper.compressor:
+        state = mapper.compressor.decompress(state)
+    return orjson.loads(state)
 
 
 def lookup_icn(conn: Any, icns: list[str]) -> dict[str, list[UUID]]:

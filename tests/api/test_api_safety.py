@@ -79,7 +79,7 @@ def test_idempotency_key_in_flight_is_409(client, settings):
     eid = open_encounter(client)
     # a first request that claimed the key and has not finished (e.g. still running)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        from ledger.idempotency import fingerprint
+        from ledger.application.idempotency import fingerprint
         path = f"/encounters/{eid}/diagnoses"
         body = b'{"code":"E11.9"}'
         conn.execute(

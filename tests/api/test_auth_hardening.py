@@ -92,8 +92,8 @@ def test_unknown_token_id_costs_the_same_as_a_wrong_secret(clean_db):
     """Token ids are public: timing must not confirm one. Both paths do one database read
     and one argon2 verification; the medians of many interleaved tries are within 20 %."""
     provision(clean_db)
+    from ledger.application.idempotency import new_pool
     from ledger.auth import AuthStore
-    from ledger.idempotency import new_pool
 
     pool = new_pool(clean_db, max_size=2)
     store = AuthStore(pool, cache_seconds=0)

@@ -540,8 +540,8 @@ def test_random_workload_every_resource_validates_and_eob_money_equals_read_mode
     """Random claim lives (every event type: corrections, reversals, COB, appeals, disputes,
     write-offs) saved through the application the API serves; then every exported resource
     validates and every EOB's money equals the claims read model."""
+    from bench.workload import run_workload
     from ledger.fhir.export import export
-    from ledger.projections.workload import run_workload
 
     ledger = client.app.state.ledger
     stats = run_workload(ledger.save, encounters=40, seed=18, concurrency=10)

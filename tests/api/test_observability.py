@@ -154,8 +154,9 @@ def test_unsealed_backlog_and_projection_lag_follow_the_log(writers_do_not_seal,
                                                             clean_db):
     """The backlog counts events after the latest checkpoint; the lag counts events the
     projections have not applied (the runner is caught up here, so it falls to 0)."""
-    from ledger.audit.checkpoints import CheckpointWriter, generate_key
+    from ledger.audit.checkpoints import generate_key
     from ledger.audit.settings import get_audit_settings
+    from ledger.audit.writer import CheckpointWriter
 
     _traffic(client)
     before = _families(client.get("/metrics").text)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from ledger.config import Settings
-from ledger.crypto import new_key
+from ledger.persistence.crypto import new_key
 from tests.api import test_api_scenarios as http
 from tests.api.conftest import provision
 
@@ -39,8 +39,8 @@ def test_encrypted_state_has_no_plaintext_and_everything_works(clean_db):
         for needle in PHI + CODES:
             assert needle not in blob
     # the same database read without the key cannot be decoded (it really is encrypted)
-    from ledger.application import LedgerApplication
-    from ledger.database import eventsourcing_env
+    from ledger.application.service import LedgerApplication
+    from ledger.persistence.database import eventsourcing_env
 
     plain = LedgerApplication(env=eventsourcing_env(clean_db, Settings(database_url=clean_db)))
     try:

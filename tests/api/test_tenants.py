@@ -27,7 +27,7 @@ TENANTS = ("clinic-a", "clinic-b")
 
 @pytest.fixture(scope="module")
 def databases() -> Iterator[dict[str, str]]:
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
 
     server = _server_url()
     urls = {}
@@ -49,8 +49,8 @@ def databases() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def tokens(databases: dict[str, str]) -> dict[str, dict[str, str]]:
     """Per tenant: a biller's and an auditor's token, issued by that tenant's database."""
+    from ledger.application.idempotency import new_pool
     from ledger.auth import AuthStore
-    from ledger.idempotency import new_pool
 
     out: dict[str, dict[str, str]] = {}
     for tenant, url in databases.items():

@@ -46,7 +46,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
 @pytest.fixture
 def private_db(private_pg: PrivatePostgres) -> str:
     """A fresh, migrated database with the test users, on the private server."""
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
 
     url = private_pg.create_database("faults")
     migrate(url)

@@ -28,7 +28,7 @@ from tests.faults.kill_run import ROOT, Api, Request, Writer, _cli, _history
 
 
 def run(writers: int, before: float, after: float, run_dir: Path) -> dict[str, Any]:
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
     from tests.api.conftest import provision, token_for
     from tests.faults.replication import Cluster
 

@@ -168,9 +168,9 @@ class Writer(threading.Thread):
 
 def _history(url: str) -> tuple[Counter[str], Counter[str], dict[str, list[int]]]:
     """Opened encounters per patient_ref, lines per description, versions per encounter."""
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
     from ledger.config import Settings
-    from ledger.database import eventsourcing_env
+    from ledger.persistence.database import eventsourcing_env
 
     app = LedgerApplication(env=eventsourcing_env(url, Settings(database_url=url,
                                                                 cache_size=0)))
@@ -206,7 +206,7 @@ def _cli(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 def run(writers: int, api_kills: int, pg_kills: int, gap: tuple[float, float],
         run_dir: Path, seed: int) -> dict[str, Any]:
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
     from tests.api.conftest import provision, token_for
     from tests.faults.private_pg import PrivatePostgres
 

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from ledger import samples as s
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 from tests.faults.conftest import proxied_url
 
 pytestmark = pytest.mark.postgres
@@ -130,7 +130,7 @@ def test_post_encounters_with_a_key_never_creates_two_encounters(pgproxy, clean_
 def test_a_released_claim_can_never_store_its_response(clean_db):
     """The fence behind taking over a key: once released (or taken over), the earlier
     execution's completion write raises, so its transaction cannot commit."""
-    from ledger.idempotency import Claimed, ClaimLost, IdempotencyStore, new_pool
+    from ledger.application.idempotency import Claimed, ClaimLost, IdempotencyStore, new_pool
 
     pool = new_pool(clean_db, max_size=2)
     try:

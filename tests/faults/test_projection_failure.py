@@ -12,8 +12,8 @@ import pytest
 
 from ledger import samples as s
 from ledger.config import Settings
-from ledger.projections.cli import status_rows
 from ledger.projections.runner import ProjectionRunner
+from ledger.projections.status import status_rows
 
 pytestmark = pytest.mark.postgres
 
@@ -34,8 +34,8 @@ def _wait(predicate, timeout=20.0):
 
 
 def test_a_failing_projection_is_reported_retried_and_recovers(app, app_env, clean_db):
-    from api.readiness import readiness
-    from ledger.idempotency import new_pool
+    from ledger.application.idempotency import new_pool
+    from ledger.readiness import readiness
 
     eid = s.open_encounter(app)
     runner = ProjectionRunner(app_env, ["trends"], poll_interval=0.1)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger import samples as s
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.domain.errors import LedgerError
 from ledger.domain.model import Adjustment, LineResult, RemittanceRef, ResponsibleParty
 from ledger.domain.values import EARLIEST_DATE, FUTURE_ALLOWANCE, MAX_AMOUNT, Money
@@ -128,7 +128,7 @@ def _run(app: LedgerApplication, plan: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def ledger_and_runner(database_url: str):
     from ledger.config import Settings
-    from ledger.database import eventsourcing_env
+    from ledger.persistence.database import eventsourcing_env
 
     env = eventsourcing_env(database_url, Settings(database_url=database_url, cache_size=0))
     app = LedgerApplication(env=env)

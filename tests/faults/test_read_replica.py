@@ -28,7 +28,7 @@ AUDITOR = headers("auditor-1", "auditor")
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[Cluster, Cluster, str]]:
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
 
     directory = ROOT / ".ledger" / "faults-tests" / f"repl-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     primary = Cluster.primary(directory / "primary")

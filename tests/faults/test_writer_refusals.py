@@ -11,9 +11,9 @@ import time
 import pytest
 
 from ledger import samples as s
-from ledger.application import LedgerApplication
-from ledger.idempotency import ClaimLost
-from ledger.writer import Job
+from ledger.application.idempotency import ClaimLost
+from ledger.application.service import LedgerApplication
+from ledger.application.writer import Job
 
 pytestmark = pytest.mark.postgres
 

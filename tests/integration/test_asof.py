@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.workload import run_workload
 from ledger.domain.errors import InvalidValue
 from ledger.projections import asof
 from ledger.projections import queries as q
 from ledger.projections.runner import ProjectionRunner, drop_scratch, rebuild_until
-from ledger.projections.workload import run_workload
 
 # ruff: noqa: F811 - the private_* fixtures below are imported, then requested by name
 from tests.integration.test_projections_fixtures import (  # noqa: F401

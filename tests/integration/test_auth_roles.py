@@ -8,9 +8,9 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from ledger.application.idempotency import new_pool
 from ledger.auth import AuthStore
 from ledger.domain.errors import RuleViolation
-from ledger.idempotency import new_pool
 from tests.integration.test_chain_roles import as_role
 
 pytestmark = pytest.mark.postgres

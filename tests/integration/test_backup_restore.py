@@ -32,7 +32,7 @@ def scratch_url() -> Iterator[str]:
 
 def _cli(monkeypatch: pytest.MonkeyPatch, url: str, *args: str) -> tuple[int, str, str]:
     from ledger.audit.settings import get_audit_settings
-    from ledger.cli import app as cli
+    from ledger.cli.main import app as cli
     from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_DATABASE_URL", url)

@@ -15,9 +15,9 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from ledger import samples as s
-from ledger.audit.chain import GENESIS, canonical_bytes, chain_hash
 from ledger.audit.verify import verify
 from ledger.domain.encounter import Encounter
+from ledger.persistence.chain import GENESIS, canonical_bytes, chain_hash
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,7 +198,7 @@ def test_a_writer_that_does_not_chain_is_refused(app, clean_db):
 def test_writers_in_two_processes_alternating_on_one_encounter(app, app_env, clean_db):
     """Each application remembers the hashes it committed; the other's newer events make that
     memory useless but never wrong (it is keyed by version): the chain stays intact."""
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     other = LedgerApplication(env=app_env)
     try:

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api import routes_audit
 from api.main import create_app
+from api.routes import audit as routes_audit
 from ledger import samples as s
 from ledger.audit.access import outcome_for, query_access, record_access
 from ledger.config import Settings

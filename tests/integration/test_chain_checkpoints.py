@@ -17,7 +17,6 @@ from ledger import samples as s
 from ledger.audit import merkle
 from ledger.audit.checkpoints import (
     Checkpoint,
-    CheckpointWriter,
     export_path,
     generate_key,
     load_checkpoints,
@@ -26,6 +25,7 @@ from ledger.audit.checkpoints import (
     public_path,
 )
 from ledger.audit.verify import verify
+from ledger.audit.writer import CheckpointWriter
 from tests.integration.test_chain import make_history
 
 pytestmark = pytest.mark.postgres
@@ -186,7 +186,7 @@ def test_sealing_while_writers_append_skips_nothing(app, clean_db, key, tmp_path
 
 def test_cli_checkpoints_commands(app, clean_db, tmp_path, monkeypatch):
     from ledger.audit.settings import get_audit_settings
-    from ledger.cli import app as cli
+    from ledger.cli.main import app as cli
     from ledger.config import get_settings
 
     make_history(app, encounters=2)
@@ -218,9 +218,9 @@ def test_cli_checkpoints_commands(app, clean_db, tmp_path, monkeypatch):
 
 
 def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch):
-    from ledger.audit.checkpoints import start_in_process
     from ledger.audit.sealing import log_export_dir
     from ledger.audit.settings import get_audit_settings
+    from ledger.audit.writer import start_in_process
 
     monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "k" / "key.pem"))
     monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "cp"))
@@ -288,11 +288,11 @@ def test_two_databases_share_one_data_directory(app, clean_db, key, tmp_path):
     """Exported checkpoints are kept per log (system identifier + database name), so two
     databases whose services share one data directory each verify clean, and neither reads
     the other's exports (before, the second looked tampered: "missing from the database")."""
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
     from ledger.audit.sealing import log_export_dir
     from ledger.config import Settings
-    from ledger.database import eventsourcing_env
-    from ledger.migrate import NO_TIMEOUTS, migrate
+    from ledger.persistence.database import eventsourcing_env
+    from ledger.persistence.migrate import NO_TIMEOUTS, migrate
 
     name = f"ledger_second_{uuid.uuid4().hex[:8]}"
     other = urlunparse(urlparse(clean_db)._replace(path="/" + name))

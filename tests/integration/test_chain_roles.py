@@ -12,12 +12,13 @@ import pytest
 from psycopg import errors
 
 from ledger import samples as s
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.audit.access import query_access, record_access
-from ledger.audit.checkpoints import CheckpointWriter, generate_key
+from ledger.audit.checkpoints import generate_key
 from ledger.audit.verify import verify
+from ledger.audit.writer import CheckpointWriter
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 
 pytestmark = pytest.mark.postgres
 APPEND_ONLY = ("ledger_events", "ledger_snapshots", "ledger_audit_leaves", "ledger_checkpoints",

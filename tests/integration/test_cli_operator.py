@@ -18,7 +18,7 @@ import typer.main
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ledger.cli import app
+from ledger.cli.main import app
 from tests.conftest import FIXTURES, _server_url, _with_db
 
 LEDGER = str(Path(sys.executable).parent / "ledger")

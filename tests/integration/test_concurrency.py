@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from ledger import samples as s
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
 
 pytestmark = pytest.mark.postgres

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from ledger import samples as s
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
+from ledger.application.writer import Job
 from ledger.domain.errors import ConcurrencyConflict, InvalidCode, PreconditionFailed
-from ledger.writer import Job
 
 pytestmark = pytest.mark.postgres
 

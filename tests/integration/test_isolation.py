@@ -57,7 +57,8 @@ def test_a_user_data_dir_with_another_logs_checkpoints_is_neither_read_nor_writt
     missing from the database"). Here a user data dir holds real checkpoints of another log
     (and its key); a test session run with LEDGER_DATA_DIR / LEDGER_CHECKPOINT_DIR pointing at
     it passes, and the directory is byte-for-byte and mtime-for-mtime unchanged."""
-    from ledger.audit.checkpoints import CheckpointWriter, generate_key
+    from ledger.audit.checkpoints import generate_key
+    from ledger.audit.writer import CheckpointWriter
 
     user_dir = tmp_path / "user-data"
     key = generate_key(user_dir / "keys" / "checkpoint-ed25519.pem")

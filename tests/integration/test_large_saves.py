@@ -11,7 +11,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger import samples as s
 from ledger.audit.verify import verify
 from ledger.domain.encounter import Encounter
-from ledger.recorder import PIPELINE_MAX_BYTES
+from ledger.persistence.recorder import PIPELINE_MAX_BYTES
 
 pytestmark = pytest.mark.postgres
 

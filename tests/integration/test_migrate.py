@@ -10,7 +10,7 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import pytest
 
-from ledger.migrate import discover, migrate, status
+from ledger.persistence.migrate import discover, migrate, status
 
 pytestmark = pytest.mark.postgres
 
@@ -60,9 +60,9 @@ def test_concurrent_migrations_apply_each_file_once(empty_database):
 
 def test_app_runs_with_create_table_off_on_the_migrated_database(empty_database):
     from ledger import samples as s
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
     from ledger.config import Settings
-    from ledger.database import eventsourcing_env
+    from ledger.persistence.database import eventsourcing_env
 
     migrate(empty_database)
     env = eventsourcing_env(empty_database, Settings())

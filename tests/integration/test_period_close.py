@@ -11,10 +11,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from ledger.audit.checkpoints import CheckpointWriter, generate_key
+from bench.workload import EncounterLife, run_workload
+from ledger.audit.checkpoints import generate_key
+from ledger.audit.writer import CheckpointWriter
 from ledger.domain.errors import IllegalTransition, InvalidValue
 from ledger.projections.runner import ProjectionRunner
-from ledger.projections.workload import EncounterLife, run_workload
 from ledger.reporting import close_period, period_report, reconcile
 
 # ruff: noqa: F811 - the private_* fixtures below are imported, then requested by name

@@ -25,13 +25,13 @@ import psycopg
 import pytest
 from eventsourcing.domain import OriginatorVersionError
 
-from ledger.application import LedgerApplication
+from bench.workload import run_workload
+from ledger.application.service import LedgerApplication
 from ledger.projections.base import Page
 from ledger.projections.check import snapshot, verify
 from ledger.projections.claims import ClaimsView
 from ledger.projections.reader import EventReader
 from ledger.projections.runner import ProjectionRunner
-from ledger.projections.workload import run_workload
 
 # ruff: noqa: F811 - the private_* fixtures below are imported, then requested by name
 from tests.integration.test_projections_fixtures import (  # noqa: F401

@@ -18,7 +18,7 @@ import pytest
 
 @pytest.fixture
 def private_db(database_url: str) -> Iterator[str]:
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
 
     name = f"ledger_proj_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -35,14 +35,14 @@ def private_db(database_url: str) -> Iterator[str]:
 @pytest.fixture
 def private_env(private_db: str) -> dict[str, str]:
     from ledger.config import Settings
-    from ledger.database import eventsourcing_env
+    from ledger.persistence.database import eventsourcing_env
 
     return eventsourcing_env(private_db, Settings(database_url=private_db, cache_size=0))
 
 
 @pytest.fixture
 def private_app(private_env: dict[str, str]) -> Iterator[object]:
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     application = LedgerApplication(env=private_env)
     yield application

@@ -9,10 +9,10 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from bench.workload import run_workload
 from ledger.domain.encounter import Encounter
 from ledger.projections.check import snapshot, verify
 from ledger.projections.runner import VIEWS, ProjectionRunner
-from ledger.projections.workload import run_workload
 
 # ruff: noqa: F811 - the private_* fixtures below are imported, then requested by name
 from tests.integration.test_projections_fixtures import (  # noqa: F401
@@ -128,7 +128,7 @@ def test_page_runner_builds_what_the_library_runner_builds(private_app, private_
     page-by-page runner: paging changes how many events share a transaction, nothing else."""
     from eventsourcing.projection import ProjectionRunner as LibraryRunner
 
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
     from ledger.projections.base import LibraryProjection
 
     run_workload(private_app.save, encounters=30, seed=77, concurrency=15)

@@ -14,10 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bench.workload import run_workload
 from ledger.projections.check import snapshot, verify
 from ledger.projections.queries import projection_positions
 from ledger.projections.runner import VIEWS, ProjectionRunner
-from ledger.projections.workload import run_workload
 
 # ruff: noqa: F811 - the private_* fixtures below are imported, then requested by name
 from tests.integration.test_projections_fixtures import (  # noqa: F401
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def start_worker(url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_LOG_LEVEL": "WARNING"}
     return subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "projections", "run", "--page-size", "15",
+        [sys.executable, "-m", "ledger.cli.main", "projections", "run", "--page-size", "15",
          "--max-page-size", "15", "--poll-interval", "0.1"], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -108,7 +108,7 @@ def test_lost_wakeups_are_covered_by_polling_and_the_watchdog(private_app, priva
 def run_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_LOG_LEVEL": "WARNING",
            "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "ledger.cli", "projections", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "ledger.cli.main", "projections", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -26,7 +26,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "codes"
 
 @pytest.fixture
 def app(app_env: dict[str, str]) -> Iterator[object]:
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     tables = CMSEditTables(str(FIXTURES / "ncci_ptp_test.txt"), str(FIXTURES / "mue_test.csv"))
     application = LedgerApplication(env=app_env, edit_tables=tables)

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def deferred(app_env, monkeypatch):
     monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
     get_audit_settings.cache_clear()
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     application = LedgerApplication(env=app_env)
     assert application.sealer.defers
@@ -165,9 +165,9 @@ def test_ready_reports_the_backlog_and_its_age(deferred, clean_db):
 
 KILLED_WRITER = """
 import sys, time
-from ledger.application import LedgerApplication
+from ledger.application.service import LedgerApplication
 from ledger.config import Settings
-from ledger.database import eventsourcing_env
+from ledger.persistence.database import eventsourcing_env
 from ledger import samples as s
 url = sys.argv[1]
 app = LedgerApplication(env=eventsourcing_env(url, Settings(database_url=url, cache_size=0)))
@@ -195,7 +195,7 @@ def test_killed_between_commit_and_seal_the_next_sealer_seals_on_restart(app_env
     assert check(clean_db, pending_seconds=0).counts == {"inserted": 2}
     monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
     get_audit_settings.cache_clear()
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     restarted = LedgerApplication(env=app_env)  # no command: its sealer's first run seals
     try:

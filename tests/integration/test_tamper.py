@@ -15,9 +15,10 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from ledger.audit.chain import GENESIS, chain_hash
-from ledger.audit.checkpoints import CheckpointWriter, generate_key
+from ledger.audit.checkpoints import generate_key
 from ledger.audit.verify import verify
+from ledger.audit.writer import CheckpointWriter
+from ledger.persistence.chain import GENESIS, chain_hash
 from tests.integration.test_chain import make_history
 
 pytestmark = pytest.mark.postgres
@@ -256,7 +257,7 @@ def test_a_checkpoint_signed_by_another_key_is_refused(sealed, clean_db, tmp_pat
 def test_cli_verify_exit_codes_and_the_first_bad_place(sealed, clean_db, key, tmp_path,
                                                        monkeypatch):
     from ledger.audit.settings import get_audit_settings
-    from ledger.cli import app as cli
+    from ledger.cli.main import app as cli
     from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_DATABASE_URL", clean_db)
@@ -299,7 +300,7 @@ def test_the_leaf_record_altered_along_with_the_log(sealed, clean_db, key, tmp_p
 
 def test_a_snapshot_altered(app_env, clean_db, key, tmp_path):
     """Snapshots are a cache the application trusts: each must equal the replayed events."""
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     snapshotting = LedgerApplication(env=app_env, snapshot_interval=2)
     try:

@@ -10,9 +10,10 @@ import psycopg
 import pytest
 
 from ledger.audit.access import record_access
-from ledger.audit.checkpoints import CheckpointWriter, generate_key
+from ledger.audit.checkpoints import generate_key
 from ledger.audit.seals import load_exported_seals
 from ledger.audit.verify import verify
+from ledger.audit.writer import CheckpointWriter
 
 pytestmark = pytest.mark.postgres
 

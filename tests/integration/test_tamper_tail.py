@@ -24,11 +24,11 @@ import psycopg
 import pytest
 
 from ledger import samples as s
-from ledger.audit.chain import chain_hash
 from ledger.audit.checkpoints import export_path, load_public_key, public_path
 from ledger.audit.sealing import log_export_dir, sealing_status, unsealed_backlog
 from ledger.audit.settings import get_audit_settings
 from ledger.audit.verify import verify
+from ledger.persistence.chain import chain_hash
 from tests.integration.test_chain import make_history
 from tests.integration.test_tamper import _rechain, run_sql
 
@@ -48,7 +48,7 @@ def seal_mode(request, monkeypatch):
 
 @pytest.fixture
 def app(seal_mode, app_env):
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     application = LedgerApplication(env=app_env)
     assert application.sealer.defers == (seal_mode == "deferred")
@@ -321,7 +321,7 @@ def test_exported_within_the_interval_per_log_and_to_the_witness(app_env, clean_
                        f"http://127.0.0.1:{server.server_port}/checkpoints")
     monkeypatch.setenv("LEDGER_SEAL_EXPORT_INTERVAL", "0.2")
     get_audit_settings.cache_clear()
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     writer = LedgerApplication(env=app_env)
     try:
@@ -367,7 +367,7 @@ def test_backlog_is_reported_when_batches_were_not_sealed(app, app_env, clean_db
                                                           monkeypatch):
     """Writes with sealing off (or while the seal could not run) are the backlog that
     /ready and metrics report; the next sealed batch covers them."""
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
     get_audit_settings.cache_clear()
@@ -391,7 +391,7 @@ def test_backlog_is_reported_when_batches_were_not_sealed(app, app_env, clean_db
 def test_two_writers_take_turns_sealing(app, app_env, clean_db):
     """A writer seals from memory of its own newest checkpoint; when another writer sealed in
     between, the database says so (ledger_seal_expect) and the batch is saved again, reading."""
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
 
     other = LedgerApplication(env=app_env)
     try:

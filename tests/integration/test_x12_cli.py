@@ -11,7 +11,7 @@ pytestmark = pytest.mark.postgres
 
 
 def test_ledger_import_summary(clean_db, monkeypatch):
-    from ledger.cli import app
+    from ledger.cli.main import app
     from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_DATABASE_URL", clean_db)

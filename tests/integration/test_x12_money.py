@@ -260,7 +260,7 @@ def test_unreconciled_remittance_quarantined_whole_and_listed(app, imp, clean_db
 def test_cli_exceptions_and_import_exit_status(app, imp, clean_db, monkeypatch):
     from typer.testing import CliRunner
 
-    from ledger.cli import app as cli
+    from ledger.cli.main import app as cli
     from ledger.config import get_settings
 
     run_month(app, imp)

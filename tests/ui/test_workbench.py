@@ -261,8 +261,8 @@ def test_sessions_expire_and_end_with_their_token(client, settings):
     from datetime import timedelta
 
     from api.ui.sessions import SessionStore
+    from ledger.application.idempotency import new_pool
     from ledger.auth import Identity
-    from ledger.idempotency import new_pool
 
     pool = new_pool(settings.database_url, max_size=2)
     try:

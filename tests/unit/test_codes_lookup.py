@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api import errors
-from api.routes_codes import router
+from api.routes.codes import router
 from ledger.codes.icd10cm import default_code_set
 from ledger.codes.lookup import CodeSets, lookup_code, ndc_billing_form, systems_for
 from ledger.codes.places import PLACE_OF_SERVICE
@@ -124,7 +124,7 @@ def test_get_codes_route():
 
 
 def test_ledger_codes_lookup_command():
-    from ledger.cli import app
+    from ledger.cli.main import app
 
     runner = CliRunner()
     ok = runner.invoke(app, ["codes", "lookup", "E11.9"])

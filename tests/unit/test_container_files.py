@@ -13,7 +13,7 @@ import shlex
 import yaml
 from typer.testing import CliRunner
 
-from ledger.cli import app
+from ledger.cli.main import app
 from tests.conftest import ROOT
 
 

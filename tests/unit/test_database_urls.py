@@ -7,7 +7,12 @@ from __future__ import annotations
 from psycopg.conninfo import conninfo_to_dict
 
 from ledger.config import Settings
-from ledger.database import app_url, apply_connection_options, eventsourcing_env, url_options
+from ledger.persistence.database import (
+    app_url,
+    apply_connection_options,
+    eventsourcing_env,
+    url_options,
+)
 from ledger.replicas import parse_urls
 
 MULTI = ("postgresql://owner:s%40cret@db-a.internal:5432,db-b.internal:5433/ledger"

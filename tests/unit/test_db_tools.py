@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.db_tools import BackupError, find_tool
+from ledger.persistence.backup import BackupError, find_tool
 
 
 def fake_tool(folder, name: str, major: int):

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from bench.workload import run_workload
 from ledger.domain import figures
 from ledger.domain.errors import InvalidValue
 from ledger.projections import audit, claims, queries, trends
 from ledger.projections.base import PagedEvent
 from ledger.projections.rows import accumulate
-from ledger.projections.workload import run_workload
 
 ZERO = Decimal("0.00")
 

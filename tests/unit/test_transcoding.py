@@ -7,7 +7,7 @@ from eventsourcing.persistence import TranscodingNotRegisteredError
 
 from ledger.domain.model import Adjustment, Finding, LineResult, ResponsibleParty
 from ledger.domain.values import Money
-from ledger.transcoding import OrjsonTranscoder
+from ledger.persistence.transcoding import OrjsonTranscoder
 
 
 def test_round_trip_of_every_supported_type():

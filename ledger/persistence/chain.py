@@ -10,17 +10,16 @@ transaction as its INSERT (never in a trigger)::
                              ‖ u32be(len) ‖ state )  the stored state column, byte for byte
                                                      (after transcoding, compression, encryption)
 
-``ChainedRecorderMixin`` is mixed into ``ledger.recorder.LedgerRecorder`` (the one recorder of
-the ledger). Its insert takes the event-table lock, then computes each event's hash from the
-previous event of the same encounter: events of one encounter in the same save are chained in
-memory; for the first of them it reads the previous event's hash inside the same transaction,
-after the lock (the lock serialises writers, so that read cannot go stale) -- unless this
-process committed that event itself and remembers its hash (stored events never change, so
-such a memory cannot go stale either, and it saves a round trip). It also takes the
-lock through ``CALL ledger_events_take_lock()``, a SECURITY DEFINER procedure (migration 0036),
-so that the application role needs no UPDATE/DELETE/TRUNCATE privilege on the events table
-(PostgreSQL requires one of those for ``LOCK TABLE ... IN EXCLUSIVE MODE``).
-"""
+``ChainedRecorderMixin`` is mixed into ``ledger.persistence.recorder.LedgerRecorder`` (the one
+recorder of the ledger). Its insert takes the event-table lock, then computes each event's hash from
+the previous event of the same encounter: events of one encounter in the same save are chained in
+memory; for the first of them it reads the previous event's hash inside the same transaction, after
+the lock (the lock serialises writers, so that read cannot go stale) -- unless this process
+committed that event itself and remembers its hash (stored events never change, so such a memory
+cannot go stale either, and it saves a round trip). It also takes the lock through ``CALL
+ledger_events_take_lock()``, a SECURITY DEFINER procedure (migration 0036), so that the application
+role needs no UPDATE/DELETE/TRUNCATE privilege on the events table (PostgreSQL requires one of those
+for ``LOCK TABLE ... IN EXCLUSIVE MODE``). """
 
 from __future__ import annotations
 

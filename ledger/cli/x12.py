@@ -21,13 +21,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ledger.cli import app, console
+from ledger.cli.common import console, ledger_url, setup_logging
 
 x12_app = typer.Typer(help="X12 exceptions queue: list and resolve.", no_args_is_help=True)
-app.add_typer(x12_app, name="x12")
 
 
-@app.command("import")
 def import_files(
     files: Annotated[list[Path], typer.Argument(
         exists=True, dir_okay=False, readable=True,
@@ -38,16 +36,15 @@ def import_files(
 ) -> None:
     """Import X12 files: 835 remittances (balanced before posting), 837P/837I claims,
     999/277CA acknowledgements."""
-    from ledger.application import LedgerApplication
-    from ledger.cli import _setup_logging, _url
+    from ledger.application.service import LedgerApplication
     from ledger.config import get_settings
-    from ledger.database import eventsourcing_env
-    from ledger.migrate import migrate
+    from ledger.persistence.database import eventsourcing_env
+    from ledger.persistence.migrate import migrate
     from ledger.x12.importer import X12Importer
 
-    _setup_logging()
+    setup_logging()
     settings = get_settings()
-    url = _url()
+    url = ledger_url()
     migrate(url)
     ledger = LedgerApplication(env=eventsourcing_env(url, settings),
                                snapshot_interval=settings.snapshot_interval,
@@ -108,10 +105,9 @@ def import_files(
 def _connect() -> object:
     import psycopg
 
-    from ledger.cli import _url
-    from ledger.migrate import migrate
+    from ledger.persistence.migrate import migrate
 
-    url = _url()
+    url = ledger_url()
     migrate(url)
     return psycopg.connect(url, autocommit=True)
 

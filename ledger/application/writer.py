@@ -41,12 +41,13 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from ledger import metrics
-from ledger.database import CommitNotMade, DatabaseUnavailable
+from ledger.application.idempotency import ClaimLost
 from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
-from ledger.idempotency import ClaimLost
+from ledger.persistence.database import CommitNotMade, DatabaseUnavailable
 
 if TYPE_CHECKING:
-    from ledger.application import CommandResult, CommitWrite, LedgerApplication
+    from ledger.application.results import CommandResult, CommitWrite
+    from ledger.application.service import LedgerApplication
     from ledger.domain.encounter import Encounter
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ class GroupCommitWriter:
 
     # ------------------------------------------------------------------ one batch
     def _commit(self, batch: list[Job], fresh: bool = False) -> None:
-        from ledger.application import CommandResult, commit_hook
+        from ledger.application.results import CommandResult, commit_hook
 
         loaded = self._drop_stale(batch) if not fresh else {}
         touched: dict[UUID, Encounter] = {}

@@ -10,7 +10,7 @@ import psycopg
 
 from ledger.availability import DatabaseMonitor
 from ledger.config import Settings
-from ledger.migrate import discover
+from ledger.persistence.migrate import discover
 
 
 def readiness(monitor: DatabaseMonitor, pool: Any, settings: Settings,
@@ -18,7 +18,7 @@ def readiness(monitor: DatabaseMonitor, pool: Any, settings: Settings,
     """The readiness report; ``sealing`` says what is not yet sealed or exported (the
     unsealed backlog), from this process's sealer and, when it answers, the database."""
     from ledger.audit.sealing import sealing_status
-    from ledger.projections.cli import status_rows_on
+    from ledger.projections.status import status_rows_on
 
     if not monitor.available:
         return {"ready": False, "reasons": ["database unavailable"],

@@ -16,7 +16,8 @@ ever to commit (its token insert would now conflict) — so "not committed" is a
 and the command may be re-run.
 
 Selected through the library's ``APPLICATION_RECORDER_TOPIC`` setting (see
-``ledger.database.eventsourcing_env``). One class for every concern, so concerns compose.
+``ledger.persistence.database.eventsourcing_env``). One class for every concern, so concerns
+compose.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from uuid import UUID
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from ledger.audit.chain import ChainedRecorderMixin
-from ledger.audit.sealing import SealingRecorderMixin
+from ledger.persistence.batch_seal import SealingRecorderMixin
+from ledger.persistence.chain import ChainedRecorderMixin
 
 log = logging.getLogger(__name__)
 

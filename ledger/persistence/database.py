@@ -11,8 +11,11 @@ from urllib.parse import quote, urlparse, urlunparse
 
 from psycopg.conninfo import conninfo_to_dict
 
-from ledger import embedded
 from ledger.config import Settings
+from ledger.persistence import embedded
+
+# The application's name: the library prefixes its tables with it (ledger_events, ...).
+APP_NAME = "ledger"
 
 
 def database_url(settings: Settings) -> str:
@@ -45,7 +48,7 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
     info = conninfo_to_dict(url)
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerRecorder",
+        "APPLICATION_RECORDER_TOPIC": "ledger.persistence.recorder:LedgerRecorder",
         "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
         "POSTGRES_HOST": str(info.get("host") or "localhost"),
         "POSTGRES_PORT": str(info.get("port") or "5432"),
@@ -68,7 +71,7 @@ def eventsourcing_env(url: str, settings: Settings) -> dict[str, str]:
         "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
     if settings.cipher_key:
-        env["CIPHER_TOPIC"] = "ledger.crypto:RotatingAESCipher"
+        env["CIPHER_TOPIC"] = "ledger.persistence.crypto:RotatingAESCipher"
         env["CIPHER_KEY"] = settings.cipher_key
         env["CIPHER_OLD_KEYS"] = settings.cipher_old_keys
     return env

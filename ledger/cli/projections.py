@@ -9,32 +9,16 @@ import json
 import signal
 import sys
 import time
-from typing import Any
 
 import typer
 from rich.table import Table
 
-from ledger.console import make_console
+from ledger.cli.common import console, ledger_url, setup_logging
 from ledger.projections import PROJECTION_NAMES
+from ledger.projections.status import status_rows
 
 app = typer.Typer(help="Read models (claims, balances, queue, audit trail, trends): run, "
                        "status, rebuild, verify.", no_args_is_help=True)
-console = make_console()
-
-
-def _url() -> str:
-    from ledger.config import get_settings
-    from ledger.database import database_url
-
-    return database_url(get_settings())
-
-
-def _logging() -> None:
-    from ledger.config import get_settings
-    from ledger.logs import configure
-
-    settings = get_settings()
-    configure(settings.log_level, settings.log_format)
 
 
 def _names(names: list[str] | None) -> list[str]:
@@ -56,13 +40,13 @@ def run(
     stall_after: float = typer.Option(30.0, help="Seconds behind without progress = stalled."),
 ) -> None:
     """Run the projections until stopped (SIGTERM/Ctrl-C): the deployment worker."""
-    _logging()
+    setup_logging()
     from ledger.config import get_settings
-    from ledger.database import apply_connection_options, configure_client
+    from ledger.persistence.database import apply_connection_options, configure_client
     from ledger.projections.runner import ProjectionRunner, runner_env
 
     configure_client(get_settings())  # reconnect every 0.2 s after an outage
-    runner = ProjectionRunner(runner_env(_url()), _names(only), page_size=page_size,
+    runner = ProjectionRunner(runner_env(ledger_url()), _names(only), page_size=page_size,
                               max_page_size=max_page_size, poll_interval=poll_interval,
                               stall_after=stall_after)
     apply_connection_options(runner.datastore.pool, get_settings())
@@ -75,59 +59,13 @@ def run(
     runner.run_forever()
 
 
-def status_rows(url: str, stall_after: float = 30.0) -> list[dict[str, Any]]:
-    """Per projection: tracked position, log head, events behind, last page, last error and a
-    state (ok, behind, stalled, failing)."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        return status_rows_on(conn, stall_after)
-
-
-def status_rows_on(conn: Any, stall_after: float = 30.0) -> list[dict[str, Any]]:
-    """``status_rows`` on an open (autocommit) connection."""
-    from ledger.projections.queries import projection_positions
-
-    head = conn.execute("SELECT COALESCE(max(notification_id), 0) FROM ledger_events"
-                        ).fetchone()[0]  # type: ignore[index]
-    positions = projection_positions(conn)
-    info = {r[0]: r[1:] for r in conn.execute(
-        "SELECT name, last_page_at, last_error, last_error_at, rebuilt_at, runner, "
-        "extract(epoch FROM now() - last_page_at), last_error_position, last_error_event "
-        "FROM projection_status")}
-    rows = []
-    for name in PROJECTION_NAMES:
-        pos = positions.get(name, 0)
-        behind = conn.execute("SELECT count(*) FROM ledger_events WHERE notification_id > %s",
-                              (pos,)).fetchone()[0] if pos < head else 0  # type: ignore
-        last_page, error, error_at, rebuilt, runner, age, error_pos, error_event = \
-            info.get(name, (None,) * 8)
-        if behind == 0:
-            state = "ok"
-        elif error and (last_page is None or (error_at and error_at >= last_page)):
-            state = "failing"
-        elif age is None or float(age) > stall_after:
-            state = "stalled"
-        else:
-            state = "behind"
-        rows.append({"projection": name, "position": pos, "head": int(head),
-                     "behind": int(behind), "state": state,
-                     "last_page_at": last_page.isoformat() if last_page else None,
-                     "last_error": error,
-                     "failed_at_position": error_pos if state == "failing" else None,
-                     "failed_event": error_event if state == "failing" else None,
-                     "rebuilt_at": rebuilt.isoformat() if rebuilt
-                     else None, "runner": runner})
-    return rows
-
-
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
            stall_after: float = typer.Option(30.0, help="Seconds without a page while behind "
                                                         "that count as stalled.")) -> None:
     """Lag per projection: tracked position against the log head. Exit 1 if any is stalled
     or failing."""
-    rows = status_rows(_url(), stall_after)
+    rows = status_rows(ledger_url(), stall_after)
     if as_json:
         for r in rows:
             typer.echo(json.dumps(r))
@@ -171,8 +109,8 @@ def rebuild(
     if all_ == bool(name):
         raise typer.BadParameter("give one projection NAME or --all")
     names = _names(None if all_ else [name])
-    _logging()
-    runner = ProjectionRunner(runner_env(_url()), names, page_size=page_size,
+    setup_logging()
+    runner = ProjectionRunner(runner_env(ledger_url()), names, page_size=page_size,
                               max_page_size=page_size)
     try:
         head = runner.reader.head()
@@ -204,7 +142,7 @@ def verify() -> None:
 
     from ledger.projections.check import verify as run_verify
 
-    with psycopg.connect(_url(), autocommit=True) as conn:
+    with psycopg.connect(ledger_url(), autocommit=True) as conn:
         result = run_verify(conn)
     for problem in result.problems:
         console.print(f"[red]{problem}[/]")

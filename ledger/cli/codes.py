@@ -9,11 +9,10 @@ import orjson
 import typer
 from rich.table import Table
 
-from ledger.console import make_console
+from ledger.cli.common import console
 
 app = typer.Typer(help="Code sets: look a code up; check the configured CMS files.",
                   no_args_is_help=True)
-console = make_console()
 
 
 def _row_style(result: dict[str, Any]) -> str:

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from ledger.cli.common import ledger_url
+
 report_app = typer.Typer(help="Reports: now, as of a recorded time or log position, a closed "
                          "period, reconciliation between two moments.", no_args_is_help=True)
 period_app = typer.Typer(help="Accounting periods: close a month.", no_args_is_help=True)
@@ -56,12 +58,11 @@ def _fail(exc: Exception) -> None:
 
 
 def _application() -> Any:
-    from ledger.application import LedgerApplication
-    from ledger.cli import _url
+    from ledger.application.service import LedgerApplication
     from ledger.config import get_settings
-    from ledger.database import eventsourcing_env
+    from ledger.persistence.database import eventsourcing_env
 
-    return LedgerApplication(env=eventsourcing_env(_url(), get_settings()))
+    return LedgerApplication(env=eventsourcing_env(ledger_url(), get_settings()))
 
 
 def _text_time(value: datetime | None) -> datetime | None:
@@ -80,11 +81,10 @@ def show(model: Annotated[Model, typer.Argument(help="which read model")],
          dos_to: Annotated[str | None, typer.Option(help="claims: service to (date)")] = None,
          paid_from: Annotated[str | None, typer.Option(help="claims: paid on/after")] = None,
          paid_to: Annotated[str | None, typer.Option(help="claims: paid on/before")] = None,
-         limit: int = 100) -> None:
+         limit: Annotated[int, typer.Option(help="most rows")] = 100) -> None:
     """A read model now, or as it stood (``--as-of`` / ``--as-of-position``)."""
     import psycopg
 
-    from ledger.cli import _url
     from ledger.projections import asof
     from ledger.projections import queries as q
     from ledger.x12.exceptions import list_exceptions
@@ -93,7 +93,7 @@ def show(model: Annotated[Model, typer.Argument(help="which read model")],
         ("dos_from", dos_from), ("dos_to", dos_to), ("paid_from", paid_from),
         ("paid_to", paid_to))}
     try:
-        with psycopg.connect(_url(), autocommit=True) as conn:
+        with psycopg.connect(ledger_url(), autocommit=True) as conn:
             point = asof.resolve(conn, as_of=_text_time(as_of), as_of_position=as_of_position,
                                  projections=(PROJECTION[model],))
             position = point.position if point else None
@@ -126,7 +126,7 @@ def show(model: Annotated[Model, typer.Argument(help="which read model")],
 def _shortcut(model: Model) -> Any:
     def command(as_of: AsOf = None, as_of_position: AsOfPosition = None,
                 payer_id: Annotated[str | None, typer.Option(help="one payer")] = None,
-                limit: int = 100) -> None:
+                limit: Annotated[int, typer.Option(help="most rows")] = 100) -> None:
         show(model, as_of=as_of, as_of_position=as_of_position, payer_id=payer_id,
              dos_from=None, dos_to=None, paid_from=None, paid_to=None, limit=limit)
     return command
@@ -142,12 +142,11 @@ def period(period: Annotated[str, typer.Argument(help="YYYY-MM, closed")]) -> No
     proves it, and the post-close adjustments of the next period."""
     import psycopg
 
-    from ledger.cli import _url
     from ledger.reporting import period_report
 
     app = _application()
     try:
-        with psycopg.connect(_url(), autocommit=True) as conn:
+        with psycopg.connect(ledger_url(), autocommit=True) as conn:
             _print(period_report(app, conn, period))
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
@@ -162,19 +161,20 @@ def reconcile(from_time: Annotated[datetime | None, typer.Option(
               to_time: Annotated[datetime | None, typer.Option(
                   "--to", help="recorded time T2 (default: now)",
                   formats=["%Y-%m-%dT%H:%M:%S%z"])] = None,
-              from_position: Annotated[int | None, typer.Option("--from-position")] = None,
-              to_position: Annotated[int | None, typer.Option("--to-position")] = None,
+              from_position: Annotated[int | None, typer.Option(
+                  "--from-position", help="start: log position")] = None,
+              to_position: Annotated[int | None, typer.Option(
+                  "--to-position", help="end: log position")] = None,
               payer_id: Annotated[str | None, typer.Option(help="one payer (default: all A/R)")
                                   ] = None) -> None:
     """Balance at T1 + changes by event kind = balance at T2."""
     import psycopg
 
-    from ledger.cli import _url
     from ledger.projections import asof
     from ledger.reporting import reconcile as run
 
     try:
-        with psycopg.connect(_url(), autocommit=True) as conn:
+        with psycopg.connect(ledger_url(), autocommit=True) as conn:
             a = asof.resolve(conn, as_of=from_time, as_of_position=from_position,
                              projections=("claims",))
             b = asof.resolve(conn, as_of=to_time, as_of_position=to_position,
@@ -188,17 +188,16 @@ def reconcile(from_time: Annotated[datetime | None, typer.Option(
 @period_app.command("close")
 def close(period: Annotated[str, typer.Argument(help="YYYY-MM (ended)")],
           actor: Annotated[str, typer.Option(help="user id of a billers' lead or admin")],
-          reason: str = "") -> None:
+          reason: Annotated[str, typer.Option(help="why (recorded with the close)")] = "") -> None:
     """Record PeriodClosed: the period's reports are read at its last position from now on."""
     import psycopg
 
-    from ledger.cli import _url
     from ledger.domain.errors import NotFound
     from ledger.reporting import close_period
 
     app = _application()
     try:
-        with psycopg.connect(_url(), autocommit=True) as conn:
+        with psycopg.connect(ledger_url(), autocommit=True) as conn:
             row = conn.execute("SELECT role FROM ledger_users WHERE user_id = %s AND NOT "
                                "disabled", (actor,)).fetchone()
             if row is None:

@@ -11,17 +11,10 @@ from uuid import UUID
 import typer
 from rich.table import Table
 
-from ledger.cli import app, console
+from ledger.cli.common import console, ledger_url
 
 checkpoints_app = typer.Typer(help="Signed Merkle checkpoints over the event log.",
                               no_args_is_help=True)
-app.add_typer(checkpoints_app, name="checkpoints")
-
-
-def _url() -> str:
-    from ledger.cli import _url as url
-
-    return url()
 
 
 def trusted_key() -> Any:
@@ -71,7 +64,6 @@ def print_report(report: Any, show: int = 10) -> None:
         console.print(f"... and {report.problem_count - show} more")
 
 
-@app.command("verify")
 def verify_command(
     encounter: str = typer.Option(None, "--encounter", "-e",
                                   help="Verify one encounter only (fast)."),
@@ -95,7 +87,7 @@ def verify_command(
     from ledger.audit.sealing import log_export_dir
 
     settings = get_audit_settings()
-    url = _url()
+    url = ledger_url()
     report = verify(url, encounter=encounter_id, public_key=trusted_key(),
                     export_dir=log_export_dir(settings.export_dir, url), snapshots=snapshots,
                     require_sealed=settings.seal_per_batch)
@@ -123,12 +115,13 @@ def keygen(force: bool = typer.Option(False, "--force", help="Replace an existin
 
 
 def _writer() -> Any:
-    from ledger.audit.checkpoints import CheckpointWriter, signing_key
+    from ledger.audit.checkpoints import signing_key
     from ledger.audit.sealing import log_export_dir
     from ledger.audit.settings import get_audit_settings
+    from ledger.audit.writer import CheckpointWriter
 
     s = get_audit_settings()
-    url = _url()
+    url = ledger_url()
     return CheckpointWriter(url, signing_key(s.key_file),
                             export_dir=log_export_dir(s.export_dir, url),
                             origin=s.checkpoint_origin, max_leaves=s.checkpoint_max_leaves)
@@ -142,9 +135,9 @@ def run(
 ) -> None:
     """Seal new events under signed checkpoints (a long-running job; --once for cron)."""
     from ledger.audit.settings import get_audit_settings
-    from ledger.cli import _setup_logging
+    from ledger.cli.common import setup_logging
 
-    _setup_logging()
+    setup_logging()
     writer = _writer()
     if once:
         made = writer.catch_up()
@@ -170,7 +163,7 @@ def list_checkpoints(limit: int = typer.Option(20, help="Newest N.")) -> None:
 
     from ledger.audit.checkpoints import load_checkpoints
 
-    with psycopg.connect(_url()) as conn:
+    with psycopg.connect(ledger_url()) as conn:
         checkpoints = load_checkpoints(conn)[-limit:]
     table = Table("tree size", "position", "time (UTC)", "root", "key", "proof from")
     for c in checkpoints:
@@ -199,7 +192,7 @@ def prove(old: int = typer.Argument(..., help="Older tree size."),
     from ledger.audit.merkle import LeafList, consistency_proof, event_leaf, verify_consistency
 
     started = time.perf_counter()
-    with psycopg.connect(_url()) as conn:
+    with psycopg.connect(ledger_url()) as conn:
         by_size = {c.tree_size: c for c in load_checkpoints(conn)}
         if old not in by_size or new not in by_size or old > new:
             console.print("give the tree sizes of two checkpoints, older first "

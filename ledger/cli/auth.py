@@ -10,21 +10,18 @@ import typer
 from rich.table import Table
 
 from ledger.auth import ROLES, AuthStore
-from ledger.console import make_console
+from ledger.cli.common import console, err_console, ledger_url
 
 users_app = typer.Typer(help="Users (staff or systems; one role each).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (bearer; hashed at rest).", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys for event state at rest.", no_args_is_help=True)
-console = make_console()
-err_console = make_console(stderr=True)
 Role = Enum("Role", {r: r for r in ROLES}, type=str)  # a choice on the command line
 
 
 def _store() -> AuthStore:
-    from ledger.cli import _url
-    from ledger.idempotency import new_pool
+    from ledger.application.idempotency import new_pool
 
-    return AuthStore(new_pool(_url(), max_size=2))
+    return AuthStore(new_pool(ledger_url(), max_size=2))
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -121,6 +118,6 @@ def list_tokens(user_id: str = typer.Option(None, help="Only this user's tokens.
 @keys_app.command("new")
 def new_key() -> None:
     """Print a new AES-256 key for LEDGER_CIPHER_KEY (keep it in a secret store)."""
-    from ledger.crypto import new_key as make
+    from ledger.persistence.crypto import new_key as make
 
     typer.echo(make())

@@ -11,46 +11,35 @@ from typing import Annotated, NoReturn
 import typer
 from rich.table import Table
 
-from ledger.codes.cli import app as codes_app
+from ledger.cli import audit, x12
+from ledger.cli.auth import keys_app, tokens_app, users_app
+from ledger.cli.codes import app as codes_app
+from ledger.cli.common import console, err_console, ledger_url, setup_logging
+from ledger.cli.fhir import app as fhir_app
+from ledger.cli.projections import app as projections_app
+from ledger.cli.report import period_app, report_app
 from ledger.config import get_settings
-from ledger.console import make_console
 
 app = typer.Typer(help="Event-sourced claims ledger for medical coding and billing.",
                   no_args_is_help=True)
 db_app = typer.Typer(help="The database: migrations and the embedded server.")
 app.add_typer(db_app, name="db")
 app.add_typer(codes_app, name="codes")
-app.add_typer(__import__("ledger.projections.cli").projections.cli.app, name="projections")
-app.add_typer(__import__("ledger.auth_cli").auth_cli.users_app, name="users")
-app.add_typer(__import__("ledger.auth_cli").auth_cli.tokens_app, name="tokens")
-app.add_typer(__import__("ledger.auth_cli").auth_cli.keys_app, name="keys")
-app.add_typer(__import__("ledger.fhir.cli").fhir.cli.app, name="fhir")
-app.add_typer(__import__("ledger.report_cli").report_cli.report_app, name="report")
-app.add_typer(__import__("ledger.report_cli").report_cli.period_app, name="period")
-console = make_console()
-err_console = make_console(stderr=True)
-
-
-def _setup_logging() -> None:
-    from ledger.logs import configure
-
-    settings = get_settings()
-    configure(settings.log_level, settings.log_format)
-
-
-def _url() -> str:
-    from ledger.database import database_url
-
-    return database_url(get_settings())
-
+app.add_typer(projections_app, name="projections")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(keys_app, name="keys")
+app.add_typer(fhir_app, name="fhir")
+app.add_typer(report_app, name="report")
+app.add_typer(period_app, name="period")
 
 @app.command()
 def migrate() -> None:
     """Apply pending migrations (safe to re-run; concurrent runs queue on a lock)."""
-    _setup_logging()
-    from ledger.migrate import migrate as run
+    setup_logging()
+    from ledger.persistence.migrate import migrate as run
 
-    applied = run(_url())
+    applied = run(ledger_url())
     console.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}"
                                                               if applied else " (up to date)"))
 
@@ -58,10 +47,10 @@ def migrate() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """List migrations and whether each is applied."""
-    from ledger.migrate import status
+    from ledger.persistence.migrate import status
 
     table = Table("migration", "applied")
-    for version, done in status(_url()):
+    for version, done in status(ledger_url()):
         table.add_row(version, "yes" if done else "no")
     console.print(table)
 
@@ -83,9 +72,9 @@ def db_create() -> None:
     import psycopg
     from psycopg import sql
 
-    from ledger.db_tools import server_url
+    from ledger.persistence.backup import server_url
 
-    url = _url()
+    url = ledger_url()
     name = psycopg.conninfo.conninfo_to_dict(url).get("dbname") or "postgres"
     with psycopg.connect(server_url(url), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
@@ -114,10 +103,10 @@ def db_backup(file: Annotated[Path, typer.Argument(
         help="Where to write the backup (pg_dump custom format).")]) -> None:
     """Back up the database (configured or embedded) with pg_dump, consistent while the
     service runs. Restore with `ledger db restore FILE`. The keys are NOT in the backup."""
-    from ledger.db_tools import BackupError, backup
+    from ledger.persistence.backup import BackupError, backup
 
     try:
-        tool = backup(_url(), file)
+        tool = backup(ledger_url(), file)
     except BackupError as exc:
         _fail(str(exc))
     console.print(f"backed up to {file} ({file.stat().st_size:,} bytes, pg_dump "
@@ -134,10 +123,10 @@ def db_restore(
     """Restore a backup into the database (configured or embedded), which must be empty
     unless --replace. Stop the service first. Then `ledger verify` and `ledger projections
     verify` should report the same positions and checkpoints as before the backup."""
-    from ledger.db_tools import BackupError, restore
+    from ledger.persistence.backup import BackupError, restore
 
     try:
-        restore(_url(), file, replace=replace)
+        restore(ledger_url(), file, replace=replace)
     except BackupError as exc:
         _fail(str(exc))
     console.print(f"restored {file}; next: ledger migrate (if this release has newer "
@@ -160,17 +149,17 @@ def serve(
     """Migrate, then serve the HTTP API (embedded PostgreSQL unless LEDGER_DATABASE_URL)."""
     import uvicorn
 
-    _setup_logging()
+    setup_logging()
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
     if not settings.database_url:
         os.environ["LEDGER_EMBEDDED"] = "1"
-    url = _url()
+    url = ledger_url()
     # Workers (other processes) reach the same server through the URL.
     os.environ["LEDGER_DATABASE_URL"] = url
     get_settings.cache_clear()
-    from ledger.migrate import migrate as run
+    from ledger.persistence.migrate import migrate as run
 
     run(url)
     if demo or settings.demo:
@@ -203,10 +192,10 @@ def serve(
         import subprocess
 
         os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = "0"
-        projections = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections",
+        projections = subprocess.Popen([sys.executable, "-m", "ledger.cli.main", "projections",
                                         "run"], env=dict(os.environ))
         console.print(f"projections: running in their own process (pid {projections.pid})")
-    from ledger.audit.checkpoints import start_in_process  # issue 8: signed checkpoints
+    from ledger.audit.writer import start_in_process  # issue 8: signed checkpoints
 
     start_in_process(url)
     try:
@@ -233,8 +222,10 @@ def serve(
                 projections.kill()
 
 
-import ledger.audit.cli  # noqa: E402,F401  (registers `ledger verify`, `ledger checkpoints`)
-import ledger.x12.cli  # noqa: E402,F401  (registers `ledger import`)
+app.command("verify")(audit.verify_command)
+app.add_typer(audit.checkpoints_app, name="checkpoints")
+app.command("import")(x12.import_files)
+app.add_typer(x12.x12_app, name="x12")
 
 
 def _one_line(exc: BaseException) -> str | None:
@@ -242,7 +233,7 @@ def _one_line(exc: BaseException) -> str | None:
     (no database, no server, no migrations); None for anything else (a bug: full traceback)."""
     import psycopg
 
-    from ledger.migrate import MigrationError
+    from ledger.persistence.migrate import MigrationError
 
     if isinstance(exc, MigrationError):
         return f"ledger: {exc}"

@@ -20,10 +20,10 @@ def export_command(
 ) -> None:
     """Write ExplanationOfBenefit, Claim, ClaimResponse and Coverage as NDJSON (one file per
     type) for everything changed since a moment; prints the counts as JSON."""
-    from ledger.application import LedgerApplication
+    from ledger.application.service import LedgerApplication
     from ledger.config import get_settings
-    from ledger.database import configure_client, database_url, eventsourcing_env
     from ledger.fhir.export import export
+    from ledger.persistence.database import configure_client, database_url, eventsourcing_env
 
     moment = None
     if since:

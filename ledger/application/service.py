@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
+from anyio import to_thread
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
@@ -25,80 +25,32 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
+from ledger.application.handlers import HANDLERS, Context
+from ledger.application.results import CommandResult, CommitWrite, commit_hook
+from ledger.application.writer import GroupCommitWriter, Job, WriterPool
 from ledger.audit.sealing import install_from_settings
 from ledger.codes.edits import edit_tables_from_settings
 from ledger.codes.icd10cm import default_code_set
-from ledger.database import CommitNotMade, CommitOutcomeUnknown, DatabaseUnavailable
 from ledger.domain.codeset import DiagnosisCodeSet
+from ledger.domain.commands import Command, ScrubClaim, named
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed
 from ledger.domain.model import Actor
-from ledger.domain.scrubber import RULESET_VERSION, EditTables, scrub
-from ledger.transcoding import OrjsonTranscoder
-from ledger.writer import GroupCommitWriter, Job, WriterPool
+from ledger.domain.scrubber import EditTables
+from ledger.persistence.database import (
+    APP_NAME,
+    CommitNotMade,
+    CommitOutcomeUnknown,
+    DatabaseUnavailable,
+)
+from ledger.persistence.topics import register_old_topics
+from ledger.persistence.transcoding import OrjsonTranscoder
 
 log = logging.getLogger(__name__)
-
-# Domain methods a client may call by name, and whether they need the diagnosis code set.
-COMMANDS: dict[str, bool] = {
-    "code_diagnosis": True,
-    "revise_diagnosis": True,
-    "remove_diagnosis": False,
-    "add_service_line": False,
-    "revise_service_line": False,
-    "remove_service_line": False,
-    "add_supply": False,
-    "adjust_charge": False,
-    "reverse_charge_adjustment": False,
-    "create_claim": False,
-    "submit_claim": False,
-    "acknowledge_claim": False,
-    "post_adjudication": False,
-    "post_provider_adjustment": False,
-    "record_denial": False,
-    "file_appeal": False,
-    "decide_appeal": False,
-    "issue_statement": False,
-    "record_patient_payment": False,
-    "issue_refund": False,
-    "write_off": False,
-    "open_dispute": False,
-    "add_dispute_note": False,
-    "resolve_dispute": False,
-    "grant_access": False,
-    "revoke_access": False,
-}
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    encounter_id: UUID
-    version: int
-    position: int | None  # log position of the last event written (None: nothing written)
-    value: Any = None
-    written: int = 0
-
-
-CommitWrite = Callable[[Any, CommandResult], None]
-
-
-def commit_hook(enc_id: UUID, version: int, produced: int, value: Any,
-                write_with: CommitWrite) -> Callable[..., None]:
-    """A recorder side write that hands ``write_with`` one command's CommandResult, in the
-    transaction of the save: its position is the log position of the command's last event
-    (found by encounter and version, so it works in a save of many encounters too)."""
-
-    def hook(curs: Any, stored_events: Any, ids: Any) -> None:
-        position = next((i for e, i in zip(stored_events, ids, strict=False)
-                         if e.originator_id == enc_id and e.originator_version == version),
-                        None)
-        write_with(curs, CommandResult(enc_id, version, position, value, produced))
-
-    return hook
-
+register_old_topics()  # events stored under a class's earlier module path still load
 
 class LedgerApplication(Application[UUID]):
-    name = "ledger"
+    name = APP_NAME
     snapshotting_intervals: ClassVar[dict[type, int]] = {Encounter: 50}
     MAX_RETRIES = 3
 
@@ -118,7 +70,7 @@ class LedgerApplication(Application[UUID]):
         super().__init__(env)
         datastore = getattr(self.recorder, "datastore", None)
         if datastore is not None:  # POSTGRES_PRE_PING: ping only connections that may be dead
-            from ledger.database import check_cheaply
+            from ledger.persistence.database import check_cheaply
 
             check_cheaply(datastore.pool)
         self.code_set: DiagnosisCodeSet = code_set or default_code_set()
@@ -213,44 +165,12 @@ class LedgerApplication(Application[UUID]):
         return CommandResult(enc.id, enc.version, recordings[-1].notification.id, enc.id,
                              len(recordings))
 
-    def execute(self, encounter_id: UUID, command: str, *, actor: Actor,
-                expected_version: int | None = None, write_with: CommitWrite | None = None,
-                **kwargs: Any) -> CommandResult:
-        """Run one domain command on an encounter.
-
-        ``expected_version`` (an If-Match) makes a stale caller fail with
-        ``PreconditionFailed`` before anything runs, and a race lost at save time fail with
-        ``ConcurrencyConflict``. Without it, a race lost at save time re-runs the command
-        against the new state (up to three times): the command's own rules decide again.
-        """
-        return self.run_on(encounter_id, self._command_fn(command, actor, kwargs),
-                           expected_version=expected_version, write_with=write_with)
-
-    async def execute_async(self, encounter_id: UUID, command: str, *, actor: Actor,
-                            expected_version: int | None = None,
-                            write_with: CommitWrite | None = None,
-                            **kwargs: Any) -> CommandResult:
-        """``execute`` for asyncio callers (the API): with group commit the command waits for
-        its batch without holding a worker thread; otherwise it runs in a thread."""
-        if self.writer is None:
-            from starlette.concurrency import run_in_threadpool
-
-            return await run_in_threadpool(
-                lambda: self.execute(encounter_id, command, actor=actor,
-                                     expected_version=expected_version,
-                                     write_with=write_with, **kwargs))
-        fn = self._command_fn(command, actor, kwargs)
-        return await self.writer.submit_async(Job(encounter_id, fn, expected_version,
-                                                  write_with))
-
     async def open_encounter_async(self, *, actor: Actor,
                                    write_with: CommitWrite | None = None,
                                    **details: Any) -> CommandResult:
         details.setdefault("today", date.today())
         if self.writer is None:
-            from starlette.concurrency import run_in_threadpool
-
-            return await run_in_threadpool(
+            return await to_thread.run_sync(
                 lambda: self.open_encounter(actor=actor, write_with=write_with, **details))
 
         def create(_: None) -> tuple[Encounter, UUID]:
@@ -259,53 +179,62 @@ class LedgerApplication(Application[UUID]):
 
         return await self.writer.submit_async(Job(None, create, None, write_with))
 
-    async def scrub_claim_async(self, encounter_id: UUID, claim_number: str, *,
-                                actor: Actor, expected_version: int | None = None,
-                                write_with: CommitWrite | None = None) -> CommandResult:
+    def handle(self, command: Command, *, actor: Actor, expected_version: int | None = None,
+               write_with: CommitWrite | None = None) -> CommandResult:
+        """Run one command on its encounter (``ledger/domain/commands.py``; its handler in
+        ``ledger/application/handlers.py``).
+
+        ``expected_version`` (an If-Match) makes a stale caller fail with
+        ``PreconditionFailed`` before anything runs, and a race lost at save time fail with
+        ``ConcurrencyConflict``. Without it, a race lost at save time re-runs the command
+        against the new state (up to three times): the command's own rules decide again.
+        """
+        return self.run_on(command.encounter_id, self._job(command, actor),
+                           expected_version=expected_version, write_with=write_with)
+
+    async def handle_async(self, command: Command, *, actor: Actor,
+                           expected_version: int | None = None,
+                           write_with: CommitWrite | None = None) -> CommandResult:
+        """``handle`` for asyncio callers (the API): with group commit the command waits for
+        its batch without holding a worker thread; otherwise it runs in a thread."""
         if self.writer is None:
-            from starlette.concurrency import run_in_threadpool
-
-            return await run_in_threadpool(
-                lambda: self.scrub_claim(encounter_id, claim_number, actor=actor,
-                                         expected_version=expected_version,
-                                         write_with=write_with))
+            return await to_thread.run_sync(
+                lambda: self.handle(command, actor=actor, expected_version=expected_version,
+                                    write_with=write_with))
         return await self.writer.submit_async(Job(
-            encounter_id, self._scrub_fn(claim_number, actor), expected_version, write_with))
+            command.encounter_id, self._job(command, actor), expected_version, write_with))
 
-    def _scrub_fn(self, claim_number: str, actor: Actor) -> Callable[[Encounter], Any]:
-        def run(enc: Encounter) -> Any:
-            claim = enc._claim(claim_number)
-            findings = scrub(enc, claim, self.code_set, self.edit_tables)
-            ruleset = RULESET_VERSION + (f"+{self.edit_tables.version}"
-                                         if self.edit_tables.version else "")
-            enc.scrub_claim(claim_number, ruleset_version=ruleset, findings=findings,
-                            actor=actor)
-            return findings
+    def _job(self, command: Command, actor: Actor) -> Callable[[Encounter], Any]:
+        handler = HANDLERS.get(type(command))
+        if handler is None:
+            raise NotFound("command", "command.exists",
+                           f"command: no handler for {type(command).__name__}")
+        context = Context(actor, self.code_set, self.edit_tables, self.appeal_window_days)
+        return lambda enc: handler(enc, command, context)
 
-        return run
+    # Callers that name a command by its domain method (scripts, samples, tests).
+    def execute(self, encounter_id: UUID, command: str, *, actor: Actor,
+                expected_version: int | None = None, write_with: CommitWrite | None = None,
+                **kwargs: Any) -> CommandResult:
+        """``handle`` of the command named ``command`` (e.g. ``"add_service_line"``)."""
+        return self.handle(named(command, encounter_id, kwargs), actor=actor,
+                           expected_version=expected_version, write_with=write_with)
 
-    def _command_fn(self, command: str, actor: Actor,
-                    kwargs: dict[str, Any]) -> Callable[[Encounter], Any]:
-        if command not in COMMANDS:
-            raise NotFound("command", "command.exists", f"command: no command {command!r}")
-        needs_code_set = COMMANDS[command]
-
-        def run(enc: Encounter) -> Any:
-            method: Callable[..., Any] = getattr(enc, command)
-            extra: dict[str, Any] = {"actor": actor}
-            if needs_code_set:
-                extra["code_set"] = self.code_set
-            if command == "post_adjudication":
-                extra.setdefault("appeal_window_days", self.appeal_window_days)
-            return method(**kwargs, **extra)
-
-        return run
+    async def execute_async(self, encounter_id: UUID, command: str, *, actor: Actor,
+                            expected_version: int | None = None,
+                            write_with: CommitWrite | None = None,
+                            **kwargs: Any) -> CommandResult:
+        """``handle_async`` of the command named ``command``."""
+        return await self.handle_async(named(command, encounter_id, kwargs), actor=actor,
+                                       expected_version=expected_version,
+                                       write_with=write_with)
 
     def scrub_claim(self, encounter_id: UUID, claim_number: str, *, actor: Actor,
                     expected_version: int | None = None,
                     write_with: CommitWrite | None = None) -> CommandResult:
-        return self.run_on(encounter_id, self._scrub_fn(claim_number, actor),
-                           expected_version=expected_version, write_with=write_with)
+        return self.handle(ScrubClaim(encounter_id=encounter_id, claim_number=claim_number),
+                           actor=actor, expected_version=expected_version,
+                           write_with=write_with)
 
     def run_on(self, encounter_id: UUID, fn: Callable[[Encounter], Any], *,
                expected_version: int | None = None,

@@ -24,7 +24,7 @@ def migrations_dir() -> Path:
     configured = os.environ.get("LEDGER_MIGRATIONS_DIR")
     if configured:
         return Path(configured)
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # ledger/
     packaged = here / "migrations"
     if packaged.is_dir():
         return packaged

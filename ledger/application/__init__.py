@@ -1,0 +1,1 @@
+"""The application layer: commands in, events saved, results out (no HTTP here)."""

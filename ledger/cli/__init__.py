@@ -1,0 +1,1 @@
+"""The ``ledger`` command line (``ledger.cli.main``: the one Typer app)."""
