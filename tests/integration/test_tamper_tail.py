@@ -66,7 +66,9 @@ def _each_command_sealed_by_the_background(app):
         committed = time.monotonic()
         defer(events)
         while sealer.deferred_status()[0]:
-            assert time.monotonic() - committed < BOUND, "not sealed within the bound"
+            # (the bound itself is timed in test_seal_deferred; here only a loaded machine's
+            # margin, so that a slow seal does not fail a tamper class)
+            assert time.monotonic() - committed < BOUND + 2.0, "not sealed"
             time.sleep(0.005)
 
     sealer.defer = defer_and_wait
