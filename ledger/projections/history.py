@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from psycopg import Cursor
@@ -39,9 +40,11 @@ PositionDeltas = dict[tuple[int, str], dict[Key, list[Any]]]
 def _text(value: Any) -> str:
     """One field of COPY's text format (what psycopg's ``write_row`` would send, without
     its per-value dumper lookups: the history writes many rows)."""
+    t = type(value)
+    if t is Decimal or t is int:  # most fields: no escaping needed
+        return str(value)
     if value is None:
         return "\\N"
-    t = type(value)
     if t is str:
         text = value
     elif t is bool:
