@@ -302,12 +302,13 @@ def audit_trail(request: Request, identity: IdentityDep, encounter_id: UUID | No
                 code: Annotated[str | None, Query(max_length=12)] = None,
                 event_type: Annotated[str | None, Query(max_length=60)] = None,
                 since: datetime | None = None, until: datetime | None = None,
+                period: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
                 limit: Limit = 100, cursor: Cursor = None,
                 min_position: MinPosition = None) -> OrjsonResponse:
     with _read(request, min_position) as conn:
         page = q.audit_trail(conn, encounter_id=encounter_id, claim_number=claim_number,
                              actor_id=actor_id, code=code, event_type=event_type, since=since,
-                             until=until, limit=limit, cursor=cursor)
+                             until=until, limit=limit, cursor=cursor, period=period)
     return OrjsonResponse(_page(page))
 
 

@@ -415,15 +415,18 @@ def audit_trail(conn: Connection[Any], *, encounter_id: UUID | None = None,
                 claim_number: str | None = None, actor_id: str | None = None,
                 code: str | None = None, event_type: str | None = None,
                 since: datetime | None = None, until: datetime | None = None,
-                limit: int = 100, cursor: str | None = None) -> ResultPage:
+                limit: int = 100, cursor: str | None = None,
+                period: str | None = None) -> ResultPage:
     """Audit rows in log order, filtered by encounter, claim, actor, code (any code the
-    event is about, e.g. before or after a revision), event type and recorded time range
-    (``since`` inclusive, ``until`` exclusive)."""
+    event is about, e.g. before or after a revision), event type, recorded time range
+    (``since`` inclusive, ``until`` exclusive) and closed period (``YYYY-MM``: its
+    ``PeriodClosed`` row)."""
     limit = _limit(limit)
     where: list[Composable] = []
     params: list[Any] = []
     for column, value in (("encounter_id", encounter_id), ("claim_number", claim_number),
-                          ("actor_id", actor_id), ("event_type", event_type)):
+                          ("actor_id", actor_id), ("event_type", event_type),
+                          ("period", period)):
         if value is not None:
             where.append(SQL("{0} = %s").format(Identifier(column)))
             params.append(value)
