@@ -22,9 +22,29 @@ EXEMPT = ("/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json")
 WATCH_EVERY = 0.1  # seconds between looks at the monitor while a request runs
 
 
+class _InFlight:
+    """One guarded request: its task, whether its answer has started, and whether the guard
+    answered it (503) in its place."""
+
+    __slots__ = ("task", "scope", "receive", "send", "started", "answered", "refusal")
+
+    def __init__(self, task: Any, scope: Any, receive: Any, send: Any) -> None:
+        self.task = task
+        self.scope, self.receive, self.send = scope, receive, send
+        self.started = self.answered = False
+        self.refusal: asyncio.Future | None = None
+
+
 class OutageGuard:
+    """The request runs in its own task, unwrapped; ONE watcher task per event loop (alive
+    while requests are in flight) looks at the monitor every WATCH_EVERY seconds and, in an
+    outage, answers each running request that has not started its answer with 503 (from the
+    watcher's own task, so a handler stuck on a frozen server cannot delay it) and cancels it.
+    Before, every request had a task of its own and a timed wait on it (~20 us a request)."""
+
     def __init__(self, app: Any) -> None:
         self.app = app
+        self._loops: dict[Any, tuple[set[_InFlight], asyncio.Task]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT):
@@ -37,46 +57,66 @@ class OutageGuard:
         if not monitor.available:
             await _refuse(scope, receive, send)
             return
-        started = answered = False
+        rec = _InFlight(asyncio.current_task(), scope, receive, send)
 
         async def guarded_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            if answered:
+            if rec.answered:
                 return  # already answered 503: drop what the abandoned handler sends
             if message["type"] == "http.response.start":
-                started = True
+                rec.started = True
                 if message["status"] == 503 and not any(
                         k.lower() == b"retry-after" for k, _ in message.get("headers", ())):
                     message = {**message, "headers": [*message.get("headers", ()),
                                                       (b"retry-after", RETRY_AFTER.encode())]}
             await send(message)
 
-        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=WATCH_EVERY)
-            if done:
-                try:
-                    task.result()
-                except Exception as exc:
-                    # a database error wrapped in another type: 503, not a traceback
-                    if not started and is_unavailable(exc):
-                        started = answered = True
-                        await _refuse(scope, receive, send)
-                        return
-                    raise
+        running = self._running(monitor)
+        running.add(rec)
+        try:
+            await self.app(scope, receive, guarded_send)
+        except asyncio.CancelledError:
+            if not rec.answered:
+                raise
+            rec.task.uncancel()  # our own cancel: the request was answered 503
+        except Exception as exc:
+            if rec.answered:
+                pass  # answered 503 already; what the handler raised afterwards is moot
+            elif not rec.started and is_unavailable(exc):
+                # a database error wrapped in another type: 503, not a traceback
+                rec.started = rec.answered = True
+                await _refuse(scope, receive, send)
                 return
-            if not monitor.available and not started:
-                answered = True
-                task.cancel()  # a worker thread it waits on finishes (or not) on its own
-                task.add_done_callback(_consume)
-                started = True
-                await _refuse(scope, receive, send, abandoned=True)
-                return
+            else:
+                raise
+        finally:
+            running.discard(rec)
+        if rec.refusal is not None:
+            await rec.refusal  # the 503 is complete before this request ends
 
+    def _running(self, monitor: Any) -> set[_InFlight]:
+        """This loop's requests in flight, with its watcher started if it is not running."""
+        loop = asyncio.get_running_loop()
+        entry = self._loops.get(loop)
+        if entry is None or entry[1].done():
+            running: set[_InFlight] = entry[0] if entry is not None else set()
+            self._loops = {k: v for k, v in self._loops.items() if not v[1].done()}
+            self._loops[loop] = (running, loop.create_task(self._watch(monitor, running)))
+            return running
+        return entry[0]
 
-def _consume(task: asyncio.Future) -> None:
-    if not task.cancelled():
-        task.exception()
+    @staticmethod
+    async def _watch(monitor: Any, running: set[_InFlight]) -> None:
+        while running:
+            await asyncio.sleep(WATCH_EVERY)
+            if monitor.available:
+                continue
+            for rec in list(running):
+                if rec.started or rec.answered:
+                    continue
+                rec.started = rec.answered = True
+                rec.refusal = asyncio.ensure_future(
+                    _refuse(rec.scope, rec.receive, rec.send, abandoned=True))
+                rec.task.cancel()  # a worker thread it waits on finishes (or not) on its own
 
 
 async def _refuse(scope: dict[str, Any], receive: Any, send: Any,

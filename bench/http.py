@@ -29,12 +29,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Both servers run on the same stack as `ledger serve` (uvicorn's "auto": uvloop and
+# httptools, dependencies of the project); BENCH_HTTP_STACK=asyncio,h11 for the stdlib ones.
+STACK = os.environ.get("BENCH_HTTP_STACK", "auto,auto").split(",")
+
+
 @contextmanager
-def server(app: str, env: dict[str, str]):
+def server(app: str, env: dict[str, str], stack: list[str] | None = None):
     port = free_port()
+    loop, http = stack or STACK
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port",
-         str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"],
+         str(port), "--workers", "1", "--log-level", "warning", "--no-access-log",
+         "--loop", loop, "--http", http],
         env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     try:
         deadline = time.time() + 60

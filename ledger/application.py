@@ -116,6 +116,11 @@ class LedgerApplication(Application[UUID]):
         if snapshot_interval:
             self.snapshotting_intervals = {Encounter: snapshot_interval}
         super().__init__(env)
+        datastore = getattr(self.recorder, "datastore", None)
+        if datastore is not None:  # POSTGRES_PRE_PING: ping only connections that may be dead
+            from ledger.database import check_cheaply
+
+            check_cheaply(datastore.pool)
         self.code_set: DiagnosisCodeSet = code_set or default_code_set()
         self.edit_tables = edit_tables if edit_tables is not None else \
             edit_tables_from_settings()

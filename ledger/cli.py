@@ -214,6 +214,9 @@ def serve(
 
         uvicorn.run("api.main:create_app", factory=True, host=host, port=port,
                     workers=workers, log_level=settings.log_level.lower(), access_log=False,
+                    # uvloop's event loop and httptools' parser (dependencies, issue 21);
+                    # "auto" falls back to asyncio and h11 where they cannot be installed
+                    loop="auto", http="auto",
                     # the client address is resolved by api.client_address from
                     # LEDGER_TRUSTED_PROXIES only; uvicorn's own handling would trust any
                     # loopback proxy's X-Forwarded-For

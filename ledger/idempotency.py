@@ -180,12 +180,15 @@ class IdempotencyStore:
 
 def new_pool(url: str, max_size: int = 10, timeout: float = 30.0,
              options: dict[str, str] | None = None) -> ConnectionPool:
-    """A psycopg pool (autocommit) whose connections are checked before use: after the
-    server restarts, a dead connection is replaced instead of failing a request.
+    """A psycopg pool (autocommit) whose connections are checked before use when they may
+    be dead (ledger.database.check_when_suspect): after the server restarts, a dead
+    connection is replaced instead of failing a request.
     ``options``: more libpq keywords (timeouts, see ledger.database.connection_options)."""
+    from ledger.database import check_when_suspect, mark_idle
+
     pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=timeout,
                           kwargs={"autocommit": True, **(options or {})},
-                          check=ConnectionPool.check_connection)
+                          check=check_when_suspect, reset=mark_idle)
     return pool
 
 

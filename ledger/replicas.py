@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ledger.database import check_when_suspect, mark_idle
 from ledger.projections import PROJECTION_NAMES
 from ledger.projections.queries import wait_for_position
 
@@ -94,7 +95,7 @@ class ReadReplicas:
             Replica(url, ConnectionPool(url, min_size=1, max_size=max_size, open=True,
                                         timeout=timeout,
                                         kwargs={"autocommit": True, **(options or {})},
-                                        check=ConnectionPool.check_connection))
+                                        check=check_when_suspect, reset=mark_idle))
             for url in urls]
         self._turn = itertools.count()
         self._lock = threading.Lock()

@@ -150,32 +150,84 @@ class GroupCommitWriter:
             except queue.Empty:
                 return
 
-    def _load(self, encounter_id: UUID, fresh: bool) -> Encounter:
+    def _load(self, encounter_id: UUID, fresh: bool,
+              loaded: dict[UUID, Encounter] | None = None) -> Encounter:
         if not fresh:
             enc = self._cache.get(encounter_id)
             if enc is not None:
                 self._cache.move_to_end(encounter_id)
                 return enc
+        if loaded is not None and encounter_id in loaded:
+            return loaded.pop(encounter_id)
         return self.app.get_encounter(encounter_id)
 
-    def _drop_stale(self, batch: list[Job]) -> None:
-        """Forget cached encounters that another process (or writer) has moved on: one
-        indexed query per batch, so that a busy shared store does not turn every batch into
-        a conflict and a retry. (A write that lands after this check is still caught by the
-        store's uniqueness at save time.)"""
-        cached = {j.encounter_id for j in batch
-                  if j.encounter_id is not None and j.encounter_id in self._cache}
-        if not cached:
-            return
+    def _drop_stale(self, batch: list[Job]) -> dict[UUID, Encounter]:
+        """Forget cached encounters that another process (or writer) has moved on, and load
+        the batch's encounters that are not (or no longer) cached: one connection and two
+        indexed queries per batch instead of two reads per encounter, so that neither a busy
+        shared store (every batch a conflict and a retry) nor a cold cache costs round trips
+        per command. (A write that lands after these reads is still caught by the store's
+        (encounter, version) uniqueness at save time.) Returns the loaded encounters."""
+        wanted = {j.encounter_id for j in batch if j.encounter_id is not None}
+        if not wanted:
+            return {}
+        cached = {eid for eid in wanted if eid in self._cache}
         with self.app.recorder.datastore.get_connection() as conn:
-            rows = conn.execute(
-                "SELECT originator_id, MAX(originator_version) AS v FROM ledger_events "
-                "WHERE originator_id = ANY(%s) GROUP BY originator_id", (list(cached),)
-            ).fetchall()
-        current = {r["originator_id"]: r["v"] for r in rows}
-        for eid in cached:
-            if current.get(eid) != self._cache[eid].version:
-                self._cache.pop(eid, None)
+            if cached:
+                rows = conn.execute(
+                    "SELECT originator_id, MAX(originator_version) AS v FROM ledger_events "
+                    "WHERE originator_id = ANY(%s) GROUP BY originator_id", (list(cached),)
+                ).fetchall()
+                current = {r["originator_id"]: r["v"] for r in rows}
+                for eid in cached:
+                    if current.get(eid) != self._cache[eid].version:
+                        self._cache.pop(eid, None)
+            missing = [eid for eid in wanted if eid not in self._cache]
+            if not missing:
+                return {}
+            return self._load_many(conn, missing)
+
+    def _load_many(self, conn: Any, ids: list[UUID]) -> dict[UUID, Encounter]:
+        """The encounters ``ids`` as ``get_encounter`` rebuilds them (latest snapshot, then
+        the events after it), read with one query; an id that is not an encounter in the
+        store is left out (``_load`` then asks ``get_encounter``, which says why)."""
+        from eventsourcing.application import project_aggregate
+        from eventsourcing.persistence import StoredEvent
+
+        from ledger.domain.encounter import Encounter
+
+        events_table = self.app.recorder.events_table_name
+        snapshots = self.app.snapshots
+        snapshots_table = getattr(getattr(snapshots, "recorder", None), "events_table_name",
+                                  None)
+        if snapshots_table:
+            sql = (
+                f"WITH snap AS (SELECT DISTINCT ON (originator_id) originator_id, "
+                f"originator_version, topic, state FROM {snapshots_table} "
+                f"WHERE originator_id = ANY(%(ids)s) "
+                f"ORDER BY originator_id, originator_version DESC) "
+                f"SELECT 0 AS k, originator_id, originator_version, topic, state FROM snap "
+                f"UNION ALL SELECT 1, e.originator_id, e.originator_version, e.topic, e.state "
+                f"FROM {events_table} e LEFT JOIN snap s ON s.originator_id = e.originator_id "
+                f"WHERE e.originator_id = ANY(%(ids)s) "
+                f"AND e.originator_version > COALESCE(s.originator_version, 0) "
+                f"ORDER BY 2, 1, 3")
+        else:
+            sql = (f"SELECT 1 AS k, originator_id, originator_version, topic, state "
+                   f"FROM {events_table} WHERE originator_id = ANY(%(ids)s) ORDER BY 2, 3")
+        rows = conn.execute(sql, {"ids": ids}).fetchall()
+        by_id: dict[UUID, list[Any]] = {}
+        to_domain_event = self.app.mapper.to_domain_event
+        for r in rows:
+            by_id.setdefault(r["originator_id"], []).append(to_domain_event(StoredEvent(
+                originator_id=r["originator_id"], originator_version=r["originator_version"],
+                topic=r["topic"], state=bytes(r["state"]))))
+        loaded: dict[UUID, Encounter] = {}
+        for eid, events in by_id.items():
+            enc = project_aggregate(None, events)
+            if isinstance(enc, Encounter):
+                loaded[eid] = enc
+        return loaded
 
     def _remember(self, enc: Encounter) -> None:
         self._cache[enc.id] = enc
@@ -187,8 +239,7 @@ class GroupCommitWriter:
     def _commit(self, batch: list[Job], fresh: bool = False) -> None:
         from ledger.application import CommandResult, commit_hook
 
-        if not fresh:
-            self._drop_stale(batch)
+        loaded = self._drop_stale(batch) if not fresh else {}
         touched: dict[UUID, Encounter] = {}
         # job, encounter, value, version after it, events it produced
         done: list[tuple[Job, Encounter, Any, int, int]] = []
@@ -201,7 +252,8 @@ class GroupCommitWriter:
                     enc, value = job.fn(None)
                     produced = len(enc.pending_events)
                 else:
-                    enc = touched.get(job.encounter_id) or self._load(job.encounter_id, fresh)
+                    enc = touched.get(job.encounter_id) or self._load(job.encounter_id, fresh,
+                                                                       loaded)
                     if job.expected_version is not None and enc.version != job.expected_version:
                         raise PreconditionFailed(
                             "If-Match", "version.matches",

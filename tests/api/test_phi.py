@@ -82,7 +82,7 @@ def test_the_500_path_logs_no_phi(clean_db, caplog, monkeypatch):
     a request id, never the raw path or the message."""
     from ledger.projections import queries
 
-    def broken(conn, patient_ref):
+    def broken(conn, patient_ref, **_):
         raise RuntimeError(f"could not read balance for {patient_ref} (MEM-1)")
 
     monkeypatch.setattr(queries, "patient_balance", broken)
