@@ -80,7 +80,7 @@ def show(model: Annotated[Model, typer.Argument(help="which read model")],
          dos_to: Annotated[str | None, typer.Option(help="claims: service to (date)")] = None,
          paid_from: Annotated[str | None, typer.Option(help="claims: paid on/after")] = None,
          paid_to: Annotated[str | None, typer.Option(help="claims: paid on/before")] = None,
-         limit: int = 100,
+         limit: Annotated[int, typer.Option(help="rows at most")] = 100,
          adjudicated_from: Annotated[str | None, typer.Option(
              help="claims: last adjudicated on/after")] = None,
          adjudicated_to: Annotated[str | None, typer.Option(
@@ -155,7 +155,7 @@ def q_effective(d: dict[str, date | None]) -> Any:
 def _shortcut(model: Model) -> Any:
     def command(as_of: AsOf = None, as_of_position: AsOfPosition = None,
                 payer_id: Annotated[str | None, typer.Option(help="one payer")] = None,
-                limit: int = 100,
+                limit: Annotated[int, typer.Option(help="rows at most")] = 100,
                 dos_from: Annotated[str | None, typer.Option(help="service from")] = None,
                 dos_to: Annotated[str | None, typer.Option(help="service to")] = None,
                 adjudicated_from: Annotated[str | None, typer.Option(
@@ -201,8 +201,10 @@ def reconcile(from_time: Annotated[datetime | None, typer.Option(
               to_time: Annotated[datetime | None, typer.Option(
                   "--to", help="recorded time T2 (default: now)",
                   formats=["%Y-%m-%dT%H:%M:%S%z"])] = None,
-              from_position: Annotated[int | None, typer.Option("--from-position")] = None,
-              to_position: Annotated[int | None, typer.Option("--to-position")] = None,
+              from_position: Annotated[int | None, typer.Option(
+                  "--from-position", help="opening log position")] = None,
+              to_position: Annotated[int | None, typer.Option(
+                  "--to-position", help="closing log position")] = None,
               payer_id: Annotated[str | None, typer.Option(help="one payer (default: all A/R)")
                                   ] = None) -> None:
     """Balance at T1 + changes by event kind = balance at T2."""
@@ -227,7 +229,8 @@ def reconcile(from_time: Annotated[datetime | None, typer.Option(
 @period_app.command("close")
 def close(period: Annotated[str, typer.Argument(help="YYYY-MM (ended)")],
           actor: Annotated[str, typer.Option(help="user id of a billers' lead or admin")],
-          reason: str = "") -> None:
+          reason: Annotated[str, typer.Option(
+              help="why (kept in the event and the audit trail)")] = "") -> None:
     """Record PeriodClosed: the period's reports are read at its last position from now on."""
     import psycopg
 
