@@ -178,3 +178,27 @@ def test_effective_balances_over_every_claim_equal_the_payer_balances(scenario):
             for m in ("claims", "open_claims", "allowed", "paid", "contractual",
                       "patient_responsibility", "outstanding"):
                 assert r[m] == t[m], (position, m)
+
+
+def test_cli_report_by_effective_time(scenario, private_db, monkeypatch):
+    import orjson
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from ledger.config import get_settings
+
+    monkeypatch.setenv("LEDGER_DATABASE_URL", private_db)
+    get_settings.cache_clear()
+    try:
+        base = ["report", "payer-balances", "--dos-from", "2026-09-01", "--dos-to", "2026-09-30"]
+        then = CliRunner().invoke(app, [*base, "--as-of", "2026-10-31T23:59:59Z"])
+        assert then.exit_code == 0, then.output
+        body = orjson.loads(then.output)
+        assert body["effective"]["dos_from"] == "2026-09-01"
+        assert [(p["paid"], p["outstanding"]) for p in body["payers"]] == [("120.00", "0.00")]
+        now = orjson.loads(CliRunner().invoke(app, base).output)
+        assert [(p["paid"], p["outstanding"]) for p in now["payers"]] == [("0.00", "200.00")]
+        bad = CliRunner().invoke(app, ["report", "claims", "--paid-from", "2026-13-01"])
+        assert bad.exit_code == 2 and "paid_from" in bad.output
+    finally:
+        get_settings.cache_clear()
