@@ -17,8 +17,11 @@ STATE = os.urandom(337)
 
 def create_app() -> FastAPI:
     url = os.environ["BENCH_DATABASE_URL"]
-    pool = AsyncConnectionPool(url, min_size=8, max_size=64, open=False,
-                               kwargs={"autocommit": True})
+    # BENCH_BARE_POOL_MIN / _MAX_IDLE: with several workers of both servers on one database
+    # (100 connections), idle connections are given back while the ledger is measured
+    pool = AsyncConnectionPool(url, min_size=int(os.environ.get("BENCH_BARE_POOL_MIN", "8")),
+                               max_size=64, open=False, kwargs={"autocommit": True},
+                               max_idle=float(os.environ.get("BENCH_BARE_POOL_MAX_IDLE", "600")))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -1,10 +1,17 @@
 """http: commands/s and p50/p99 latency at 64 concurrent clients through the real server
 (uvicorn, one worker), beside a bare FastAPI endpoint (async, psycopg async pool, orjson, one
 uvicorn worker) doing one raw INSERT + COMMIT per request — same run, alternating. The load
-comes from bench/loadgen.py in another process."""
+comes from bench/loadgen.py in another process.
+
+    .venv/bin/python -m bench.http [--workers 1|2|1,2]
+
+``--workers 2`` (or BENCH_HTTP_WORKERS=2): the ledger as ``ledger serve --workers 2`` and the
+bare endpoint as ``uvicorn --workers 2``; ``1,2`` measures both set-ups, one after the other.
+Each prints the throughput ratio (ledger/bare) and the p99 ratio (ledger/bare)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -35,14 +42,18 @@ STACK = os.environ.get("BENCH_HTTP_STACK", "auto,auto").split(",")
 
 
 @contextmanager
-def server(app: str, env: dict[str, str], stack: list[str] | None = None):
+def server(app: str, env: dict[str, str], stack: list[str] | None = None, workers: int = 1):
     port = free_port()
     loop, http = stack or STACK
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port",
-         str(port), "--workers", "1", "--log-level", "warning", "--no-access-log",
-         "--loop", loop, "--http", http],
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    if app == "ledger serve":  # the deployed command (migrates, then uvicorn --workers N)
+        cmd = [sys.executable, "-m", "ledger.cli", "serve", "--host", "127.0.0.1", "--port",
+               str(port), "--workers", str(workers)]
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+               "--no-access-log", "--loop", loop, "--http", http]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                            stdout=subprocess.DEVNULL if app == "ledger serve" else None)
     try:
         deadline = time.time() + 60
         while True:
@@ -56,7 +67,11 @@ def server(app: str, env: dict[str, str], stack: list[str] | None = None):
         yield port
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def load(port: int, requests: list[str], seconds: float) -> dict:
@@ -89,8 +104,19 @@ def bench_token(url: str) -> str:
 
 
 def main() -> Report:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--workers", default=os.environ.get("BENCH_HTTP_WORKERS", "1"),
+                    help="uvicorn workers of both servers: 1, 2, or a list (1,2)")
+    args = ap.parse_args(sys.argv[1:])
     report = Report(f"http ({CONNECTIONS} concurrent clients)")
     print(f"# machine: {machine()}")
+    for workers in [int(w) for w in str(args.workers).split(",") if w.strip()]:
+        measure(report, workers)
+    print(report.table())
+    return report
+
+
+def measure(report: Report, workers: int) -> None:
     with fresh_database("http") as url:
         ids = seed(url, 512)
         actor = {"Authorization": f"Bearer {bench_token(url)}"}
@@ -105,8 +131,12 @@ def main() -> Report:
             [sys.executable, "-m", "ledger.cli", "projections", "run"],
             env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with server("api.main:create_app", env) as lport, \
-                server("bench.bare_app:create_app", env) as bport:
+        # one worker: uvicorn on the app factory (as before); more: `ledger serve --workers N`
+        ledger_app = "api.main:create_app" if workers == 1 else "ledger serve"
+        if workers > 1:  # both servers' pools on one 100-connection database
+            env = {**env, "BENCH_BARE_POOL_MIN": "2", "BENCH_BARE_POOL_MAX_IDLE": "2"}
+        with server(ledger_app, env, workers=workers) as lport, \
+                server("bench.bare_app:create_app", env, workers=workers) as bport:
             load(lport, ledger_requests, 1.0)  # warm-up
             load(bport, bare_requests, 1.0)
             runs: dict[str, list[dict]] = {"ledger": [], "bare": []}
@@ -121,14 +151,16 @@ def main() -> Report:
         rate = {k: median([r["requests"] / r["seconds"] for r in v]) for k, v in runs.items()}
         p50 = {k: median([r["p50"] for r in v]) for k, v in runs.items()}
         p99 = {k: median([r["p99"] for r in v]) for k, v in runs.items()}
-        report.add(figure="http", clients=CONNECTIONS, ledger_per_s=rate["ledger"],
+        print(f"# workers {workers}: ledger/bare throughput {rate['ledger'] / rate['bare']:.2f}x"
+              f" (target >= 0.8), p99 {p99['ledger'] / p99['bare']:.2f}x (target <= 1.5)",
+              flush=True)
+        report.add(figure="http", workers=workers, clients=CONNECTIONS,
+                   ledger_per_s=rate["ledger"],
                    bare_per_s=rate["bare"], ratio=rate["ledger"] / rate["bare"],
                    ledger_p50_ms=p50["ledger"], ledger_p99_ms=p99["ledger"],
                    bare_p50_ms=p50["bare"], bare_p99_ms=p99["bare"],
                    p99_ratio=p99["ledger"] / p99["bare"],
                    errors=sum(r["errors"] for v in runs.values() for r in v), runs=ROUNDS)
-    print(report.table())
-    return report
 
 
 if __name__ == "__main__":

@@ -61,9 +61,9 @@ def _to_json(o: Any) -> Any:
     if t is str or t is int or t is bool or t is float or o is None:
         return o
     if t is dict:
-        return {k: _to_json(v) for k, v in o.items()}
+        return {k: v if type(v) in _PLAIN else _to_json(v) for k, v in o.items()}
     if t is list or t is tuple:
-        return [_to_json(v) for v in o]
+        return [v if type(v) in _PLAIN else _to_json(v) for v in o]
     if t is Money:
         return {"_type_": "money", "_data_": str(o)}
     if t is Decimal:
@@ -76,7 +76,11 @@ def _to_json(o: Any) -> Any:
         return {"_type_": "uuid_hex", "_data_": o.hex}
     name = _NAMES.get(t)
     if name is not None:
-        return {"_type_": name, "_data_": {f: _to_json(getattr(o, f)) for f in _FIELDS[t]}}
+        data = {}
+        for f in _FIELDS[t]:
+            v = getattr(o, f)
+            data[f] = v if type(v) in _PLAIN else _to_json(v)
+        return {"_type_": name, "_data_": data}
     if t is set or t is frozenset:
         return [_to_json(v) for v in sorted(o)]
     raise TranscodingNotRegisteredError(f"Object of type {t.__name__} is not serializable")
@@ -90,9 +94,10 @@ def _money(text: str) -> Money:
 
 
 def _from_json(o: Any) -> Any:
+    # hot on every replay: plain values (most of them) are kept without a call
     t = type(o)
     if t is list:
-        return [_from_json(v) for v in o]
+        return [_from_json(v) if type(v) in _NESTED else v for v in o]
     if t is not dict:
         return o
     if len(o) == 2 and "_type_" in o and "_data_" in o:
@@ -110,7 +115,7 @@ def _from_json(o: Any) -> Any:
         cls = DATACLASSES.get(name)
         if cls is None:
             raise TranscodingNotRegisteredError(f"Stored type {name!r} is not registered")
-        fields = {k: _from_json(v) for k, v in data.items()}
+        fields = {k: _from_json(v) if type(v) in _NESTED else v for k, v in data.items()}
         if cls is model.ServiceLine and "adjustment_total" not in fields:
             # snapshots taken before the running total existed
             fields["adjustment_total"] = sum(fields.get("charge_adjustments", ()),
@@ -119,4 +124,8 @@ def _from_json(o: Any) -> Any:
             fields["adjustments"] = tuple(fields.get("adjustments", ()))
             fields["remarks"] = tuple(fields.get("remarks", ()))
         return cls(**fields)
-    return {k: _from_json(v) for k, v in o.items()}
+    return {k: _from_json(v) if type(v) in _NESTED else v for k, v in o.items()}
+
+
+_NESTED = frozenset((list, dict))
+_PLAIN = frozenset((str, int, bool, float, type(None)))

@@ -64,30 +64,62 @@ def check_date(value: Any, field: str, today: date | None = None) -> None:
 def check_storable(values: dict[str, Any]) -> None:
     """Refuse, naming the field, any value a read model could not store: text with NUL or
     control characters, money at or beyond numeric(14,2), dates out of range, units beyond
-    MAX_UNITS. Walks lists, tuples, dicts and dataclasses (lines, parties, results)."""
-    stack: list[tuple[str, Any]] = list(values.items())
+    MAX_UNITS. Walks lists, tuples, dicts and dataclasses (lines, parties, results).
+    A value's field name (``lines[0].charge``) is spelled out only when it is refused."""
+    stack: list[tuple[Any, Any]] = [((None, "", k), v) for k, v in values.items()]
     seen = 0
     while stack:
-        field, value = stack.pop()
+        path, value = stack.pop()
         seen += 1
         if seen > 100_000:  # pragma: no cover - a pathological event; the save limits apply
             return
-        if isinstance(value, str):
-            check_text(value, field)
-        elif isinstance(value, Money):
+        t = type(value)
+        if t is int or t is bool or value is None:
+            continue
+        if t is str:
+            if _CONTROL_RE.search(value) is not None:
+                check_text(value, _path_name(path))
+        elif t is Money:
             if abs(value.amount) >= STORED_MONEY_LIMIT:
+                field = _path_name(path)
                 raise InvalidValue(field, "money.max", f"{field}: at most "
                                    f"{MAX_AMOUNT:,} in absolute value")
-        elif isinstance(value, date):
-            check_date(value, field)
-        elif isinstance(value, list | tuple):
-            stack.extend((f"{field}[{i}]", v) for i, v in enumerate(value))
-        elif isinstance(value, dict):
-            stack.extend((f"{field}.{k}", v) for k, v in value.items())
-            stack.extend((f"{field}", k) for k in value if isinstance(k, str))
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            stack.extend((f"{field}.{f.name}", getattr(value, f.name))
-                         for f in dataclasses.fields(value))
+        elif t is list or t is tuple:
+            stack.extend(((path, "[", i), v) for i, v in enumerate(value))
+        else:
+            names = _DATACLASS_FIELDS.get(t)
+            if names is not None:
+                stack.extend(((path, ".", f), getattr(value, f)) for f in names)
+            elif isinstance(value, str):
+                check_text(value, _path_name(path))
+            elif isinstance(value, Money):
+                if abs(value.amount) >= STORED_MONEY_LIMIT:
+                    field = _path_name(path)
+                    raise InvalidValue(field, "money.max", f"{field}: at most "
+                                       f"{MAX_AMOUNT:,} in absolute value")
+            elif isinstance(value, date):
+                check_date(value, _path_name(path))
+            elif isinstance(value, list | tuple):
+                stack.extend(((path, "[", i), v) for i, v in enumerate(value))
+            elif isinstance(value, dict):
+                stack.extend(((path, ".", k), v) for k, v in value.items())
+                stack.extend((path, k) for k in value if isinstance(k, str))
+            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+                names = tuple(f.name for f in dataclasses.fields(value))
+                _DATACLASS_FIELDS[t] = names
+                stack.extend(((path, ".", f), getattr(value, f)) for f in names)
+
+
+_DATACLASS_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _path_name(path: Any) -> str:
+    """``lines[0].charge`` from check_storable's (parent, separator, key) links."""
+    parts: list[str] = []
+    while path is not None:
+        path, sep, key = path
+        parts.append(f"[{key}]" if sep == "[" else f"{sep}{key}")
+    return "".join(reversed(parts))
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -21,13 +21,16 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import itertools
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -171,6 +174,10 @@ class X12Importer:
 
     # ------------------------------------------------------------------ 835
     def _import_835(self, data: bytes, name: str) -> FileResult:
+        with _gc_paused():
+            return self._import_835_unpaused(data, name)
+
+    def _import_835_unpaused(self, data: bytes, name: str) -> FileResult:
         parsed = read_835(data)
         issues = parsed.issues + balance(parsed.remittances)
         result = FileResult(name, "835", "posted", parsed.file_hash, issues=issues)
@@ -871,6 +878,29 @@ def _release_memory() -> None:
 
 
 _MALLOC_TRIM: Any = None
+_GC_LOCK = threading.Lock()
+_GC_PAUSES = [0, False]  # imports in progress, whether the collector was on before the first
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while an 835 is posted (on again when the last
+    concurrent import ends, if it was on before). A 3,000-claim file builds ~10^6 objects
+    (decoded events, encounters, new events) that all stay alive until the save; each
+    collection walked them again: ~30 % of the import's time in a profile. Refcounting still
+    frees everything acyclic; a cycle made meanwhile waits for the next collection."""
+    with _GC_LOCK:
+        if _GC_PAUSES[0] == 0:
+            _GC_PAUSES[1] = gc.isenabled()
+            gc.disable()
+        _GC_PAUSES[0] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_PAUSES[0] -= 1
+            if _GC_PAUSES[0] == 0 and _GC_PAUSES[1]:
+                gc.enable()
 
 
 def _write_claim_file(curs: Any, row: tuple) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.utils import get_topic
 
 from ledger.domain.encounter import Encounter
+from ledger.transcoding import OrjsonTranscoder
 
 CREATED = get_topic(Encounter.ClaimCreated)
 ADJUDICATED = get_topic(Encounter.ClaimAdjudicated)
@@ -33,15 +35,16 @@ def catch_up(app: Any, conn: Any) -> int:
             break
         created, submitted = [], []
         for n in notes:
-            event = app.mapper.to_domain_event(n)
+            event = _fields(app, n)
             if n.topic == CREATED:
                 # indexed by CLM01: a same-CLM01 replacement or a crossover claim is kept
                 # under another key on the same encounter
-                number = getattr(event, "clm01", "") or event.claim_number
-                created.append((number, event.originator_id, event.payer_id, n.id))
+                number = event.get("clm01") or event["claim_number"]
+                created.append((number, n.originator_id, event["payer_id"], n.id))
             else:
-                submitted.append((event.group_control or "", event.transaction_control or "",
-                                  event.claim_number, event.originator_id, n.id))
+                submitted.append((event.get("group_control") or "",
+                                  event.get("transaction_control") or "",
+                                  event["claim_number"], n.originator_id, n.id))
         with conn.transaction():
             with conn.cursor() as cur:
                 if created:
@@ -75,9 +78,9 @@ def catch_up_icn(app: Any, conn: Any) -> int:
             break
         rows = []
         for n in notes:
-            event = app.mapper.to_domain_event(n)
-            if event.payer_icn:
-                rows.append((event.payer_icn, event.originator_id, n.id))
+            icn = _fields(app, n).get("payer_icn")
+            if icn:
+                rows.append((icn, n.originator_id, n.id))
         with conn.transaction(), conn.cursor() as cur:
             if rows:
                 cur.executemany("INSERT INTO x12_icn_index (payer_icn, encounter_id, position)"
@@ -91,6 +94,21 @@ def catch_up_icn(app: Any, conn: Any) -> int:
         if len(notes) < BATCH:
             break
     return seen
+
+
+def _fields(app: Any, n: Any) -> dict[str, Any]:
+    """The stored fields of an event as JSON, the few plain strings the index needs read
+    without building the event (its lines, money and dataclasses); decrypted and
+    decompressed by the application's own mapper settings. Another transcoder: the event."""
+    mapper = app.mapper
+    if type(mapper.transcoder) is not OrjsonTranscoder:
+        return vars(mapper.to_domain_event(n))
+    state = n.state
+    if mapper.cipher:
+        state = mapper.cipher.decrypt(state)
+    if mapper.compressor:
+        state = mapper.compressor.decompress(state)
+    return orjson.loads(state)
 
 
 def lookup_icn(conn: Any, icns: list[str]) -> dict[str, list[UUID]]:
