@@ -8,16 +8,10 @@ methods live with their sub-domain (``coding``, ``charges``, ``claims``, ``remit
 registers those topics.
 """
 
-from ledger.domain.encounter.aggregate import (
-    ADVOCATE_ROLE,
-    DRG_RE,
-    GRANT_BASES,
-    GRANTOR_ROLES,
-    MAX_DIAGNOSES,
-    POSTABLE_STATUSES,
-    DuplicatePayment,
-    Encounter,
-)
+from ledger.domain.encounter.aggregate import Encounter
+from ledger.domain.encounter.grants import GRANT_BASES, GRANTOR_ROLES
+from ledger.domain.encounter.remittance import DRG_RE, POSTABLE_STATUSES, DuplicatePayment
+from ledger.domain.encounter.rules import ADVOCATE_ROLE, MAX_DIAGNOSES
 
 __all__ = [
     "ADVOCATE_ROLE",
