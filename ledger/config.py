@@ -119,9 +119,15 @@ class Settings(BaseSettings):
                                    "checkpoint: names this log.")
     checkpoint_max_leaves: int = Field(100_000, description="Most events one checkpoint adds.")
     seal_per_batch: bool = Field(
-        True, description="Sign a checkpoint over every committed batch, in its transaction "
-        "(no unsealed tail; `ledger verify` then reports any event after the latest checkpoint "
-        "as inserted).")
+        True, description="Sign a checkpoint over every committed batch: in its transaction, "
+        "or for a lone command within LEDGER_SEAL_MAX_DELAY (no unsealed tail; `ledger verify` "
+        "then reports any event after the latest checkpoint older than that as inserted).")
+    seal_max_delay: float = Field(
+        1.0, description="Seconds within which a lone command's batch (one encounter) is "
+        "sealed by the writer's background sealer instead of in its transaction (batches of "
+        "several encounters are always sealed in theirs). `ledger verify` reports an unsealed "
+        "event younger than this as pending, an older one as inserted. 0: seal every batch "
+        "in its transaction.")
     seal_export_interval: float = Field(
         1.0, description="Seconds within which the newest checkpoint is copied to the "
         "export directory (and the witness).")

@@ -33,6 +33,9 @@ def print_report(report: Any, show: int = 10) -> None:
                     f"{report.exported_checkpoints} exported")
     summary.add_row("sealed", f"{report.covered:,} events (to position "
                     f"{report.latest_position or 0})")
+    if report.pending:
+        summary.add_row("pending", f"{report.pending:,} event(s) from position "
+                        f"{report.pending_from} younger than the sealing bound, not sealed yet")
     summary.add_row("trusted key", report.key)
     if report.scope == "all":
         summary.add_row("access log", f"{report.access_records:,} sealed records verified "
