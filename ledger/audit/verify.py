@@ -657,9 +657,9 @@ def verify(url: str, *, encounter: UUID | None = None,
     ``inserted`` when it is older than that (its ``recorded_at``), and counted as ``pending``
     otherwise."""
     if pending_seconds is None:
-        from ledger.audit.settings import get_audit_settings
+        from ledger.config import get_settings
 
-        pending_seconds = get_audit_settings().seal_max_delay if require_sealed else 0.0
+        pending_seconds = get_settings().seal_max_delay if require_sealed else 0.0
     started = time.perf_counter()
     report = Report(scope="encounter" if encounter else "all", encounter_id=encounter)
     sink = _Sink(report, max_problems)
