@@ -87,6 +87,64 @@ class Settings(BaseSettings):
     cpt_descriptor_file: str = Field("", description="Licensed CPT descriptors (CSV).")
     icd10cm_order_files: str = Field("", description="Extra ICD-10-CM editions: CMS order files, "
                                      "'path' or 'FY2027=path', os.pathsep-separated.")
+    codes_cache_dir: str | None = Field(
+        None, description="Where the built ICD-10-CM table is cached. Unset: "
+        "<data_dir>/codes-cache; empty: no cache.")
+    # X12 imports
+    patient_ref_key: str = Field(
+        "ledger-x12-patient-ref", description="HMAC key for the surrogate patient references "
+        "837 imports make; set your own secret per installation.")
+    # operators
+    migrations_dir: str = Field("", description="A folder of NNNN_*.sql files instead of the "
+                                "ones the package ships.")
+    pg_bin: str = Field("", description="The folder of pg_dump/pg_restore for `ledger db "
+                        "backup/restore` (searched first).")
+    # tamper evidence and audit (checkpoints, sealing)
+    checkpoint_key_file: Path | None = Field(
+        None, description="Ed25519 private key (PEM) that signs checkpoints. Default: "
+        "<data_dir>/keys/checkpoint-ed25519.pem; created by `ledger checkpoints keygen` (or "
+        "on first use). Keep it outside the database and its backups.")
+    checkpoint_public_key_file: Path | None = Field(
+        None, description="The public key `ledger verify` trusts (PEM). Default: derived from "
+        "the private key file when readable.")
+    checkpoint_dir: Path | None = Field(
+        None, description="Where checkpoints are exported as JSON files (outside the database; "
+        "e.g. another disk or a write-once mount), in a directory per log named by the "
+        "log id kept in the database (ledger_log_identity). Default: <data_dir>/checkpoints.")
+    checkpoint_interval: float = Field(10.0, description="Seconds between checkpoint runs.")
+    checkpoints_in_process: bool = Field(
+        True, description="`ledger serve` runs the checkpoint job in a thread of its own "
+        "process (off: run `ledger checkpoints run` separately).")
+    checkpoint_origin: str = Field("claims-ledger", description="First line of every signed "
+                                   "checkpoint: names this log.")
+    checkpoint_max_leaves: int = Field(100_000, description="Most events one checkpoint adds.")
+    seal_per_batch: bool = Field(
+        True, description="Sign a checkpoint over every committed batch: in its transaction, "
+        "or for a lone command within LEDGER_SEAL_MAX_DELAY (no unsealed tail; `ledger verify` "
+        "then reports any event after the latest checkpoint older than that as inserted).")
+    seal_max_delay: float = Field(
+        1.0, description="Seconds within which a lone command's batch (one encounter) is "
+        "sealed by the writer's background sealer instead of in its transaction (batches of "
+        "several encounters are always sealed in theirs). `ledger verify` reports an unsealed "
+        "event younger than this as pending, an older one as inserted. 0: seal every batch "
+        "in its transaction.")
+    seal_export_interval: float = Field(
+        1.0, description="Seconds within which the newest checkpoint is copied to the "
+        "export directory (and the witness).")
+    seal_max_backlog: int = Field(
+        10_000, description="A batch seals the unsealed events before it only up to this many "
+        "(more: run `ledger checkpoints run --once`).")
+    checkpoint_witness_url: str = Field(
+        "", description="Optional HTTP(S) URL that receives each exported checkpoint as a JSON "
+        "POST (a second place outside the database).")
+
+    @property
+    def key_file(self) -> Path:
+        return self.checkpoint_key_file or self.data_dir / "keys" / "checkpoint-ed25519.pem"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
 
 
 @lru_cache

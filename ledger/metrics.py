@@ -180,6 +180,16 @@ class DatabaseCollector(Collector):
                                   "checkpoint (log head minus its last position).")
             g.add_metric([], max(head - sealed, 0))
             yield g
+            if self._exists_column(conn, "ledger_events", "recorded_at"):
+                oldest = conn.execute(
+                    "SELECT extract(epoch FROM clock_timestamp() - recorded_at) FROM "
+                    "ledger_events WHERE notification_id > %s AND recorded_at IS NOT NULL "
+                    "ORDER BY notification_id LIMIT 1", (sealed,)).fetchone()
+                g = GaugeMetricFamily("ledger_unsealed_oldest_age_seconds", "Age of the oldest "
+                                      "event after the latest signed checkpoint (0: none; a "
+                                      "lone command is sealed within LEDGER_SEAL_MAX_DELAY).")
+                g.add_metric([], float(oldest[0]) if oldest else 0.0)
+                yield g
             g = GaugeMetricFamily("ledger_checkpoint_tree_size", "Events under the latest "
                                   "signed checkpoint.")
             g.add_metric([], size)
@@ -191,6 +201,12 @@ class DatabaseCollector(Collector):
                 yield g
             yield from self._imports(conn)
             yield from self._open_items(conn)
+
+    @staticmethod
+    def _exists_column(conn: Any, table: str, column: str) -> bool:
+        return conn.execute("SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+                            "table_name = %s AND column_name = %s)", (table, column)
+                            ).fetchone()[0]
 
     @staticmethod
     def _exists(conn: Any, table: str) -> bool:

@@ -59,10 +59,10 @@ def audit_verify(request: Request, actor: ActorDep,
         return _forbidden(request)
     from ledger.audit.checkpoints import trusted_public_key
     from ledger.audit.sealing import log_export_dir
-    from ledger.audit.settings import get_audit_settings
     from ledger.audit.verify import verify
+    from ledger.config import get_settings
 
-    settings = get_audit_settings()
+    settings = get_settings()
     url = _url(request)
     report = verify(url, encounter=encounter_id, public_key=trusted_public_key(),
                     export_dir=log_export_dir(settings.export_dir, url), snapshots=snapshots,

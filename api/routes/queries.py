@@ -168,16 +168,29 @@ def payer_balances(request: Request, identity: IdentityDep,
                        "time (ISO 8601 with a zone): the balances as the ledger knew them "
                        "then, aged to that date"))] = None,
                    as_of_position: AsOfPosition = None, aging_date: IsoDate | None = None,
-                   min_position: MinPosition = None) -> OrjsonResponse:
+                   min_position: MinPosition = None,
+                   dos_from: IsoDate | None = None, dos_to: IsoDate | None = None,
+                   adjudicated_from: IsoDate | None = None,
+                   adjudicated_to: IsoDate | None = None,
+                   paid_from: IsoDate | None = None,
+                   paid_to: IsoDate | None = None) -> OrjsonResponse:
     moment, day = _date_or_time(as_of)
+    effective = q.Effective(dos_from, dos_to, adjudicated_from, adjudicated_to, paid_from,
+                            paid_to)
     with _as_of_read(request, min_position, moment, as_of_position, ("claims",)) as (
             conn, point):
         aged = aging_date or day or (point.day if point else None)
-        rows = q.payer_balances(conn, payer_id, as_of=aged,
-                                position=point.position if point else None)
+        position = point.position if point else None
+        if effective.given():
+            rows = q.payer_balances_effective(conn, effective, payer_id=payer_id, as_of=aged,
+                                              position=position)
+        else:
+            rows = q.payer_balances(conn, payer_id, as_of=aged, position=position)
     if party_kind:
         rows = [r for r in rows if r.get("party_kind") == party_kind]
     body: dict[str, Any] = {"as_of": aged or date.today(), "payers": rows}
+    if effective.given():
+        body["effective"] = effective.as_dict()
     if point is not None:
         body["aging_date"] = aged
         body["as_of"] = point.as_dict()
@@ -218,14 +231,27 @@ def patient_balance(request: Request, patient_ref: str, identity: IdentityDep,
 def patient_balances(request: Request, identity: IdentityDep, owing_only: bool = True,
                      limit: Limit = 100, min_position: MinPosition = None,
                      as_of: AsOfTime = None,
-                     as_of_position: AsOfPosition = None) -> OrjsonResponse:
+                     as_of_position: AsOfPosition = None,
+                     dos_from: IsoDate | None = None, dos_to: IsoDate | None = None,
+                     adjudicated_from: IsoDate | None = None,
+                     adjudicated_to: IsoDate | None = None,
+                     paid_from: IsoDate | None = None,
+                     paid_to: IsoDate | None = None) -> OrjsonResponse:
     if identity.role == "advocate":
         raise HTTPException(403, "advocates read the balances of the patients granted to them")
+    effective = q.Effective(dos_from, dos_to, adjudicated_from, adjudicated_to, paid_from,
+                            paid_to)
     with _as_of_read(request, min_position, as_of, as_of_position, ("claims",)) as (
             conn, point):
-        rows = q.patient_balances(conn, owing_only=owing_only, limit=limit,
-                                  position=point.position if point else None)
-    return OrjsonResponse(_stamp({"patients": rows}, point))
+        position = point.position if point else None
+        if effective.given():
+            rows = q.patient_balances_effective(conn, effective, owing_only=owing_only,
+                                                limit=limit, position=position)
+            body: dict[str, Any] = {"patients": rows, "effective": effective.as_dict()}
+        else:
+            body = {"patients": q.patient_balances(conn, owing_only=owing_only, limit=limit,
+                                                   position=position)}
+    return OrjsonResponse(_stamp(body, point))
 
 
 @router.get("/queues/disputes-denials",
@@ -302,12 +328,13 @@ def audit_trail(request: Request, identity: IdentityDep, encounter_id: UUID | No
                 code: Annotated[str | None, Query(max_length=12)] = None,
                 event_type: Annotated[str | None, Query(max_length=60)] = None,
                 since: datetime | None = None, until: datetime | None = None,
+                period: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
                 limit: Limit = 100, cursor: Cursor = None,
                 min_position: MinPosition = None) -> OrjsonResponse:
     with _read(request, min_position) as conn:
         page = q.audit_trail(conn, encounter_id=encounter_id, claim_number=claim_number,
                              actor_id=actor_id, code=code, event_type=event_type, since=since,
-                             until=until, limit=limit, cursor=cursor)
+                             until=until, limit=limit, cursor=cursor, period=period)
     return OrjsonResponse(_page(page))
 
 

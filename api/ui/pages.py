@@ -591,12 +591,12 @@ def verify_page(request: Request, encounter_id: UUID | None = None,
         checkpoint = latest_checkpoint(conn)
     report = None
     if run or encounter_id is not None:
-        from ledger.audit.settings import get_audit_settings
         from ledger.audit.verify import verify
+        from ledger.config import get_settings
 
         report = verify(request.app.state.database_url, encounter=encounter_id,
                         public_key=trusted_public_key(),
-                        export_dir=get_audit_settings().export_dir).as_dict()
+                        export_dir=get_settings().export_dir).as_dict()
     return _page(request, "verify.html", checkpoint=checkpoint, report=report,
                  encounter_id=encounter_id)
 

@@ -90,9 +90,10 @@ class LedgerApplication(Application[UUID]):
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        super().close()
         if self.sealer is not None:
-            self.sealer.close()  # the newest checkpoint copied out before we go
+            # deferred events sealed (while the pool is open), the newest checkpoint copied out
+            self.sealer.close()
+        super().close()
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()

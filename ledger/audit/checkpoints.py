@@ -144,9 +144,9 @@ def trusted_public_key() -> list[Ed25519PublicKey] | None:
     file; concatenate several after a rotation), else the public half of
     LEDGER_CHECKPOINT_KEY_FILE plus the keys it replaced (``<key>.pub``, ``<key>.pub.<id>``,
     written by ``ledger checkpoints keygen --force``), else none."""
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
-    s = get_audit_settings()
+    s = get_settings()
     if s.checkpoint_public_key_file is not None and Path(s.checkpoint_public_key_file).exists():
         return load_public_keys(Path(s.checkpoint_public_key_file))
     pub = public_path(s.key_file)

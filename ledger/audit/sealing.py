@@ -1,6 +1,20 @@
-"""No unsealed tail: every committed batch of events is covered by a signed checkpoint in the
-SAME transaction that inserts it, and the newest checkpoint is copied outside the database
+"""No unsealed tail: every committed batch of events is covered by a signed checkpoint within a
+bounded time — a batch of several encounters in the SAME transaction that inserts it, a batch
+of one encounter (a lone command) by this process's background sealer within
+``LEDGER_SEAL_MAX_DELAY`` (1 s) — and the newest checkpoint is copied outside the database
 within ``LEDGER_SEAL_EXPORT_INTERVAL`` (1 s).
+
+Deferred sealing (lone commands): the batch commits with no seal statement at all; after the
+commit the writer hands its events — (position, encounter, version, chain hash), as it wrote
+them — to the background sealer, which signs them (with any that came after) at most half the
+bound after the oldest was committed, in one transaction of its own: ``ledger_seal_check``
+(0093) confirms that the newest checkpoint is still the one it remembers and that no other
+event sits among its own, and the leaves are inserted from memory, so an event altered in the
+database between its commit and its seal no longer matches its leaf. When the check fails
+(another process wrote or sealed), it seals reading the database, as a batch does. When it
+starts, it seals what an earlier process left unsealed (killed between commit and seal).
+``ledger verify`` reports an unsealed event younger than the bound (``recorded_at``, 0093) as
+``pending`` and an older one as ``inserted``.
 
 Per batch, after the events are inserted (the event-table lock is held, so batches seal in log
 order), ``Sealer.seal`` takes the checkpoint job's advisory lock, reads the latest checkpoint's
@@ -10,13 +24,13 @@ the same records the background job writes (``ledger.audit.checkpoints``), so ``
 and the auditors' tools read them unchanged. The commit makes the events and their seal
 durable together; a rolled-back batch leaves neither.
 
-Because a legitimate event is never committed unsealed, ``ledger verify`` (with
-``require_sealed``) reports any event after the latest checkpoint as ``inserted``: an event
-appended, or the newest one replaced, behind the ledger's back. Deleting the newest
-checkpoints together with their events is caught by the copy outside the database: the
-``Exporter`` writes the newest checkpoint to the log's export directory (named by the database
-identity, ``log_export_dir``), at most ``interval`` seconds after its commit, and optionally
-POSTs it to a witness URL.
+Because a legitimate event is never left unsealed longer than the bound, ``ledger verify``
+(with ``require_sealed``) reports any event after the latest checkpoint that is older than
+that as ``inserted``: an event appended, or the newest one replaced, behind the ledger's back.
+Deleting the newest checkpoints together with their events is caught by the copy outside
+the database: the ``Exporter`` writes the newest checkpoint to the log's export directory
+(named by the database identity, ``log_export_dir``), at most ``interval`` seconds after its
+commit, and optionally POSTs it to a witness URL.
 
 ``sealing_status`` reports what is not yet sealed or exported (for ``/ready`` and metrics).
 """
@@ -44,7 +58,7 @@ from ledger.audit.checkpoints import (
     raw_public,
 )
 from ledger.audit.merkle import Frontier, FrontierAndTail, consistency_proof, event_leaf
-from ledger.persistence.batch_seal import SealingRecorderMixin
+from ledger.persistence.batch_seal import SealingRecorderMixin, _messages
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +74,10 @@ _LEAVES = (
     "INSERT INTO ledger_audit_leaves (notification_id, originator_id, originator_version, "
     "chain_hash) SELECT notification_id, originator_id, originator_version, chain_hash "
     "FROM ledger_events WHERE notification_id > %s AND notification_id <= %s")
+# The leaf records of events this process wrote, as it wrote them (deferred sealing).
+_LEAVES_FROM_MEMORY = (
+    "INSERT INTO ledger_audit_leaves (notification_id, originator_id, originator_version, "
+    "chain_hash) SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], %s::bytea[])")
 _CHECKPOINT = (
     "INSERT INTO ledger_checkpoints (tree_size, last_position, root_hash, created_at, origin, "
     "body, signature, key_id, public_key, previous_size, consistency_proof, frontier) "
@@ -175,10 +193,12 @@ class Exporter:
 
 
 class Sealer:
-    """Signs a checkpoint over each committed batch, in the batch's transaction."""
+    """Signs a checkpoint over each committed batch: in the batch's transaction, or (a lone
+    command's batch, ``max_delay`` > 0) after its commit, in its background thread."""
 
     def __init__(self, key: Ed25519PrivateKey, *, origin: str = "claims-ledger",
-                 exporter: Exporter | None = None, max_backlog: int = 10_000) -> None:
+                 exporter: Exporter | None = None, max_backlog: int = 10_000,
+                 max_delay: float = 0.0) -> None:
         self.key = key
         self.public = raw_public(key.public_key())
         self.origin = origin
@@ -194,17 +214,36 @@ class Sealer:
         self._newest_lock = threading.Lock()
         self.fast_seals = 0
         self.read_seals = 0
+        # Deferred sealing (max_delay > 0 and the background sealer started): events of
+        # lone-command batches this process committed, not sealed yet — (position, encounter,
+        # version, chain hash) in position order — and when the oldest was committed.
+        self.max_delay = max_delay
+        self._deferred: list[tuple[int, Any, int, bytes]] = []
+        self._deferred_since = 0.0
+        self._deferred_lock = threading.Lock()
+        # one sealing transaction of this process at a time (a batch sealed in its
+        # transaction, or the background sealer's)
+        self.seal_lock = threading.Lock()
+        self._datastore: Any = None
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.deferred_seals = 0
+        self.recovered_events = 0
+        self.recovered = threading.Event()  # set after the start-up run sealed what was left
+        self.last_read: tuple[int, int, bytes] | None = None  # newest checkpoint, as last read
 
-    def seal(self, curs: Any, batch: list[tuple[int, bytes]] | None = None,
+    def seal(self, curs: Any, batch: list[tuple[int, Any, int, bytes]] | None = None,
              read: bool = False) -> Checkpoint | None:
         """Seal every event after the latest checkpoint (this batch's, normally). Runs in the
         inserting transaction, after the event-table lock; None if the backlog of unsealed
         events is larger than ``max_backlog`` (then ``ledger checkpoints run`` seals it).
 
-        ``batch``: this batch's (position, chain hash) pairs. With them and the memory of the
-        newest checkpoint this process committed, nothing is read: the procedure
-        ``ledger_seal_expect`` (pipelined) checks that memory and raises if it is stale, and
-        the recorder saves the batch again with ``read=True``."""
+        ``batch``: this batch's (position, encounter, version, chain hash). With them and the
+        memory of the newest checkpoint this process committed (and of the events it
+        committed since, deferred), nothing is read: the procedure ``ledger_seal_check``
+        (pipelined) checks that memory and raises if it is stale, and the recorder saves the
+        batch again with ``read=True``."""
         exporter = self.exporter
         if exporter is not None and exporter.directory is None and exporter.base_dir:
             exporter.directory = Path(exporter.base_dir) / log_id(curs.connection)
@@ -213,12 +252,13 @@ class Sealer:
         if batch and newest is not None and not read:
             size, last, frontier_bytes = newest
             batch = sorted(batch)
-            ids = [nid for nid, _ in batch]
-            hashes = [h for _, h in batch]
-            curs.execute("CALL ledger_seal_expect(%s, %s, %s)", (size, last, ids[0]),
-                         prepare=True)
+            first = batch[0][0]
+            with self._deferred_lock:
+                known = [d for d in self._deferred if last < d[0] < first]
+            curs.execute("CALL ledger_seal_check(%s, %s, %s, %s)",
+                         (size, last, first, len(known)), prepare=True)
             self.fast_seals += 1
-            return self._sign_and_insert(curs, size, last, frontier_bytes, ids, hashes)
+            return self._sign_and_insert(curs, size, last, frontier_bytes, known + batch)
         self.read_seals += 1
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,), prepare=True)
         # two simple statements, sent together (one round trip in pipeline mode)
@@ -231,6 +271,7 @@ class Sealer:
         size, last, frontier_bytes = top if top else (0, 0, b"")
         ids = [r[0] for r in rows]
         hashes = [r[1] for r in rows]
+        self.last_read = (size, last, bytes(frontier_bytes))
         if not ids:
             return None
         if len(ids) > self.max_backlog:
@@ -240,10 +281,19 @@ class Sealer:
                 log.warning("sealing: more than %d unsealed events before this batch; run "
                             "`ledger checkpoints run --once` to seal them", self.max_backlog)
             return None
-        return self._sign_and_insert(curs, size, last, frontier_bytes, ids, hashes)
+        return self._sign_and_insert(curs, size, last, frontier_bytes, ids=ids, hashes=hashes)
 
     def _sign_and_insert(self, curs: Any, size: int, last: int, frontier_bytes: bytes,
-                         ids: list[int], hashes: list[bytes]) -> Checkpoint:
+                         leaves: list[tuple[int, Any, int, bytes]] | None = None, *,
+                         ids: list[int] | None = None, hashes: list[bytes] | None = None
+                         ) -> Checkpoint:
+        """Extend the tree after (size, frontier) and insert its leaves and checkpoint:
+        ``leaves`` as this process wrote them (from memory), or ``ids``/``hashes`` read in
+        this transaction (the leaf records then copied from the log)."""
+        if leaves is not None:
+            ids = [leaf[0] for leaf in leaves]
+            hashes = [leaf[3] for leaf in leaves]
+        assert ids is not None and hashes is not None
         frontier = Frontier.from_bytes(size, bytes(frontier_bytes)) if size else Frontier()
         old = frontier.copy()
         tail = [event_leaf(nid, bytes(h)) for nid, h in zip(ids, hashes, strict=True)]
@@ -263,7 +313,12 @@ class Sealer:
         text = checkpoint.signed_text()
         checkpoint = replace(checkpoint, signature=self.key.sign(text.encode("utf-8")),
                              body=text)
-        curs.execute(_LEAVES, (last, ids[-1]), prepare=True)
+        if leaves is not None:
+            curs.execute(_LEAVES_FROM_MEMORY, (ids, [leaf[1] for leaf in leaves],
+                                               [leaf[2] for leaf in leaves], hashes),
+                         prepare=True)
+        else:
+            curs.execute(_LEAVES, (last, ids[-1]), prepare=True)
         curs.execute(_CHECKPOINT, (
             checkpoint.tree_size, checkpoint.last_position, checkpoint.root_hash,
             checkpoint.time, checkpoint.origin, text, checkpoint.signature, checkpoint.key_id,
@@ -276,6 +331,12 @@ class Sealer:
         with self._newest_lock:
             self._newest = (checkpoint.tree_size, checkpoint.last_position,
                             checkpoint.frontier)
+        with self._deferred_lock:
+            if self._deferred and self._deferred[0][0] <= checkpoint.last_position:
+                self._deferred = [d for d in self._deferred
+                                  if d[0] > checkpoint.last_position]
+                if not self._deferred:  # (else the oldest's time stays: sealed sooner)
+                    self._deferred_since = 0.0
         if checkpoint.tree_size > self.state.sealed_size:
             self.state.sealed_size = checkpoint.tree_size
             self.state.sealed_position = checkpoint.last_position
@@ -283,7 +344,159 @@ class Sealer:
         if self.exporter is not None:
             self.exporter.offer(checkpoint)
 
+    # ------------------------------------------------------------- deferred sealing
+    @property
+    def defers(self) -> bool:
+        """Are lone-command batches left to the background sealer?"""
+        return self.max_delay > 0 and self._thread is not None and not self._stop.is_set()
+
+    def start(self, datastore: Any) -> None:
+        """Start the background sealer on ``datastore`` (the recorder's pool). It first seals
+        what an earlier process left unsealed, then every deferred batch within the bound."""
+        if self.max_delay <= 0 or self._thread is not None:
+            return
+        self._datastore = datastore
+        self._thread = threading.Thread(target=self._run, name="ledger-sealer", daemon=True)
+        self._thread.start()
+
+    def defer(self, events: list[tuple[int, Any, int, bytes]]) -> None:
+        """After a lone-command batch committed: its events, to be sealed within the bound."""
+        with self._deferred_lock:
+            if not self._deferred:
+                self._deferred_since = time.monotonic()
+            self._deferred.extend(events)
+            if len(self._deferred) > 1 and self._deferred[-2][0] > events[0][0]:
+                self._deferred.sort()  # writers of one process may commit out of turn
+        self._wake.set()
+
+    def deferred_status(self) -> tuple[int, float | None]:
+        """(events committed here and not sealed yet, seconds since the oldest committed)."""
+        with self._deferred_lock:
+            count, since = len(self._deferred), self._deferred_since
+        return count, (round(time.monotonic() - since, 3) if count else None)
+
+    def _run(self) -> None:
+        backoff = min(0.5, self.max_delay / 4)
+        recovered = False
+        while not self._stop.is_set():
+            try:
+                if not recovered:
+                    self.recovered_events += self._seal_from_database()
+                    recovered = True
+                    self.recovered.set()
+                    continue
+                with self._deferred_lock:
+                    since = self._deferred_since if self._deferred else None
+                if since is None:
+                    self._wake.wait()
+                    self._wake.clear()
+                    continue
+                # at half the bound after the oldest: the events of that half share one
+                # checkpoint, and the other half is the margin for the seal itself
+                wait = since + self.max_delay / 2 - time.monotonic()
+                if wait > 0:
+                    self._stop.wait(wait)
+                    continue
+                self.seal_deferred()
+                with self._deferred_lock:
+                    stuck = bool(self._deferred) and self._deferred_since == since
+                if stuck:  # nothing sealed them (cannot happen; never spin on it)
+                    self._stop.wait(backoff)
+            except Exception as exc:  # noqa: BLE001 - the database may be down: retry
+                log.warning("background sealing failed (%s); will retry", type(exc).__name__)
+                self._stop.wait(backoff)
+
+    def seal_deferred(self) -> Checkpoint | None:
+        """Seal the events this process committed unsealed (and, when another process wrote
+        among them, every unsealed event, reading the database)."""
+        with self.seal_lock:
+            started = time.monotonic()
+            with self._deferred_lock:
+                snapshot = list(self._deferred)
+            if not snapshot:
+                return None
+            with self._newest_lock:
+                newest = self._newest
+            checkpoint = None
+            if newest is not None:
+                size, last, frontier_bytes = newest
+                mine = [d for d in snapshot if d[0] > last]
+                if not mine:  # sealed meanwhile (a batch read and sealed them first)
+                    self._forget({d[0] for d in snapshot})
+                    return None
+                try:
+                    with self._datastore.get_connection() as conn, conn.transaction(), \
+                            conn.cursor() as curs:
+                        curs.execute("CALL ledger_seal_check(%s, %s, %s, %s)",
+                                     (size, last, mine[-1][0] + 1, len(mine)))
+                        checkpoint = self._sign_and_insert(curs, size, last, frontier_bytes,
+                                                           mine)
+                except Exception as exc:
+                    if "ledger_seal_stale" not in _messages(exc):
+                        raise
+                    checkpoint = None
+            if checkpoint is None:
+                checkpoint = self._read_and_seal()
+                # a read seals every event committed before it: an event this process
+                # committed that is still not under the newest checkpoint left the log
+                upto = checkpoint.last_position if checkpoint is not None else (
+                    self.last_read[1] if self.last_read else 0)
+                gone = {d[0] for d in snapshot if d[0] > upto}
+                if gone:
+                    log.warning("%d event(s) this process committed were no longer in the "
+                                "log when sealed (first position %d): `ledger verify`",
+                                len(gone), min(gone))
+                    self._forget(gone)
+            self.deferred_seals += 1
+            if checkpoint is not None:
+                self.committed(checkpoint)
+            with self._deferred_lock:  # what is left was committed after the snapshot
+                if self._deferred:
+                    self._deferred_since = max(self._deferred_since, started)
+            return checkpoint
+
+    def _forget(self, positions: set[int]) -> None:
+        with self._deferred_lock:
+            self._deferred = [d for d in self._deferred if d[0] not in positions]
+            if not self._deferred:
+                self._deferred_since = 0.0
+
+    def _read_and_seal(self) -> Checkpoint | None:
+        with self._datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            checkpoint = self.seal(curs, None, read=True)
+        if checkpoint is None and self.last_read is not None:
+            with self._newest_lock:  # nothing to seal: remember the newest checkpoint
+                self._newest = self.last_read
+            last = self.last_read[1]
+            with self._deferred_lock:
+                self._deferred = [d for d in self._deferred if d[0] > last]
+                if not self._deferred:
+                    self._deferred_since = 0.0
+        return checkpoint
+
+    def _seal_from_database(self) -> int:
+        """Seal what is unsealed in the database (an earlier process killed between commit
+        and seal, or a writer with sealing off): the next sealer run after a restart."""
+        with self.seal_lock:
+            checkpoint = self._read_and_seal()
+        if checkpoint is None:
+            return 0
+        self.committed(checkpoint)
+        count = checkpoint.tree_size - (checkpoint.previous_size or 0)
+        log.info("sealed %d event(s) left unsealed before this process started", count)
+        return count
+
     def close(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=10)
+            try:
+                self.seal_deferred()  # the tail this process wrote, before it goes
+            except Exception as exc:  # noqa: BLE001
+                log.warning("deferred events left unsealed at close (%s); the next sealer "
+                            "seals them", type(exc).__name__)
         if self.exporter is not None:
             self.exporter.close()
 
@@ -302,7 +515,7 @@ def make_sealer(url: str | None = None, *, export: bool = True) -> Sealer:
                             s.seal_export_interval, s.checkpoint_witness_url or None,
                             base_dir=s.export_dir)
     return Sealer(signing_key(s.key_file), origin=s.checkpoint_origin, exporter=exporter,
-                  max_backlog=s.seal_max_backlog)
+                  max_backlog=s.seal_max_backlog, max_delay=s.seal_max_delay)
 
 
 def install_from_settings(application: Any) -> Sealer | None:
@@ -323,21 +536,29 @@ def install(application: Any, sealer: Sealer) -> Sealer:
     if not isinstance(recorder, SealingRecorderMixin):
         raise TypeError("the application's recorder cannot seal batches")
     recorder.sealer = sealer
+    sealer.start(recorder.datastore)  # deferred sealing of lone commands (max_delay > 0)
     return sealer
 
 
 def unsealed_backlog(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-    """Events committed after the latest checkpoint, and how old that checkpoint is."""
+    """Events committed after the latest checkpoint, how old the oldest of them is (its
+    ``recorded_at``; None when there is none, or it was written before migration 0093), and
+    how old that checkpoint is."""
     row = conn.execute(
         "WITH c AS (SELECT last_position, created_at FROM ledger_checkpoints "
         "           ORDER BY tree_size DESC LIMIT 1) "
         "SELECT (SELECT last_position FROM c), (SELECT created_at FROM c), "
         "       (SELECT count(*) FROM ledger_events "
         "        WHERE notification_id > COALESCE((SELECT last_position FROM c), 0)), "
-        "       (SELECT COALESCE(max(notification_id), 0) FROM ledger_events)").fetchone()
-    last, at, unsealed, head = row
+        "       (SELECT COALESCE(max(notification_id), 0) FROM ledger_events), "
+        "       (SELECT extract(epoch FROM clock_timestamp() - recorded_at) FROM ledger_events "
+        "        WHERE notification_id > COALESCE((SELECT last_position FROM c), 0) "
+        "        ORDER BY notification_id LIMIT 1)").fetchone()
+    last, at, unsealed, head, oldest = row
     return {"unsealed_events": int(unsealed), "log_position": int(head),
             "sealed_position": int(last or 0),
+            "oldest_unsealed_age_seconds": round(float(oldest), 3) if oldest is not None
+            else None,
             "last_checkpoint_age_seconds": (round((datetime.now(UTC) - at).total_seconds(), 3)
                                             if at else None)}
 
@@ -359,6 +580,10 @@ def sealing_status(sealer: Sealer | None, conn: psycopg.Connection[Any] | None =
             "seconds_since_export": round(now - st.exported_at, 3) if st.exported_at else None,
             "skipped_batches": st.skipped_batches, "export_failures": st.export_failures,
             "witness_failures": st.witness_failures})
+        deferred, age = sealer.deferred_status()
+        out.update({"max_delay_seconds": sealer.max_delay if sealer.defers else 0.0,
+                    "deferred_events": deferred, "oldest_deferred_seconds": age,
+                    "recovered_events": sealer.recovered_events})
     if conn is not None:
         try:
             out.update(unsealed_backlog(conn))

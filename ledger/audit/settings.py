@@ -1,59 +1,11 @@
-"""Settings of the tamper-evidence and audit features (``LEDGER_*`` environment variables)."""
+"""Former home of the audit settings: they are fields of the one ``ledger.config.Settings``
+(issue 15). These names stay for callers not yet moved (``ledger.audit.sealing``, tests,
+bench); ``get_audit_settings`` is ``get_settings`` itself, so clearing its cache clears the one
+settings object's."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
+from ledger.config import Settings as AuditSettings
+from ledger.config import get_settings as get_audit_settings
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-
-class AuditSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
-
-    data_dir: Path = Field(Path(".ledger"), description="Same as the service's data_dir.")
-    checkpoint_key_file: Path | None = Field(
-        None, description="Ed25519 private key (PEM) that signs checkpoints. Default: "
-        "<data_dir>/keys/checkpoint-ed25519.pem; created by `ledger checkpoints keygen` (or "
-        "on first use). Keep it outside the database and its backups.")
-    checkpoint_public_key_file: Path | None = Field(
-        None, description="The public key `ledger verify` trusts (PEM). Default: derived from "
-        "the private key file when readable.")
-    checkpoint_dir: Path | None = Field(
-        None, description="Where checkpoints are exported as JSON files (outside the database; "
-        "e.g. another disk or a write-once mount), in a directory per log named by the "
-        "log id kept in the database (ledger_log_identity). Default: <data_dir>/checkpoints.")
-    checkpoint_interval: float = Field(10.0, description="Seconds between checkpoint runs.")
-    checkpoints_in_process: bool = Field(
-        True, description="`ledger serve` runs the checkpoint job in a thread of its own "
-        "process (off: run `ledger checkpoints run` separately).")
-    checkpoint_origin: str = Field("claims-ledger", description="First line of every signed "
-                                   "checkpoint: names this log.")
-    checkpoint_max_leaves: int = Field(100_000, description="Most events one checkpoint adds.")
-    seal_per_batch: bool = Field(
-        True, description="Sign a checkpoint over every committed batch, in its transaction "
-        "(no unsealed tail; `ledger verify` then reports any event after the latest checkpoint "
-        "as inserted).")
-    seal_export_interval: float = Field(
-        1.0, description="Seconds within which the newest checkpoint is copied to the "
-        "export directory (and the witness).")
-    seal_max_backlog: int = Field(
-        10_000, description="A batch seals the unsealed events before it only up to this many "
-        "(more: run `ledger checkpoints run --once`).")
-    checkpoint_witness_url: str = Field(
-        "", description="Optional HTTP(S) URL that receives each exported checkpoint as a JSON "
-        "POST (a second place outside the database).")
-
-    @property
-    def key_file(self) -> Path:
-        return self.checkpoint_key_file or self.data_dir / "keys" / "checkpoint-ed25519.pem"
-
-    @property
-    def export_dir(self) -> Path:
-        return self.checkpoint_dir or self.data_dir / "checkpoints"
-
-
-@lru_cache
-def get_audit_settings() -> AuditSettings:
-    return AuditSettings()
+__all__ = ["AuditSettings", "get_audit_settings"]

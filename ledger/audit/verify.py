@@ -47,8 +47,11 @@ from ledger.audit.checkpoints import (
 from ledger.audit.merkle import Frontier
 from ledger.persistence.chain import GENESIS, link, topic_field
 
-UNSEALED = ("after the latest checkpoint: every batch is sealed when it commits, so this event "
-            "was appended (or the newest one replaced) behind the ledger's back")
+UNSEALED = ("after the latest checkpoint and older than the sealing bound (LEDGER_SEAL_MAX_DELAY):"
+            " every batch is sealed within it, so this event was appended (or the newest one "
+            "replaced) behind the ledger's back")
+# Clock difference tolerated between the writer's insert time and the verifier's "now".
+PENDING_SKEW_SECONDS = 1.0
 KINDS = ("modified", "missing", "inserted", "reordered", "truncated", "checkpoint")
 _U64 = struct.Struct(">Q")
 _NO_POSITION = 1 << 62
@@ -90,6 +93,10 @@ class Report:
     access_seals: int = 0
     access_records: int = 0  # sealed access records verified
     covered: int = 0  # events under the latest checkpoint
+    # unsealed events younger than the sealing bound (a lone command's batch is sealed
+    # within it, after its commit): reported, not a problem
+    pending: int = 0
+    pending_from: int | None = None  # position of the first pending event
     latest_position: int | None = None  # log position the latest checkpoint covers
     key: str = "none"  # trusted key id, or "untrusted" (each checkpoint's own key)
     problems: list[Problem] = field(default_factory=list)
@@ -119,6 +126,7 @@ class Report:
             "snapshots_checked": self.snapshots, "access_seals": self.access_seals,
             "access_records_verified": self.access_records,
             "covered_events": self.covered, "covered_position": self.latest_position,
+            "pending_events": self.pending, "pending_from": self.pending_from,
             "trusted_key": self.key, "problem_count": self.problem_count,
             "counts": self.counts, "first_problem": self.first.as_dict() if self.first else None,
             "problems": [p.as_dict() for p in self.problems], "warnings": self.warnings,
@@ -130,6 +138,17 @@ class _Sink:
     def __init__(self, report: Report, cap: int) -> None:
         self.report = report
         self.cap = cap
+        self.pending_positions: frozenset[int] = frozenset()
+
+    def unsealed(self, oid: bytes, version: int, position: int) -> None:
+        """An event after the latest checkpoint: pending while younger than the bound."""
+        if position in self.pending_positions:
+            r = self.report
+            r.pending += 1
+            if r.pending_from is None or position < r.pending_from:
+                r.pending_from = position
+        else:
+            self.add("inserted", UNSEALED, oid, version, position)
 
     def add(self, kind: str, detail: str, oid: bytes | UUID | None = None,
             version: int | None = None, position: int | None = None) -> None:
@@ -359,7 +378,7 @@ def _scan_log(conn: psycopg.Connection[Any], reference: list[Checkpoint], leaf_l
                          ib, ver, nid)
                 diverge()
             elif require_sealed:
-                sink.add("inserted", UNSEALED, ib, ver, nid)
+                sink.unsealed(ib, ver, nid)
 
         # The log's tree (RFC 6962 frontier append, inline), checked at checkpoint sizes.
         nodes.append(leaf)
@@ -490,7 +509,7 @@ def _scan_encounter(conn: psycopg.Connection[Any], encounter_id: UUID, leaf_limi
     _report_suspects(conn, suspects, sink)
     for nid, _, ver, *_ in rows:
         if nid > leaf_limit and require_sealed:
-            sink.add("inserted", UNSEALED, ib, ver, nid)
+            sink.unsealed(ib, ver, nid)
         if nid <= leaf_limit and nid not in sealed:
             other = conn.execute("SELECT originator_id, originator_version FROM "
                                  "ledger_audit_leaves WHERE notification_id = %s",
@@ -600,17 +619,39 @@ def _check_snapshots(url: str, encounter: UUID | None, sink: _Sink, report: Repo
         app.close()
 
 
+def _pending_positions(conn: psycopg.Connection[Any], leaf_limit: int, seconds: float,
+                       encounter: UUID | None = None) -> frozenset[int]:
+    """Positions after the latest checkpoint inserted less than ``seconds`` ago (by the
+    server's clock; a time in the future beyond the skew is not believed)."""
+    if seconds <= 0:
+        return frozenset()
+    sql = ("SELECT notification_id FROM ledger_events WHERE notification_id > %s "
+           "AND recorded_at > clock_timestamp() - make_interval(secs => %s) "
+           "AND recorded_at <= clock_timestamp() + make_interval(secs => %s)")
+    params: tuple[Any, ...] = (leaf_limit, seconds, PENDING_SKEW_SECONDS)
+    if encounter is not None:
+        sql += " AND originator_id = %s"
+        params += (encounter,)
+    return frozenset(r[0] for r in conn.execute(sql, params))
+
+
 # --------------------------------------------------------------------------------- entry
 def verify(url: str, *, encounter: UUID | None = None,
            public_key: Ed25519PublicKey | list[Ed25519PublicKey] | None = None,
            export_dir: Path | None = None,
            snapshots: bool | None = None, max_problems: int = 200,
-           require_sealed: bool = False) -> Report:
+           require_sealed: bool = False, pending_seconds: float | None = None) -> Report:
     """Verify the whole log, or one encounter. ``snapshots``: also compare every snapshot with
     the events it stands for (default: only for one encounter; the whole log replays every
     snapshotted encounter, so it is asked for explicitly). ``require_sealed``: every batch is
-    sealed when it commits (LEDGER_SEAL_PER_BATCH), so an event after the latest checkpoint
-    is reported as ``inserted``."""
+    sealed within ``pending_seconds`` of its commit (LEDGER_SEAL_PER_BATCH; default
+    LEDGER_SEAL_MAX_DELAY), so an event after the latest checkpoint is reported as
+    ``inserted`` when it is older than that (its ``recorded_at``), and counted as ``pending``
+    otherwise."""
+    if pending_seconds is None:
+        from ledger.config import get_settings
+
+        pending_seconds = get_settings().seal_max_delay if require_sealed else 0.0
     started = time.perf_counter()
     report = Report(scope="encounter" if encounter else "all", encounter_id=encounter)
     sink = _Sink(report, max_problems)
@@ -643,12 +684,15 @@ def verify(url: str, *, encounter: UUID | None = None,
                 reference = _check_checkpoints(latest_db, files, public_key, sink, report,
                                                complete=False)
                 leaf_limit = latest.last_position if latest else 0
+                sink.pending_positions = _pending_positions(conn, leaf_limit, pending_seconds,
+                                                            encounter)
                 _scan_encounter(conn, encounter, leaf_limit, sink, report, require_sealed)
             else:
                 db = load_checkpoints(conn)
                 report.checkpoints = len(db)
                 reference = _check_checkpoints(db, files, public_key, sink, report)
                 leaf_limit = db[-1].last_position if db else 0
+                sink.pending_positions = _pending_positions(conn, leaf_limit, pending_seconds)
                 _scan_log(conn, reference, leaf_limit, db, sink, report, require_sealed)
                 _scan_access(conn, public_key, export_dir, sink, report)
             if reference:

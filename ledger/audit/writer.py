@@ -227,9 +227,9 @@ class CheckpointWriter:
 def start_in_process(url: str) -> tuple[threading.Thread, threading.Event] | None:
     """Start the checkpoint job in a daemon thread (``ledger serve``), as configured by
     LEDGER_CHECKPOINTS_IN_PROCESS / _INTERVAL / _KEY_FILE / _DIR; None when switched off."""
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
-    s = get_audit_settings()
+    s = get_settings()
     if not s.checkpoints_in_process:
         return None
     from ledger.audit.sealing import log_export_dir

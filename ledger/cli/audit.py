@@ -33,6 +33,9 @@ def print_report(report: Any, show: int = 10) -> None:
                     f"{report.exported_checkpoints} exported")
     summary.add_row("sealed", f"{report.covered:,} events (to position "
                     f"{report.latest_position or 0})")
+    if report.pending:
+        summary.add_row("pending", f"{report.pending:,} event(s) from position "
+                        f"{report.pending_from} younger than the sealing bound, not sealed yet")
     summary.add_row("trusted key", report.key)
     if report.scope == "all":
         summary.add_row("access log", f"{report.access_records:,} sealed records verified "
@@ -71,8 +74,8 @@ def verify_command(
     show: int = typer.Option(10, help="How many problems to list."),
 ) -> None:
     """Verify the hash chains and signed checkpoints; exit 1 if anything was tampered with."""
-    from ledger.audit.settings import get_audit_settings
     from ledger.audit.verify import verify
+    from ledger.config import get_settings
 
     encounter_id = None
     if encounter:
@@ -83,7 +86,7 @@ def verify_command(
             raise typer.Exit(2) from None
     from ledger.audit.sealing import log_export_dir
 
-    settings = get_audit_settings()
+    settings = get_settings()
     url = ledger_url()
     report = verify(url, encounter=encounter_id, public_key=trusted_key(),
                     export_dir=log_export_dir(settings.export_dir, url), snapshots=snapshots,
@@ -99,9 +102,9 @@ def verify_command(
 def keygen(force: bool = typer.Option(False, "--force", help="Replace an existing key.")) -> None:
     """Create the Ed25519 signing key (LEDGER_CHECKPOINT_KEY_FILE) and its .pub."""
     from ledger.audit.checkpoints import generate_key, key_id, public_path, raw_public
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
-    path = get_audit_settings().key_file
+    path = get_settings().key_file
     if path.exists() and not force:
         console.print(f"{path} exists (--force replaces it; its public key is kept as "
                       ".pub.<key id> so that old checkpoints stay verifiable)")
@@ -114,10 +117,10 @@ def keygen(force: bool = typer.Option(False, "--force", help="Replace an existin
 def _writer() -> Any:
     from ledger.audit.checkpoints import signing_key
     from ledger.audit.sealing import log_export_dir
-    from ledger.audit.settings import get_audit_settings
     from ledger.audit.writer import CheckpointWriter
+    from ledger.config import get_settings
 
-    s = get_audit_settings()
+    s = get_settings()
     url = ledger_url()
     return CheckpointWriter(url, signing_key(s.key_file),
                             export_dir=log_export_dir(s.export_dir, url),
@@ -131,8 +134,8 @@ def run(
                                    "(LEDGER_CHECKPOINT_INTERVAL)."),
 ) -> None:
     """Seal new events under signed checkpoints (a long-running job; --once for cron)."""
-    from ledger.audit.settings import get_audit_settings
     from ledger.cli.common import setup_logging
+    from ledger.config import get_settings
 
     setup_logging()
     writer = _writer()
@@ -145,7 +148,7 @@ def run(
             console.print("nothing new to seal")
         writer.close()
         return
-    every = interval or get_audit_settings().checkpoint_interval
+    every = interval or get_settings().checkpoint_interval
     console.print(f"sealing new events every {every:g} s (Ctrl-C to stop)")
     try:
         writer.run_forever(every)

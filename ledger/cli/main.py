@@ -92,9 +92,9 @@ KEYS_REMINDER = (
 
 
 def _keys_reminder() -> str:
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
-    s = get_audit_settings()
+    s = get_settings()
     return KEYS_REMINDER.format(key=s.key_file, checkpoints=s.export_dir)
 
 

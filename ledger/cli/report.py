@@ -81,17 +81,24 @@ def show(model: Annotated[Model, typer.Argument(help="which read model")],
          dos_to: Annotated[str | None, typer.Option(help="claims: service to (date)")] = None,
          paid_from: Annotated[str | None, typer.Option(help="claims: paid on/after")] = None,
          paid_to: Annotated[str | None, typer.Option(help="claims: paid on/before")] = None,
-         limit: Annotated[int, typer.Option(help="most rows")] = 100) -> None:
-    """A read model now, or as it stood (``--as-of`` / ``--as-of-position``)."""
+         limit: Annotated[int, typer.Option(help="rows at most")] = 100,
+         adjudicated_from: Annotated[str | None, typer.Option(
+             help="claims: last adjudicated on/after")] = None,
+         adjudicated_to: Annotated[str | None, typer.Option(
+             help="claims: last adjudicated on/before")] = None) -> None:
+    """A read model now, or as it stood (``--as-of`` / ``--as-of-position``); the claims
+    list, payer and patient balances by effective time too (``--dos-from``/``--dos-to``,
+    ``--adjudicated-from``/``--adjudicated-to``, ``--paid-from``/``--paid-to``)."""
     import psycopg
 
     from ledger.projections import asof
     from ledger.projections import queries as q
     from ledger.x12.exceptions import list_exceptions
 
-    d = {k: date.fromisoformat(v) if v else None for k, v in (
-        ("dos_from", dos_from), ("dos_to", dos_to), ("paid_from", paid_from),
-        ("paid_to", paid_to))}
+    d = {k: _date(k, v) for k, v in (
+        ("dos_from", dos_from), ("dos_to", dos_to), ("adjudicated_from", adjudicated_from),
+        ("adjudicated_to", adjudicated_to), ("paid_from", paid_from), ("paid_to", paid_to))}
+    effective = q_effective(d)
     try:
         with psycopg.connect(ledger_url(), autocommit=True) as conn:
             point = asof.resolve(conn, as_of=_text_time(as_of), as_of_position=as_of_position,
@@ -99,18 +106,22 @@ def show(model: Annotated[Model, typer.Argument(help="which read model")],
             position = point.position if point else None
             out: dict[str, Any] = {"report": model.value,
                                    "as_of": point.as_dict() if point else None}
+            if effective.given():
+                out["effective"] = effective.as_dict()
             if model is Model.payer_balances:
                 out["aging_date"] = point.day if point else date.today()
-                out["payers"] = q.payer_balances(conn, payer_id, as_of=out["aging_date"],
-                                                 position=position)
+                out["payers"] = q.payer_balances_effective(
+                    conn, effective, payer_id=payer_id, as_of=out["aging_date"],
+                    position=position) if effective.given() else q.payer_balances(
+                    conn, payer_id, as_of=out["aging_date"], position=position)
             elif model is Model.claims:
                 out["claims"] = q.list_claims(conn, payer_id=payer_id, limit=limit,
-                                              position=position, dos_from=d["dos_from"],
-                                              dos_to=d["dos_to"], paid_from=d["paid_from"],
-                                              paid_to=d["paid_to"]).items
+                                              position=position, **d).items
             elif model is Model.patient_balances:
-                out["patients"] = q.patient_balances(conn, position=position, limit=limit,
-                                                     owing_only=True)
+                out["patients"] = q.patient_balances_effective(
+                    conn, effective, position=position, limit=limit, owing_only=True
+                ) if effective.given() else q.patient_balances(
+                    conn, position=position, limit=limit, owing_only=True)
             elif model is Model.exceptions:
                 out["exceptions"] = list_exceptions(conn, status="all", limit=limit,
                                                     position=position)
@@ -122,13 +133,41 @@ def show(model: Annotated[Model, typer.Argument(help="which read model")],
     _print(out)
 
 
+def _date(field: str, value: str | None) -> date | None:
+    from ledger.domain.errors import InvalidValue
+
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(InvalidValue(field, "date.format", f"{field}: a date as YYYY-MM-DD"))
+        raise
+
+
+def q_effective(d: dict[str, date | None]) -> Any:
+    from ledger.projections import queries as q
+
+    return q.Effective(**d)
+
+
 # `ledger report payer-balances …` as a shortcut of `ledger report show payer-balances …`
 def _shortcut(model: Model) -> Any:
     def command(as_of: AsOf = None, as_of_position: AsOfPosition = None,
                 payer_id: Annotated[str | None, typer.Option(help="one payer")] = None,
-                limit: Annotated[int, typer.Option(help="most rows")] = 100) -> None:
+                limit: Annotated[int, typer.Option(help="rows at most")] = 100,
+                dos_from: Annotated[str | None, typer.Option(help="service from")] = None,
+                dos_to: Annotated[str | None, typer.Option(help="service to")] = None,
+                adjudicated_from: Annotated[str | None, typer.Option(
+                    help="last adjudicated on/after")] = None,
+                adjudicated_to: Annotated[str | None, typer.Option(
+                    help="last adjudicated on/before")] = None,
+                paid_from: Annotated[str | None, typer.Option(help="paid on/after")] = None,
+                paid_to: Annotated[str | None, typer.Option(help="paid on/before")] = None,
+                ) -> None:
         show(model, as_of=as_of, as_of_position=as_of_position, payer_id=payer_id,
-             dos_from=None, dos_to=None, paid_from=None, paid_to=None, limit=limit)
+             dos_from=dos_from, dos_to=dos_to, paid_from=paid_from, paid_to=paid_to,
+             limit=limit, adjudicated_from=adjudicated_from, adjudicated_to=adjudicated_to)
     return command
 
 
@@ -162,9 +201,9 @@ def reconcile(from_time: Annotated[datetime | None, typer.Option(
                   "--to", help="recorded time T2 (default: now)",
                   formats=["%Y-%m-%dT%H:%M:%S%z"])] = None,
               from_position: Annotated[int | None, typer.Option(
-                  "--from-position", help="start: log position")] = None,
+                  "--from-position", help="opening log position")] = None,
               to_position: Annotated[int | None, typer.Option(
-                  "--to-position", help="end: log position")] = None,
+                  "--to-position", help="closing log position")] = None,
               payer_id: Annotated[str | None, typer.Option(help="one payer (default: all A/R)")
                                   ] = None) -> None:
     """Balance at T1 + changes by event kind = balance at T2."""
@@ -188,7 +227,8 @@ def reconcile(from_time: Annotated[datetime | None, typer.Option(
 @period_app.command("close")
 def close(period: Annotated[str, typer.Argument(help="YYYY-MM (ended)")],
           actor: Annotated[str, typer.Option(help="user id of a billers' lead or admin")],
-          reason: Annotated[str, typer.Option(help="why (recorded with the close)")] = "") -> None:
+          reason: Annotated[str, typer.Option(
+              help="why (kept in the event and the audit trail)")] = "") -> None:
     """Record PeriodClosed: the period's reports are read at its last position from now on."""
     import psycopg
 

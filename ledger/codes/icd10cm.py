@@ -245,13 +245,14 @@ class CodeTable:
 
 
 def _cache_dir() -> Path | None:
-    configured = os.environ.get("LEDGER_CODES_CACHE_DIR")
-    if configured is not None:
-        return Path(configured) if configured else None
     try:
         from ledger.config import get_settings
 
-        return get_settings().data_dir / "codes-cache"
+        settings = get_settings()
+        configured = settings.codes_cache_dir
+        if configured is not None:
+            return Path(configured) if configured else None
+        return settings.data_dir / "codes-cache"
     except Exception:  # pragma: no cover - settings unusable: no cache
         return None
 

@@ -57,7 +57,9 @@ def find_tool(name: str, server_major: int) -> Tool:
     """The ``name`` (pg_dump, pg_restore) closest to a ``server_major`` server's version, at or
     above it."""
     candidates: list[Path] = []
-    configured = os.environ.get("LEDGER_PG_BIN")
+    from ledger.config import get_settings
+
+    configured = get_settings().pg_bin
     if configured:
         candidates.append(Path(configured) / name)
     try:

@@ -1,20 +1,30 @@
 """The recorder's side of per-batch sealing (issue 14): once per saved batch, in its
-transaction, hand the batch's positions and chain hashes to a sealer, and hand the sealer's
-checkpoint back after the commit. What a seal is (a signed Merkle checkpoint) is the sealer's
-business: ``ledger.audit.sealing.Sealer``, installed on the recorder by
-``ledger.audit.sealing.install``."""
+transaction, hand the batch's positions, encounters, versions and chain hashes to a sealer,
+and hand the sealer's checkpoint back after the commit — or, for a batch of one encounter
+(a lone command) when the sealer defers, hand them to it after the commit, for its
+background sealer to sign within LEDGER_SEAL_MAX_DELAY. What a seal is (a signed Merkle
+checkpoint) is the sealer's business: ``ledger.audit.sealing.Sealer``, installed on the
+recorder by ``ledger.audit.sealing.install``."""
 
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from typing import Any, Protocol
 
 
 class BatchSealer(Protocol):
-    def seal(self, curs: Any, batch: list[tuple[int, bytes]] | None = None,
+    seal_lock: Any  # one sealing transaction of the process at a time
+
+    @property
+    def defers(self) -> bool: ...
+
+    def seal(self, curs: Any, batch: list[tuple[int, Any, int, bytes]] | None = None,
              read: bool = False) -> Any: ...
 
     def committed(self, checkpoint: Any) -> None: ...
+
+    def defer(self, events: list[tuple[int, Any, int, bytes]]) -> None: ...
 
 
 class SealingRecorderMixin:
@@ -23,33 +33,51 @@ class SealingRecorderMixin:
 
     sealer: BatchSealer | None = None
 
-    def _seal_batch(self, curs: Any, ids: Any = None) -> None:
+    def _seal_batch(self, curs: Any, ids: Any = None, stored_events: Any = None) -> None:
         sealer = self.sealer
         if sealer is None:
             return
         hashes = getattr(getattr(self, "_chain_local", None), "hashes", None)
-        batch = list(zip(ids, hashes, strict=True)) \
-            if ids and hashes and len(ids) == len(hashes) else None
+        batch = None
+        if ids and hashes and stored_events and len(ids) == len(hashes) == len(stored_events):
+            batch = [(nid, e.originator_id, e.originator_version, h)
+                     for nid, e, h in zip(ids, stored_events, hashes, strict=True)]
+        if batch and getattr(_pending, "defer", False):
+            _pending.deferred = batch  # sealed after the commit, by the background sealer
+            return
         _pending.checkpoint = sealer.seal(curs, batch, read=getattr(_pending, "read", False))
 
     def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+        sealer = self.sealer
         _pending.checkpoint = None
+        _pending.deferred = None
         _pending.read = False
+        # a lone command's batch (one encounter) is sealed within the bound, after its commit
+        _pending.defer = defer = sealer is not None and sealer.defers and len(
+            {e.originator_id for e in stored_events}) == 1
+        lock = sealer.seal_lock if sealer is not None and not defer else nullcontext()
         try:
-            ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
-        except Exception as exc:
-            if self.sealer is None or "ledger_seal_stale" not in _messages(exc):
-                raise
-            # another process sealed (or wrote) since our last batch: nothing was saved;
-            # save the batch again, reading the newest checkpoint this time
-            _pending.checkpoint = None
-            _pending.read = True
-            ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+            with lock:
+                try:
+                    ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+                except Exception as exc:
+                    if sealer is None or "ledger_seal_stale" not in _messages(exc):
+                        raise
+                    # another process sealed (or wrote) since our last batch: nothing was
+                    # saved; save the batch again, reading the newest checkpoint this time
+                    _pending.checkpoint = None
+                    _pending.read = True
+                    ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
         finally:
             _pending.read = False
+            _pending.defer = False
         checkpoint, _pending.checkpoint = getattr(_pending, "checkpoint", None), None
-        if checkpoint is not None and self.sealer is not None:
-            self.sealer.committed(checkpoint)
+        deferred, _pending.deferred = getattr(_pending, "deferred", None), None
+        if sealer is not None:
+            if checkpoint is not None:
+                sealer.committed(checkpoint)
+            if deferred:
+                sealer.defer(deferred)
         return ids
 
 

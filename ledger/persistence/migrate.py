@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,9 @@ LOCK_KEY = 7_243_019_001  # arbitrary, fixed: "ledger migrations"
 def migrations_dir() -> Path:
     """LEDGER_MIGRATIONS_DIR, else the copy shipped in the wheel (``ledger/migrations``,
     mapped from the top-level folder by setup.py), else the source checkout's ``migrations/``."""
-    configured = os.environ.get("LEDGER_MIGRATIONS_DIR")
+    from ledger.config import get_settings
+
+    configured = get_settings().migrations_dir
     if configured:
         return Path(configured)
     here = Path(__file__).resolve().parent.parent  # ledger/

@@ -73,7 +73,8 @@ class LargeSavesWithoutPipeline(PostgresApplicationRecorder):
 
 class LedgerRecorder(SealingRecorderMixin, ChainedRecorderMixin, LargeSavesWithoutPipeline):
     # ChainedRecorderMixin: each event's chain_hash, in the insert's transaction (issue 8).
-    # SealingRecorderMixin: a signed checkpoint over each batch, in its transaction (issue 14).
+    # SealingRecorderMixin: a signed checkpoint over each batch, in its transaction, or for a
+    # batch of one encounter within LEDGER_SEAL_MAX_DELAY by the background sealer (issue 14).
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -85,7 +86,7 @@ class LedgerRecorder(SealingRecorderMixin, ChainedRecorderMixin, LargeSavesWitho
         if token is not None:
             curs.execute("INSERT INTO ledger_commits (token, committed) VALUES (%s, true)",
                           (token,))
-        self._seal_batch(curs, ids)
+        self._seal_batch(curs, ids, stored_events)
         return ids
 
     def commit_outcome(self, token: UUID, timeout: float = 1.5) -> bool | None:

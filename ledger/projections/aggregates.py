@@ -88,8 +88,14 @@ class AggregateReadModel(ReadModel, Generic[S]):
         the next page's "before")."""
         raise NotImplementedError
 
-    def history_record(self, state: S) -> Any:
-        """What the history needs of a state (after each event of a page)."""
+    def history_record(self, state: S, pe: PagedEvent | None = None,
+                       previous: Any = None) -> Any:
+        """What the history needs of a state (after each event of a page).
+
+        ``previous`` is the encounter's record before ``pe`` (None: compute from scratch):
+        a view may reuse what ``pe`` cannot have changed, and returns ``previous`` itself
+        when the event changed nothing the history keeps (no step is then recorded). The
+        result must equal the record computed from scratch (tests/unit/test_history_records)."""
         raise NotImplementedError
 
     def write_history(self, curs: Cursor[DictRow],
@@ -146,11 +152,16 @@ class AggregateReadModel(ReadModel, Generic[S]):
         write the history versions those records make."""
         records = {eid: self.history_record(st) for eid, st in states.items()}
         steps: list[tuple[PagedEvent, Any, Any]] = []
+        record_of = self.history_record
         for pe in events:
             self.advance(states, (pe,), live=True)
-            record = self.history_record(states[pe.encounter_id])
-            steps.append((pe, records.get(pe.encounter_id), record))
-            records[pe.encounter_id] = record
+            eid = pe.encounter_id
+            previous = records.get(eid)
+            record = record_of(states[eid], pe, previous)
+            if record is previous:
+                continue  # nothing the history keeps changed: no version
+            steps.append((pe, previous, record))
+            records[eid] = record
         self.write_history(curs, steps)
 
     def _states(self, curs: Cursor[DictRow], first: dict[UUID, int]

@@ -11,7 +11,7 @@ member ids or patient references, and no free text from disputes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -20,13 +20,14 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from ledger.domain.encounter import Encounter
+from ledger.domain.period import AccountingPeriod, period_bounds
 from ledger.domain.values import icd10cm_dotted
 from ledger.projections.base import PagedEvent, ReadModel, event_name
 from ledger.projections.rows import JsonValue, amount, copy_rows, delete_where_in
 
 AUDIT_COLUMNS = ("position", "encounter_id", "version", "event_type", "actor_id", "actor_role",
                  "reason", "recorded_at", "effective_date", "claim_number", "codes", "amount",
-                 "summary", "changes")
+                 "summary", "changes", "period")
 
 
 class EncounterContext:
@@ -49,7 +50,9 @@ class AuditTrailView(ReadModel):
     keys = {"audit_trail": ("position",), "audit_encounters": ("encounter_id",)}
 
     def apply(self, curs: Cursor[DictRow], events: Sequence[PagedEvent]) -> None:
-        # encounters' events only (a PeriodClosed is its own aggregate's, not an encounter's)
+        # a period close is its accounting period's event: a row naming the period
+        rows = [_period_closed(pe) for pe in events
+                if isinstance(pe.event, AccountingPeriod.PeriodClosed)]
         events = [pe for pe in events if isinstance(pe.event, Encounter.Event)]
         ids = list(dict.fromkeys(e.encounter_id for e in events))
         ctx: dict[UUID, EncounterContext] = {}
@@ -57,7 +60,6 @@ class AuditTrailView(ReadModel):
         for r in curs.fetchall():
             ctx[r["encounter_id"]] = EncounterContext(r["service_from"], dict(r["line_codes"]),
                                                       r["events"])
-        rows = []
         for pe in events:
             e = pe.event
             c = ctx.get(pe.encounter_id)
@@ -72,13 +74,28 @@ class AuditTrailView(ReadModel):
             rows.append((pe.position, pe.encounter_id, e.originator_version, event_name(e),
                          e.actor_id, e.actor_role, e.reason or "", e.timestamp, effective, claim,
                          codes, money, summary,
-                         JsonValue(changes) if changes is not None else None))
+                         JsonValue(changes) if changes is not None else None, None))
         copy_rows(curs, "audit_trail", AUDIT_COLUMNS, rows)
         delete_where_in(curs, "audit_encounters", "encounter_id", ids)
         copy_rows(curs, "audit_encounters", ("encounter_id", "service_from", "line_codes",
                                              "events"),
                   ((eid, c.service_from, JsonValue(c.line_codes), c.events)
                    for eid, c in ctx.items()))
+
+
+def _period_closed(pe: PagedEvent) -> tuple[Any, ...]:
+    """Who closed which period, when, why, at which log position, under which checkpoint.
+    Effective date: the period's last day."""
+    e = pe.event
+    _, end = period_bounds(e.period)
+    checkpoint = {"tree_size": e.tree_size, "root_hash": e.root_hash, "key_id": e.key_id,
+                  "last_position": e.checkpoint_position}
+    summary = (f"period {e.period} closed at log position {e.position}; checkpoint tree size "
+               f"{e.tree_size}, root {e.root_hash[:12]}…, key {e.key_id}")
+    return (pe.position, None, e.originator_version, "PeriodClosed", e.actor_id, e.actor_role,
+            e.reason or "", e.timestamp, (end - timedelta(days=1)).date(), None, [], None,
+            summary, JsonValue({"period": e.period, "position": e.position,
+                                "checkpoint": checkpoint}), e.period)
 
 
 # ---------------------------------------------------------------- descriptions

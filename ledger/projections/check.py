@@ -35,10 +35,15 @@ def _position(conn: Connection[Any], name: str) -> int:
     return int(row[0] or 0) if row else 0
 
 
+PERIOD_TOPICS = "ledger.domain.period"  # module of the AccountingPeriod aggregate
+
+
 def _stream_counts(upto: int) -> Any:
+    # encounters' streams only (an accounting period's PeriodClosed is no encounter's)
     return SQL("SELECT originator_id AS encounter_id, count(*) AS events, "
                "max(originator_version) AS version FROM ledger_events "
-               "WHERE notification_id <= {0} GROUP BY originator_id").format(Literal(upto))
+               "WHERE notification_id <= {0} AND split_part(topic, ':', 1) <> {1} "
+               "GROUP BY originator_id").format(Literal(upto), Literal(PERIOD_TOPICS))
 
 
 def verify(conn: Connection[Any], names: tuple[str, ...] = ("claims", "audit", "trends"),
@@ -63,7 +68,8 @@ def verify(conn: Connection[Any], names: tuple[str, ...] = ("claims", "audit", "
         p += [f"audit: row {r[0]} is no event up to position {upto}" for r in extra]
         mismatched = conn.execute(
             "SELECT a.position FROM audit_trail a JOIN ledger_events e ON "
-            "e.notification_id = a.position WHERE e.originator_id <> a.encounter_id OR "
+            "e.notification_id = a.position WHERE e.originator_id <> COALESCE(a.encounter_id, "
+            "e.originator_id) OR (a.encounter_id IS NULL) <> (a.period IS NOT NULL) OR "
             "e.originator_version <> a.version LIMIT %s", (limit,)).fetchall()
         p += [f"audit: row {r[0]} names another event" for r in mismatched]
     for name, table in (("claims", "claims_encounters"), ("trends", "trend_encounters")):

@@ -183,6 +183,48 @@ class HistoryRecord:
     contribution: Contribution
     claims: dict[str, tuple[Any, ...]]  # claim number -> CLAIM_HISTORY_COLUMNS values
     statement: tuple[int, date, Decimal] | None  # (position, date, amount) of the last one
+    figures: dict[str, ClaimFigures]  # claim number -> its figures (reused by the next event)
+
+
+# A claim's figures are a function of the claim and its ``ClaimMeta.written_off``
+# (``claim_figures``). Events that change no claim keep every claim's figures; events that
+# change only the claim they name keep the others'; any other event (a new claim may mark
+# the one it replaces, patient responsibility moves liability to the next payer's claim, a
+# write-off or provider adjustment changes the view's per-claim meta, unknown events)
+# recomputes all. Checked against a full computation after every event of the randomized
+# workload (tests/unit/test_history_records.py).
+FIGURES_KEPT = frozenset({
+    Encounter.DiagnosisCoded, Encounter.DiagnosisRevised, Encounter.DiagnosisRemoved,
+    Encounter.ServiceLineAdded, Encounter.SupplyAdded, Encounter.ServiceLineRevised,
+    Encounter.ServiceLineRemoved, Encounter.ChargeAdjusted, Encounter.ChargeReversed,
+    Encounter.StatementIssued, Encounter.PatientPaymentReceived, Encounter.RefundIssued,
+    Encounter.DisputeOpened, Encounter.DisputeNoteAdded, Encounter.DisputeResolved,
+    Encounter.AccessGranted, Encounter.AccessRevoked})
+FIGURES_OF_ITS_CLAIM = frozenset({
+    Encounter.ClaimScrubbed, Encounter.ClaimSubmitted, Encounter.ClaimAcknowledged,
+    Encounter.RemittanceReceived, Encounter.ClaimAdjudicated, Encounter.LineAdjudicated,
+    Encounter.DenialRecorded, Encounter.AppealFiled, Encounter.AppealDecided})
+
+
+def history_record(state: EncounterState, pe: PagedEvent | None = None,
+                   previous: HistoryRecord | None = None) -> HistoryRecord:
+    """What the history keeps of an encounter after ``pe``; the figures of the claims ``pe``
+    cannot have changed are taken from ``previous`` (the record before it)."""
+    kind = type(pe.event) if pe is not None and previous is not None else None
+    if kind in FIGURES_KEPT:
+        figs = previous.figures  # type: ignore[union-attr]
+    elif kind in FIGURES_OF_ITS_CLAIM:
+        figs = dict(previous.figures)  # type: ignore[union-attr]
+        number = pe.event.claim_number  # type: ignore[union-attr]
+        figs[number] = claim_figures(state.enc.claims[number], state.claims[number])
+    else:
+        figs = _figures(state)
+    statement = None
+    if state.last_statement_position is not None:
+        statement = (state.last_statement_position, state.enc.statements[-1],
+                     state.last_statement_amount)
+    return HistoryRecord(_contribution(state, figs), _claim_history_rows(state, figs),
+                         statement, figs)  # type: ignore[arg-type]
 
 
 class ClaimsView(AggregateReadModel[EncounterState]):
@@ -216,14 +258,9 @@ class ClaimsView(AggregateReadModel[EncounterState]):
     def measure(self, state: EncounterState) -> Contribution:
         return _contribution(state, _figures(state))
 
-    def history_record(self, state: EncounterState) -> HistoryRecord:
-        figs = _figures(state)
-        statement = None
-        if state.last_statement_position is not None:
-            statement = (state.last_statement_position, state.enc.statements[-1],
-                         state.last_statement_amount)
-        return HistoryRecord(_contribution(state, figs), _claim_history_rows(state, figs),
-                             statement)  # type: ignore[arg-type]
+    def history_record(self, state: EncounterState, pe: PagedEvent | None = None,
+                       previous: Any = None) -> HistoryRecord:
+        return history_record(state, pe, previous)
 
     def write_history(self, curs: Cursor[DictRow],
                       steps: Sequence[tuple[PagedEvent, Any, Any]]) -> None:
@@ -239,7 +276,7 @@ class ClaimsView(AggregateReadModel[EncounterState]):
             add_step(aging, pe.position, kind, old and old.contribution.aging,
                      new.contribution.aging)
             add_step(patient, pe.position, kind, old and [old.contribution.patient],
-                     [new.contribution.patient])
+                     [new.contribution.patient], keep_zero=True)
             if new.statement is not None and (old is None or old.statement != new.statement):
                 position, day, value = new.statement
                 statements[(pe.position, new.contribution.patient[0])] = (day, value, position)

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from psycopg import Cursor
 from psycopg.sql import SQL, Identifier
 
-from ledger.projections.rows import copy_rows
+from ledger.projections.rows import pg_array
 
 # Tables read as of a position, and where their versions are kept.
 SUMMED = {"payer_balances", "payer_aging", "patient_balances", "trend_diagnoses",
@@ -39,6 +40,40 @@ HISTORY_OF = {"current_claims": "claims_history", **{t: f"{t}_history" for t in 
 Key = tuple[Any, ...]
 # (position, event type) -> {key: delta values}
 PositionDeltas = dict[tuple[int, str], dict[Key, list[Any]]]
+
+
+def _text(value: Any) -> str:
+    """One field of COPY's text format (what psycopg's ``write_row`` would send, without
+    its per-value dumper lookups: the history writes many rows)."""
+    t = type(value)
+    if t is Decimal or t is int:  # most fields: no escaping needed
+        return str(value)
+    if value is None:
+        return "\\N"
+    if t is str:
+        text = value
+    elif t is bool:
+        return "t" if value else "f"
+    elif t is list:
+        text = pg_array(value)
+    else:  # int, Decimal, date, datetime, UUID: their str() is PostgreSQL's input syntax
+        text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                .replace("\r", "\\r"))
+    return text
+
+
+def copy_rows(curs: Cursor[Any], table: str, columns: Sequence[str],
+              rows: Sequence[Sequence[Any]]) -> None:
+    """COPY ``rows`` into ``table`` as one text block."""
+    if not rows:
+        return
+    statement = SQL("COPY {0} ({1}) FROM STDIN").format(
+        Identifier(table), SQL(", ").join(Identifier(c) for c in columns))
+    text = "".join("\t".join(map(_text, row)) + "\n" for row in rows)
+    with curs.copy(statement) as copy:
+        copy.write(text)
 
 
 def _close(curs: Cursor[Any], table: str, keys: Mapping[str, str],
@@ -154,16 +189,39 @@ class RowHistory:
                   [*self.keys, "valid_from", "valid_to", "event_type", *self.columns], rows)
 
 
+def _summed(rows: Sequence[tuple[Key, Sequence[Any]]] | None) -> dict[Key, Sequence[Any]]:
+    out: dict[Key, Sequence[Any]] = {}
+    for key, values in rows or ():
+        row = out.get(key)
+        out[key] = values if row is None else [a + b for a, b in zip(row, values, strict=True)]
+    return out
+
+
 def add_step(changes: PositionDeltas, position: int, event_type: str,
              before: Sequence[tuple[Key, Sequence[Any]]] | None,
-             after: Sequence[tuple[Key, Sequence[Any]]]) -> None:
-    """Record one event's change of an encounter's contribution (``after - before``)."""
+             after: Sequence[tuple[Key, Sequence[Any]]], *, keep_zero: bool = False) -> None:
+    """Record one event's change of an encounter's contribution (``after - before``), for
+    the keys whose values changed (``keep_zero``: every key, even unchanged)."""
     deltas = changes.setdefault((position, event_type), {})
-    for sign, rows in ((-1, before or ()), (1, after)):
-        for key, values in rows:
-            row = deltas.get(key)
-            if row is None:
-                deltas[key] = [v * sign for v in values]
-            else:
-                for i, v in enumerate(values):
-                    row[i] += v * sign
+    old = _summed(before)
+    for key, values in _summed(after).items():
+        prev = old.pop(key, None)
+        if prev is None:
+            delta = list(values)
+        elif prev == values and not keep_zero:
+            continue
+        else:
+            delta = [a - b for a, b in zip(values, prev, strict=True)]
+        row = deltas.get(key)
+        if row is None:
+            deltas[key] = delta
+        else:
+            for i, v in enumerate(delta):
+                row[i] += v
+    for key, prev in old.items():
+        row = deltas.get(key)
+        if row is None:
+            deltas[key] = [-v for v in prev]
+        else:
+            for i, v in enumerate(prev):
+                row[i] -= v

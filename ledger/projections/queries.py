@@ -126,7 +126,8 @@ def list_claims(conn: Connection[Any], *, status: str | None = None,
     ``position``: the claims as they stood at that log position (``claims_history``).
     Effective time: ``adjudicated_from``/``_to`` (date of the claim's last adjudication) and
     ``paid_from``/``_to`` (date of its last payment) combine with the dates of service and
-    with ``position`` ("September's services as known at P")."""
+    with ``position`` ("September's services as known at P") or without it (as known now:
+    the history's open versions)."""
     limit = _limit(limit)
     where: list[Composable] = []
     params: list[Any] = []
@@ -142,22 +143,10 @@ def list_claims(conn: Connection[Any], *, status: str | None = None,
     if patient_ref:
         where.append(SQL("c.patient_ref = %s"))
         params.append(patient_ref)
-    if dos_from is not None:
-        where.append(SQL("c.service_to >= %s"))
-        params.append(dos_from)
-    if dos_to is not None:
-        where.append(SQL("c.service_from <= %s"))
-        params.append(dos_to)
-    for column, value, op in (("last_adjudicated_on", adjudicated_from, ">="),
-                              ("last_adjudicated_on", adjudicated_to, "<="),
-                              ("last_paid_on", paid_from, ">="), ("last_paid_on", paid_to, "<=")):
-        if value is not None:
-            if position is None:
-                raise InvalidValue("position", "effective.as_of_only",
-                                   "adjudicated_from/_to, paid_from/_to: filters of an as-of "
-                                   "read (give as_of or as_of_position)")
-            where.append(SQL("c.{0} {1} %s").format(Identifier(column), SQL(op)))
-            params.append(value)
+    effective = Effective(dos_from, dos_to, adjudicated_from, adjudicated_to, paid_from,
+                          paid_to)
+    dated = effective.dated()  # needs last_paid_on: the history's versions, now or at P
+    where += effective.where(params)
     if code and position is not None:
         raise InvalidValue("code", "code.as_of", "code: not available with as_of (claim lines "
                            "keep no history); filter the current list")
@@ -180,9 +169,9 @@ def list_claims(conn: Connection[Any], *, status: str | None = None,
         params.append(after)
     query = SQL("SELECT {cols} FROM {source} c {where} ORDER BY c.created_position DESC "
                 "LIMIT %s").format(
-        cols=CLAIM_LIST_COLUMNS if position is None else CLAIM_LIST_COLUMNS + SQL(
+        cols=CLAIM_LIST_COLUMNS if position is None and not dated else CLAIM_LIST_COLUMNS + SQL(
             ", c.last_adjudicated_on, c.last_paid_on"),
-        source=_source("current_claims", position),
+        source=claim_versions(position) if dated else _source("current_claims", position),
         where=SQL("WHERE ") + SQL(" AND ").join(where) if where else SQL(""))
     rows = _rows(conn, query, [*params, limit + 1])
     more = len(rows) > limit
@@ -225,6 +214,136 @@ def encounter_summary(conn: Connection[Any], encounter_id: UUID) -> dict[str, An
     enc["lines"] = _rows(conn, "SELECT * FROM claims_encounter_lines WHERE encounter_id = %s "
                                "ORDER BY line_no", (encounter_id,))
     return enc
+
+
+# ---------------------------------------------------------------- effective time
+@dataclass(frozen=True)
+class Effective:
+    """Effective-time filters on claims (dates inclusive): date of service (a claim's
+    ``service_from``..``service_to`` overlapping ``dos_from``..``dos_to``), date of its last
+    adjudication and date of its last payment (``last_adjudicated_on``, ``last_paid_on``)."""
+
+    dos_from: date | None = None
+    dos_to: date | None = None
+    adjudicated_from: date | None = None
+    adjudicated_to: date | None = None
+    paid_from: date | None = None
+    paid_to: date | None = None
+
+    def _terms(self) -> tuple[tuple[str, str, date | None], ...]:
+        return (("service_to", ">=", self.dos_from), ("service_from", "<=", self.dos_to),
+                ("last_adjudicated_on", ">=", self.adjudicated_from),
+                ("last_adjudicated_on", "<=", self.adjudicated_to),
+                ("last_paid_on", ">=", self.paid_from), ("last_paid_on", "<=", self.paid_to))
+
+    def given(self) -> bool:
+        return any(value is not None for _, _, value in self._terms())
+
+    def dated(self) -> bool:
+        """Filters on adjudication or payment dates (the current claims table keeps only
+        the last adjudication date; the history keeps both)."""
+        return any(v is not None for v in (self.adjudicated_from, self.adjudicated_to,
+                                           self.paid_from, self.paid_to))
+
+    def where(self, params: list[Any], alias: str = "c") -> list[Composable]:
+        for name in ("dos", "adjudicated", "paid"):
+            lo, hi = getattr(self, f"{name}_from"), getattr(self, f"{name}_to")
+            if lo is not None and hi is not None and lo > hi:
+                raise InvalidValue(f"{name}_from", "effective.range",
+                                   f"{name}_from: after {name}_to ({lo} > {hi})")
+        out: list[Composable] = []
+        for column, op, value in self._terms():
+            if value is not None:
+                out.append(SQL("{0}.{1} {2} %s").format(Identifier(alias), Identifier(column),
+                                                        SQL(op)))
+                params.append(value)
+        return out
+
+    def as_dict(self) -> dict[str, date | None]:
+        return {k: getattr(self, k) for k in ("dos_from", "dos_to", "adjudicated_from",
+                                              "adjudicated_to", "paid_from", "paid_to")}
+
+
+def claim_versions(position: int | None) -> Composable:
+    """The claims list's rows with their effective dates (``claims_history``): as they stood
+    at ``position``, or now (the open versions)."""
+    if position is None:
+        return SQL("(SELECT * FROM claims_history WHERE valid_to IS NULL)")
+    return _source("current_claims", position)
+
+
+def payer_balances_effective(conn: Connection[Any], effective: Effective, *,
+                             payer_id: str | None = None, as_of: date | None = None,
+                             position: int | None = None) -> list[dict[str, Any]]:
+    """Payer balances over the claims the effective-time filters select (e.g. September's
+    services), as known at ``position`` or now: per payer and kind of party, claims, open
+    claims, charged, allowed, paid, contractual and other adjustments, patient
+    responsibility, write-offs, outstanding and its aging (days since submission counted to
+    ``as_of``). Each row carries both dates: the effective ones it covers (dates of service,
+    last adjudication, last payment) and when the ledger recorded its latest change
+    (``recorded_position``, ``recorded_at``). Sums of the same claim rows as the payer
+    balances (billed and provider adjustments are not kept per claim version)."""
+    from ledger.domain.figures import OPEN_STATUSES  # noqa: PLC0415
+
+    as_of = as_of or date.today()
+    params: list[Any] = [list(OPEN_STATUSES)]
+    buckets = [SQL("COALESCE(SUM(c.outstanding) FILTER (WHERE c.submitted_on IS NOT NULL AND "
+                   "{cond}), 0) AS {name}").format(
+        cond=SQL("%s - c.submitted_on BETWEEN {0} AND {1}").format(Literal(lo), Literal(hi))
+        if hi is not None else SQL("%s - c.submitted_on >= {0}").format(Literal(lo)),
+        name=Identifier(f"aging_{name}")) for name, lo, hi in AGING_BUCKETS]
+    params += [as_of] * len(AGING_BUCKETS)
+    where = effective.where(params)
+    if payer_id:
+        where.append(SQL("c.payer_id = %s"))
+        params.append(payer_id)
+    query = SQL(
+        "SELECT c.payer_id, c.party_kind, count(*) AS claims, "
+        "count(*) FILTER (WHERE c.status = ANY(%s)) AS open_claims, "
+        "SUM(c.total_charge) AS charged, SUM(c.allowed) AS allowed, SUM(c.paid) AS paid, "
+        "SUM(c.contractual) AS contractual, SUM(c.other_adjustments) AS other_adjustments, "
+        "SUM(c.patient_responsibility) AS patient_responsibility, "
+        "SUM(c.written_off) AS written_off, SUM(c.outstanding) AS outstanding, {buckets}, "
+        "min(c.service_from) AS service_from, max(c.service_to) AS service_to, "
+        "max(c.last_adjudicated_on) AS last_adjudicated_on, max(c.last_paid_on) AS last_paid_on, "
+        "max(c.valid_from) AS recorded_position, max(c.updated_at) AS recorded_at "
+        "FROM {source} c {where} GROUP BY c.payer_id, c.party_kind "
+        "ORDER BY c.payer_id, c.party_kind"
+    ).format(buckets=SQL(", ").join(buckets), source=claim_versions(position),
+             where=SQL("WHERE ") + SQL(" AND ").join(where) if where else SQL(""))
+    return _rows(conn, query, params)
+
+
+def patient_balances_effective(conn: Connection[Any], effective: Effective, *,
+                               patient_ref: str | None = None, position: int | None = None,
+                               owing_only: bool = False, limit: int = MAX_LIMIT
+                               ) -> list[dict[str, Any]]:
+    """What patients owe (``owed``) or are owed (``credit``) on the encounters whose claims
+    the effective-time filters select, as known at ``position`` or now, largest owed first,
+    with the effective dates covered and the latest recorded change. Covers encounters that
+    have a claim (the per-claim history carries the encounter's patient balance)."""
+    params: list[Any] = []
+    where = effective.where(params)
+    if patient_ref is not None:
+        where.append(SQL("c.patient_ref = %s"))
+        params.append(patient_ref)
+    query = SQL(
+        "WITH enc AS (SELECT c.encounter_id, min(c.patient_ref) AS patient_ref, "
+        "min(c.balance_patient) AS balance, min(c.service_from) AS service_from, "
+        "max(c.service_to) AS service_to, max(c.last_adjudicated_on) AS last_adjudicated_on, "
+        "max(c.last_paid_on) AS last_paid_on, max(c.valid_from) AS recorded_position, "
+        "max(c.updated_at) AS recorded_at FROM {source} c {where} GROUP BY c.encounter_id) "
+        "SELECT patient_ref, count(*) AS encounters, "
+        "SUM(GREATEST(balance, 0)) AS owed, SUM(GREATEST(-balance, 0)) AS credit, "
+        "min(service_from) AS service_from, max(service_to) AS service_to, "
+        "max(last_adjudicated_on) AS last_adjudicated_on, max(last_paid_on) AS last_paid_on, "
+        "max(recorded_position) AS recorded_position, max(recorded_at) AS recorded_at "
+        "FROM enc GROUP BY patient_ref {having} ORDER BY owed DESC, patient_ref LIMIT %s"
+    ).format(source=claim_versions(position),
+             where=SQL("WHERE ") + SQL(" AND ").join(where) if where else SQL(""),
+             having=SQL("HAVING SUM(GREATEST(balance, 0)) <> 0 OR SUM(GREATEST(-balance, 0)) "
+                        "<> 0") if owing_only else SQL(""))
+    return _rows(conn, query, [*params, _limit(limit)])
 
 
 # ---------------------------------------------------------------- balances
@@ -389,15 +508,18 @@ def audit_trail(conn: Connection[Any], *, encounter_id: UUID | None = None,
                 claim_number: str | None = None, actor_id: str | None = None,
                 code: str | None = None, event_type: str | None = None,
                 since: datetime | None = None, until: datetime | None = None,
-                limit: int = 100, cursor: str | None = None) -> ResultPage:
+                limit: int = 100, cursor: str | None = None,
+                period: str | None = None) -> ResultPage:
     """Audit rows in log order, filtered by encounter, claim, actor, code (any code the
-    event is about, e.g. before or after a revision), event type and recorded time range
-    (``since`` inclusive, ``until`` exclusive)."""
+    event is about, e.g. before or after a revision), event type, recorded time range
+    (``since`` inclusive, ``until`` exclusive) and closed period (``YYYY-MM``: its
+    ``PeriodClosed`` row)."""
     limit = _limit(limit)
     where: list[Composable] = []
     params: list[Any] = []
     for column, value in (("encounter_id", encounter_id), ("claim_number", claim_number),
-                          ("actor_id", actor_id), ("event_type", event_type)):
+                          ("actor_id", actor_id), ("event_type", event_type),
+                          ("period", period)):
         if value is not None:
             where.append(SQL("{0} = %s").format(Identifier(column)))
             params.append(value)

@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import itertools
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ import orjson
 import psycopg
 from eventsourcing.persistence import IntegrityError
 
+from ledger.config import get_settings
 from ledger.domain.encounter import POSTABLE_STATUSES, DuplicatePayment, Encounter
 from ledger.domain.errors import LedgerError
 from ledger.domain.model import (
@@ -75,7 +75,6 @@ log = logging.getLogger(__name__)
 
 IMPORTER = Actor("x12-import", "system")
 NAMESPACE = uuid.UUID("6f1d6c1e-3c1b-4a8e-9d6e-0a7c2b9e5f17")
-_PATIENT_KEY = os.environ.get("LEDGER_PATIENT_REF_KEY", "ledger-x12-patient-ref").encode()
 
 
 @dataclass
@@ -981,7 +980,8 @@ def _chunks(encounters: list[Encounter], max_events: int) -> list[list[Encounter
 
 def _patient_ref(key: str) -> str:
     """A stable surrogate patient reference: a keyed hash, never the member id or name."""
-    digest = hmac.new(_PATIENT_KEY, key.upper().encode("utf-8"), hashlib.sha256).hexdigest()
+    secret = get_settings().patient_ref_key.encode()
+    digest = hmac.new(secret, key.upper().encode("utf-8"), hashlib.sha256).hexdigest()
     return "x12-" + digest[:20]
 
 

@@ -3,6 +3,8 @@ payer and patient balances, the disputes/denials queue, trends, audit trail."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from tests.api import test_api_scenarios as http
@@ -103,3 +105,36 @@ def test_a_lagging_read_model_answers_503_after_the_wait(client, settings):
     settings.wait_timeout = 0.2
     r = client.get("/claims", params={"min_position": head}, headers=http.BILLER)
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
+
+
+def test_balances_by_effective_time_over_http(client):
+    e1 = http.scenario_1(client)
+    pos = last_position(client, e1)
+    mine = [c for c in http.ok(client.get("/claims", params={
+        "min_position": pos, "payer_id": "PAYER-A", "limit": 200}, headers=http.BILLER))[
+        "items"] if c["encounter_id"] == e1]
+    dos = mine[0]["service_from"]
+    window = {"dos_from": dos, "dos_to": dos}
+    body = http.ok(client.get("/payers/balances", params={"min_position": pos, **window},
+                              headers=http.BILLER))
+    assert body["effective"]["dos_from"] == dos and body["effective"]["paid_from"] is None
+    claims = http.ok(client.get("/claims", params={
+        "min_position": pos, "payer_id": "PAYER-A", "limit": 200, **window},
+        headers=http.BILLER))["items"]
+    payer_a = [p for p in body["payers"] if p["payer_id"] == "PAYER-A"]
+    assert sum(p["claims"] for p in payer_a) == len(claims) >= 1
+    assert sum(Decimal(p["paid"]) for p in payer_a) == sum(Decimal(c["paid"]) for c in claims)
+    assert all(p["service_from"] <= dos <= p["service_to"] for p in payer_a)
+    assert all(p["recorded_position"] <= pos and p["recorded_at"] for p in payer_a)
+    as_of = http.ok(client.get("/payers/balances", params={"as_of_position": pos, **window},
+                               headers=http.BILLER))
+    assert as_of["as_of"]["position"] == pos
+    assert [p for p in as_of["payers"] if p["payer_id"] == "PAYER-A"] == payer_a
+    patients = http.ok(client.get("/patients/balances", params={
+        "min_position": pos, "owing_only": "false", **window}, headers=http.BILLER))
+    assert patients["effective"]["dos_to"] == dos and patients["patients"]
+    bad = client.get("/payers/balances", params={"dos_from": "2026-10-02",
+                                                 "dos_to": "2026-10-01"}, headers=http.BILLER)
+    assert bad.status_code == 422 and bad.json()["rule"] == "effective.range"
+    assert client.get("/audit/trail", params={"period": "2026-1"},
+                      headers=AUDITOR).status_code == 422

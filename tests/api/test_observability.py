@@ -133,11 +133,21 @@ def writers_do_not_seal(monkeypatch):
 
 
 def test_sealed_per_batch_no_backlog(client):
-    """With per-batch sealing (the default) every committed batch is signed at once."""
+    """With per-batch sealing (the default) every committed batch is signed in its transaction
+    or, a lone command's, within LEDGER_SEAL_MAX_DELAY (1 s): the backlog and the age of its
+    oldest event show in /metrics until then, and fall to 0."""
+    import time
+
     _traffic(client)
     fam = _families(client.get("/metrics").text)
     assert fam["ledger_log_head"].samples[0].value > 0
-    assert fam["ledger_unsealed_events"].samples[0].value == 0
+    assert fam["ledger_unsealed_oldest_age_seconds"].samples[0].value < 1.0 + 1.0  # + skew
+    deadline = time.monotonic() + 3.0
+    while fam["ledger_unsealed_events"].samples[0].value:
+        assert time.monotonic() < deadline, "not sealed within the bound"
+        time.sleep(0.05)
+        fam = _families(client.get("/metrics").text)
+    assert fam["ledger_unsealed_oldest_age_seconds"].samples[0].value == 0
 
 
 def test_unsealed_backlog_and_projection_lag_follow_the_log(writers_do_not_seal, client,
@@ -232,10 +242,22 @@ def test_ready_reports_the_unsealed_backlog(writers_do_not_seal, client):
 
 
 def test_ready_with_per_batch_sealing_has_no_backlog(client):
+    """/ready shows the backlog (the lone commands' events waiting for the background sealer,
+    and the age of the oldest) until it is sealed, within LEDGER_SEAL_MAX_DELAY."""
+    import time
+
     _traffic(client)
     sealing = client.get("/ready").json()["sealing"]
-    assert sealing["per_batch"] is True and sealing["unsealed_events"] == 0
+    assert sealing["per_batch"] is True and sealing["max_delay_seconds"] == 1.0
+    assert sealing["unsealed_events"] == 0 or sealing["oldest_unsealed_age_seconds"] < 2.0
+    deadline = time.monotonic() + 3.0
+    while sealing["unsealed_events"] or sealing["deferred_events"]:
+        assert time.monotonic() < deadline, sealing
+        time.sleep(0.05)
+        sealing = client.get("/ready").json()["sealing"]
     assert sealing["sealed_position"] == sealing["log_position"] > 0
+    assert sealing["oldest_unsealed_age_seconds"] is None
+    assert sealing["oldest_deferred_seconds"] is None
 
 
 def test_ready_fails_while_a_projection_lags_beyond_budget_or_is_failing(settings):

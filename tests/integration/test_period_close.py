@@ -15,6 +15,8 @@ from bench.workload import EncounterLife, run_workload
 from ledger.audit.checkpoints import generate_key
 from ledger.audit.writer import CheckpointWriter
 from ledger.domain.errors import IllegalTransition, InvalidValue
+from ledger.projections import queries as q
+from ledger.projections.check import verify
 from ledger.projections.runner import ProjectionRunner
 from ledger.reporting import close_period, period_report, reconcile
 
@@ -71,13 +73,28 @@ def test_closed_period_unchanged_by_a_late_reversal(private_app, private_env, pr
         assert not_ended.value.rule == "period.not_ended"
         head = private_app.max_position()
         closed = close_period(private_app, conn, "2026-12", actor_id="lead-1",
-                              actor_role="billing_lead", now=AFTER_DECEMBER)
+                              actor_role="billing_lead", reason="month-end close",
+                              now=AFTER_DECEMBER)
         assert closed.position == head
         assert closed.tree_size >= head and len(closed.root_hash) == 64
         with pytest.raises(IllegalTransition):
             close_period(private_app, conn, "2026-12", actor_id="lead-1",
                          actor_role="admin", now=AFTER_DECEMBER)
         _catch_up(private_env)  # the PeriodClosed event passes through every projection
+        # the close is in the audit trail: who, when, why, the position and checkpoint
+        audit = q.audit_trail(conn, period="2026-12").items
+        assert len(audit) == 1, audit
+        row = audit[0]
+        assert (row["event_type"], row["actor_id"], row["actor_role"], row["reason"]) == (
+            "PeriodClosed", "lead-1", "billing_lead", "month-end close")
+        assert row["encounter_id"] is None and row["effective_date"] == date(2026, 12, 31)
+        assert row["recorded_at"].tzinfo is not None
+        assert row["changes"]["position"] == closed.position
+        assert row["changes"]["checkpoint"]["root_hash"] == closed.root_hash
+        assert row["position"] > closed.position  # recorded after the position it fixes
+        assert [r["position"] for r in q.audit_trail(conn, event_type="PeriodClosed").items
+                ] == [row["position"]]
+        assert not verify(conn).problems
         before = period_report(private_app, conn, "2026-12")
         assert before["checkpoint"]["root_hash"] == closed.root_hash
         assert before["post_close_adjustments"]["changes"] == []

@@ -5,12 +5,18 @@ encounter, version and position.
 
 History (make_history, sealed per batch as the ledger writes it): e0, e1, e2 with four events
 each, interleaved: e1's versions 1-4 sit at positions 2, 5, 8, 11; e2 v4 is the newest (12).
+
+Each class runs twice (``seal_mode``): every batch sealed in its transaction
+(LEDGER_SEAL_MAX_DELAY=0), and every lone command's batch sealed after its commit by the
+background sealer (deferred, bound 0.4 s here); in that mode `check` first waits past the
+bound, so an unsealed event is no longer ``pending`` but ``inserted``.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -28,10 +34,54 @@ from tests.integration.test_tamper import _rechain, run_sql
 
 pytestmark = pytest.mark.postgres
 
+BOUND = 0.4  # LEDGER_SEAL_MAX_DELAY in the deferred mode
+both_modes = pytest.mark.parametrize("seal_mode", ["in_transaction", "deferred"], indirect=True)
+
 
 @pytest.fixture
-def sealed(app, clean_db):
+def seal_mode(request, monkeypatch):
+    mode = getattr(request, "param", "in_transaction")
+    monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", "0" if mode == "in_transaction" else str(BOUND))
+    get_audit_settings.cache_clear()
+    return mode
+
+
+@pytest.fixture
+def app(seal_mode, app_env):
+    from ledger.application.service import LedgerApplication
+
+    application = LedgerApplication(env=app_env)
+    assert application.sealer.defers == (seal_mode == "deferred")
+    yield application
+    application.close()
+
+
+def _each_command_sealed_by_the_background(app):
+    """Deferred mode: the writer waits after each lone command until the background sealer
+    sealed it (so there is one checkpoint per command, as in the other mode)."""
+    sealer = app.sealer
+    defer = sealer.defer
+
+    def defer_and_wait(events):
+        committed = time.monotonic()
+        defer(events)
+        while sealer.deferred_status()[0]:
+            # (the bound itself is timed in test_seal_deferred; here only a loaded machine's
+            # margin, so that a slow seal does not fail a tamper class)
+            assert time.monotonic() - committed < BOUND + 2.0, "not sealed"
+            time.sleep(0.005)
+
+    sealer.defer = defer_and_wait
+
+
+@pytest.fixture
+def sealed(app, clean_db, seal_mode):
+    if seal_mode == "deferred":
+        _each_command_sealed_by_the_background(app)
     ids = make_history(app)
+    if seal_mode == "deferred":
+        # none in its transaction (the first may be sealed by the sealer's start-up run)
+        assert app.sealer.fast_seals == 0 and app.sealer.deferred_seals >= 11
     app.sealer.exporter.flush()  # what the exporter does within a second
     with psycopg.connect(clean_db) as conn:
         sizes = [r[0] for r in conn.execute(
@@ -42,6 +92,8 @@ def sealed(app, clean_db):
 
 
 def check(app, clean_db, encounter=None):
+    if app.sealer.defers:  # past the bound: an event still unsealed is not pending
+        time.sleep(BOUND + 0.05)
     key = load_public_key(public_path(get_audit_settings().key_file))
     return verify(clean_db, encounter=encounter, public_key=key,
                   export_dir=app.sealer.exporter.directory, require_sealed=True)
@@ -54,6 +106,7 @@ def located(report, kind, encounter, version, position):
         kind, encounter, version, position), report.problems[:4]
 
 
+@both_modes
 def test_untouched_sealed_log_passes(sealed, app, clean_db):
     report = check(app, clean_db)
     assert report.ok, report.problems
@@ -62,6 +115,7 @@ def test_untouched_sealed_log_passes(sealed, app, clean_db):
 
 
 # 1-2 ---------------------------------------------------------------- modify
+@both_modes
 def test_01_modify_without_recomputing_the_chain(sealed, app, clean_db):
     run_sql(clean_db, "UPDATE ledger_events SET state = set_byte(state, 10, get_byte(state, 10)"
             " # 1) WHERE originator_id = %s AND originator_version = 2", params=(sealed[1],))
@@ -69,6 +123,7 @@ def test_01_modify_without_recomputing_the_chain(sealed, app, clean_db):
     located(check(app, clean_db, sealed[1]), "modified", sealed[1], 2, 5)
 
 
+@both_modes
 def test_02_modify_with_the_chain_recomputed(sealed, app, clean_db):
     run_sql(clean_db, "UPDATE ledger_events SET state = set_byte(state, 10, get_byte(state, 10)"
             " # 1) WHERE originator_id = %s AND originator_version = 3", params=(sealed[1],))
@@ -78,18 +133,21 @@ def test_02_modify_with_the_chain_recomputed(sealed, app, clean_db):
 
 
 # 3-6 ---------------------------------------------------------------- delete
+@both_modes
 def test_03_delete_in_the_middle(sealed, app, clean_db):
     run_sql(clean_db, "DELETE FROM ledger_events WHERE originator_id = %s "
             "AND originator_version = 2", params=(sealed[1],))
     located(check(app, clean_db), "missing", sealed[1], 2, 5)
 
 
+@both_modes
 def test_04_delete_the_newest_event(sealed, app, clean_db):
     run_sql(clean_db, "DELETE FROM ledger_events WHERE notification_id = 12")
     located(check(app, clean_db), "truncated", sealed[2], 4, 12)
     located(check(app, clean_db, sealed[2]), "missing", sealed[2], 4, 12)
 
 
+@both_modes
 def test_05_delete_the_whole_tail(sealed, app, clean_db):
     run_sql(clean_db, "DELETE FROM ledger_events WHERE notification_id >= 10")
     report = check(app, clean_db)
@@ -97,6 +155,7 @@ def test_05_delete_the_whole_tail(sealed, app, clean_db):
     assert report.counts["truncated"] >= 3
 
 
+@both_modes
 def test_06_delete_a_whole_stream(sealed, app, clean_db):
     run_sql(clean_db, "DELETE FROM ledger_events WHERE originator_id = %s", params=(sealed[1],))
     report = check(app, clean_db)
@@ -105,6 +164,7 @@ def test_06_delete_a_whole_stream(sealed, app, clean_db):
 
 
 # 7-8 ---------------------------------------------------------------- swap, reorder
+@both_modes
 def test_07_swap_two_versions(sealed, app, clean_db):
     e1 = sealed[1]
     run_sql(clean_db,
@@ -117,6 +177,7 @@ def test_07_swap_two_versions(sealed, app, clean_db):
     located(check(app, clean_db), "reordered", e1, 2, 5)
 
 
+@both_modes
 def test_08_reorder_two_positions(sealed, app, clean_db):
     """Versions unchanged, but version 3 moved before version 2 in the log."""
     run_sql(clean_db, "UPDATE ledger_events SET notification_id = -5 WHERE notification_id = 5",
@@ -145,11 +206,13 @@ def _forge(url, encounter, version, *, notification_id=None, like_version=None):
                      f"({', '.join(['%s'] * len(values))})", values)
 
 
+@both_modes
 def test_09_forge_at_a_low_position(sealed, app, clean_db):
     _forge(clean_db, sealed[1], 5, notification_id=0)
     located(check(app, clean_db), "inserted", sealed[1], 5, 0)
 
 
+@both_modes
 def test_10_forge_at_the_end(sealed, app, clean_db):
     """Appended after the newest event: the tail the checkpoint job used to sign later."""
     _forge(clean_db, sealed[1], 5)
@@ -157,6 +220,7 @@ def test_10_forge_at_the_end(sealed, app, clean_db):
     located(check(app, clean_db, sealed[1]), "inserted", sealed[1], 5, 13)
 
 
+@both_modes
 def test_11_forge_replacing_the_newest(sealed, app, clean_db):
     e2 = sealed[2]
     run_sql(clean_db, "DELETE FROM ledger_events WHERE notification_id = 12")
@@ -166,6 +230,7 @@ def test_11_forge_replacing_the_newest(sealed, app, clean_db):
 
 
 # 12-15 -------------------------------------------------------------- checkpoints, leaves
+@both_modes
 def test_12_newest_checkpoint_deleted(sealed, app, clean_db):
     run_sql(clean_db, "DELETE FROM ledger_checkpoints WHERE tree_size = 12",
             "DELETE FROM ledger_audit_leaves WHERE notification_id = 12")
@@ -175,6 +240,7 @@ def test_12_newest_checkpoint_deleted(sealed, app, clean_db):
                for p in report.problems)  # and the copy outside the database says so
 
 
+@both_modes
 def test_13_a_leaf_deleted(sealed, app, clean_db):
     run_sql(clean_db, "DELETE FROM ledger_audit_leaves WHERE notification_id = 5")
     report = check(app, clean_db)
@@ -182,6 +248,7 @@ def test_13_a_leaf_deleted(sealed, app, clean_db):
     assert any("leaf record" in w for w in report.warnings)
 
 
+@both_modes
 def test_14_the_tail_rolled_back_with_its_checkpoints(sealed, app, clean_db):
     """Events, leaves and checkpoints of the newest batches all deleted: the database is
     consistent with itself, and only the exported checkpoint shows what is gone."""
@@ -195,6 +262,7 @@ def test_14_the_tail_rolled_back_with_its_checkpoints(sealed, app, clean_db):
     assert any(p.kind == "checkpoint" and p.position == 12 for p in report.problems)
 
 
+@both_modes
 def test_15_a_checkpoint_altered(sealed, app, clean_db):
     run_sql(clean_db, "UPDATE ledger_checkpoints SET root_hash = sha256(root_hash) "
             "WHERE tree_size = 11")
