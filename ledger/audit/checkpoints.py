@@ -29,10 +29,12 @@ writers commit in notification-id order.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,12 +74,27 @@ def generate_key(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-    fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    public_path(path).write_bytes(key.public_key().public_bytes(
+    # Written whole under a temporary name, then put in place in one step: several processes
+    # starting at once never read a half-written key, and only one new key wins (os.link
+    # refuses an existing name; the others get FileExistsError and load the winner's key).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    pub_tmp = tmp.with_suffix(".pub.tmp")
+    pub_tmp.write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    os.replace(pub_tmp, public_path(path))
     return key
 
 
@@ -117,7 +134,10 @@ def signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no checkpoint key at {path}: run `ledger checkpoints keygen`")
-        key = generate_key(path)
+        try:
+            key = generate_key(path)
+        except FileExistsError:  # another process made it first: use theirs
+            return load_private_key(path)
         log.warning("generated a new checkpoint signing key %s (key id %s); keep it and its "
                     ".pub outside the database", path, key_id(raw_public(key.public_key())))
         return key
