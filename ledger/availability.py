@@ -23,6 +23,10 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
+# How long past its timeout a ping may still finish before the database is called unavailable
+# (its answer may have arrived while this process could not run the ping's thread).
+STALL_GRACE = 0.1
+
 
 class DatabaseMonitor:
     def __init__(self, url: str, *, interval: float = 0.25, timeout: float = 1.25) -> None:
@@ -40,6 +44,7 @@ class DatabaseMonitor:
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stalled_once = False
 
     # ------------------------------------------------------------------ public
     def on_recovery(self, callback: Callable[[], object]) -> None:
@@ -78,10 +83,24 @@ class DatabaseMonitor:
             self._error = None
             self._pinger = threading.Thread(target=self._ping, name="db-ping", daemon=True)
             self._pinger.start()
+        waited = time.monotonic()
         self._pinger.join(self.timeout)
         if self._pinger.is_alive():
-            self._set(False, "not answering")
-        elif self._error is not None:
+            # A ping whose answer came while this process was stalled (a long garbage
+            # collection, a C call holding the GIL) finishes as soon as its thread runs again:
+            # give it that moment, and do not call a stall of our own process an outage — when
+            # this thread itself woke late, the database may well have answered in time.
+            self._pinger.join(STALL_GRACE)
+            late = time.monotonic() - waited - self.timeout - STALL_GRACE
+            if self._pinger.is_alive():
+                if late > STALL_GRACE and not self._stalled_once:
+                    self._stalled_once = True  # our stall, not the database's: look again
+                    log.info("database ping delayed by a %.2f s stall of this process", late)
+                else:
+                    self._set(False, "not answering")
+                return
+        self._stalled_once = False
+        if self._error is not None:
             self._set(False, type(self._error).__name__)
         else:
             self._set(True, "")
