@@ -92,6 +92,34 @@ def find_tool(name: str, server_major: int) -> Tool:
     return min(usable, key=lambda t: t.major)
 
 
+_NEWER_SETTINGS = re.compile(r"^SET (transaction_timeout) = .*;$", re.M)
+
+
+def _restore_as_script(url: str, tool: Tool, file: Path) -> subprocess.CompletedProcess[str]:
+    script = subprocess.run([str(tool.path), "--no-owner", "--file", "-", str(file)],
+                            env=_libpq_env(url), capture_output=True, text=True)
+    if script.returncode != 0:
+        return script
+    psql = find_tool("psql", server_major(url))
+    return subprocess.run([str(psql.path), "--no-psqlrc", "--quiet", "--single-transaction",
+                           "--set", "ON_ERROR_STOP=1", "--dbname", database_name(url)],
+                          input=_NEWER_SETTINGS.sub("", script.stdout), env=_libpq_env(url),
+                          capture_output=True, text=True)
+
+
+def newer_tools(tool: Tool) -> list[Tool]:
+    """The other versions of ``tool`` found, newer than it, closest first (a backup written by
+    a newer pg_dump has an archive format an older pg_restore cannot read)."""
+    found = {}
+    for major in range(tool.major + 1, tool.major + 10):
+        try:
+            other = find_tool(tool.path.name, major)
+        except BackupError:
+            break
+        found[other.major] = other
+    return [found[m] for m in sorted(found)]
+
+
 def _libpq_env(url: str) -> dict[str, str]:
     """The URL as libpq environment variables (so no password appears in a process list)."""
     params = conninfo_to_dict(url)
@@ -163,6 +191,14 @@ def restore(url: str, file: Path, *, replace: bool = False) -> Tool:
     done = subprocess.run([str(tool.path), "--no-owner", "--exit-on-error",
                            "--single-transaction", "--dbname", database_name(url), str(file)],
                           env=_libpq_env(url), capture_output=True, text=True)
+    if done.returncode != 0 and "unsupported version" in done.stderr:
+        # an archive from a newer pg_dump (its header is refused before anything is restored):
+        # a newer pg_restore reads it as a script, without the settings this older server does
+        # not know, and the server's own psql runs it in one transaction
+        for newer in newer_tools(tool):
+            tool, done = newer, _restore_as_script(url, newer, file)
+            if "unsupported version" not in done.stderr:
+                break
     if done.returncode != 0:
         raise BackupError(f"pg_restore failed: {done.stderr.strip().splitlines()[-1:]}")
     return tool
