@@ -53,9 +53,8 @@ def _major(binary: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def find_tool(name: str, server_major: int) -> Tool:
-    """The ``name`` (pg_dump, pg_restore) closest to a ``server_major`` server's version, at or
-    above it."""
+def _tools(name: str) -> list[Tool]:
+    """Every ``name`` (pg_dump, pg_restore, psql) found, with its major version."""
     candidates: list[Path] = []
     from ledger.config import get_settings
 
@@ -76,8 +75,13 @@ def find_tool(name: str, server_major: int) -> Tool:
     on_path = shutil.which(name)
     if on_path:
         candidates.append(Path(on_path))
-    tools = [Tool(p, m) for p in candidates if p.is_file()
-             for m in [_major(p)] if m is not None]
+    return [Tool(p, m) for p in candidates if p.is_file() for m in [_major(p)] if m is not None]
+
+
+def find_tool(name: str, server_major: int) -> Tool:
+    """The ``name`` (pg_dump, pg_restore) closest to a ``server_major`` server's version, at or
+    above it."""
+    tools = _tools(name)
     if not tools:
         raise BackupError(f"{name} not found: install the PostgreSQL client tools or set "
                           "LEDGER_PG_BIN to their folder")
@@ -110,14 +114,8 @@ def _restore_as_script(url: str, tool: Tool, file: Path) -> subprocess.Completed
 def newer_tools(tool: Tool) -> list[Tool]:
     """The other versions of ``tool`` found, newer than it, closest first (a backup written by
     a newer pg_dump has an archive format an older pg_restore cannot read)."""
-    found = {}
-    for major in range(tool.major + 1, tool.major + 10):
-        try:
-            other = find_tool(tool.path.name, major)
-        except BackupError:
-            break
-        found[other.major] = other
-    return [found[m] for m in sorted(found)]
+    newer = {t.major: t for t in _tools(tool.path.name) if t.major > tool.major}
+    return [newer[m] for m in sorted(newer)]
 
 
 def _libpq_env(url: str) -> dict[str, str]:
