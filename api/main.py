@@ -17,6 +17,7 @@ from api import (
     openapi,
     outage,
     parameters,
+    read_access,
     ui,
 )
 from api.client_address import parse_trusted
@@ -28,7 +29,8 @@ from api.routes import codes as routes_codes
 from api.routes import x12 as routes_x12
 from ledger.application.idempotency import IdempotencyStore, new_pool
 from ledger.application.service import LedgerApplication
-from ledger.auth import AuthStore, FailureLimiter
+from ledger.auth.throttle import FailureLimiter
+from ledger.auth.tokens import AuthStore
 from ledger.availability import DatabaseMonitor
 from ledger.config import Settings, get_settings
 from ledger.persistence.database import (
@@ -176,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     errors.install_unexpected_errors(app)  # innermost: a 500 is answered here, logged without PHI
     access_log.install(app)
+    read_access.install(app)  # every read recorded in the read-access log (fails closed)
     openapi.install(app)
     app.include_router(commands.router)
     app.include_router(disputes.router)
@@ -183,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(queries.router)
     app.include_router(reporting.router)  # periods and reconciliation (issue 19)
     app.include_router(admin.router)
-    routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
+    app.include_router(routes_audit.router)  # GET /audit/verify, /audit/sealing, /audit/access
     app.include_router(routes_codes.router)
     app.include_router(routes_x12.router)
     app.include_router(explain.router)  # GET /encounters/{id}/explain
