@@ -214,7 +214,7 @@ class LedgerApplication(ReplayReads, Application[UUID]):
         context = Context(actor, self.code_set, self.edit_tables, self.appeal_window_days)
         return lambda enc: handler(enc, command, context)
 
-    # Callers that name a command by its domain method (scripts, samples, tests).
+    # Callers that name a command by its domain method (scripts, the demo scenarios, tests).
     def execute(self, encounter_id: UUID, command: str, *, actor: Actor,
                 expected_version: int | None = None, write_with: CommitWrite | None = None,
                 **kwargs: Any) -> CommandResult:
