@@ -47,6 +47,10 @@ class SealingRecorderMixin:
             return
         _pending.checkpoint = sealer.seal(curs, batch, read=getattr(_pending, "read", False))
 
+    def _seals_in_transaction(self) -> bool:
+        """Whether the batch being saved is sealed in its transaction (not deferred)."""
+        return self.sealer is not None and not getattr(_pending, "defer", False)
+
     def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
         sealer = self.sealer
         _pending.checkpoint = None

@@ -11,12 +11,13 @@ transaction as its INSERT (never in a trigger)::
                                                      (after transcoding, compression, encryption)
 
 ``ChainedRecorderMixin`` is mixed into ``ledger.persistence.recorder.LedgerRecorder`` (the one
-recorder of the ledger). Its insert takes the event-table lock, then computes each event's hash from
-the previous event of the same encounter: events of one encounter in the same save are chained in
-memory; for the first of them it reads the previous event's hash inside the same transaction, after
-the lock (the lock serialises writers, so that read cannot go stale) -- unless this process
-committed that event itself and remembers its hash (stored events never change, so such a memory
-cannot go stale either, and it saves a round trip). It also takes the lock through ``CALL
+recorder of the ledger). Its insert computes each event's hash from the previous event of the same
+encounter, then takes the event-table lock and inserts: events of one encounter in the same save
+are chained in memory; for the first of them it reads the previous event's hash in the same
+transaction, before the lock (that event is committed -- the encounter was loaded from it -- and a
+stored event never changes, so the read cannot go stale; the lock is held only for the insert and
+the commit) -- unless this process committed that event itself and remembers its hash (which saves
+the round trip). It also takes the lock through ``CALL
 ledger_events_take_lock()``, a SECURITY DEFINER procedure (migration 0036), so that the application
 role needs no UPDATE/DELETE/TRUNCATE privilege on the events table (PostgreSQL requires one of those
 for ``LOCK TABLE ... IN EXCLUSIVE MODE``). """
@@ -191,10 +192,22 @@ class ChainedRecorderMixin:
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                               **kwargs: Any) -> None:
-        # Same order as the library: lock, notify, insert (all in the library's transaction).
+        # Same order as the library (lock, notify, insert, in the library's transaction), with
+        # every piece of Python work done before the lock: the lock serialises every writer of
+        # the store (other processes too) until this transaction commits, so what runs while
+        # it is held is the store's throughput limit. The previous hashes are read before the
+        # lock: the event before a save's first event of an encounter is committed (the
+        # encounter was loaded from it) and a stored event never changes, so the read cannot
+        # go stale; a write of the same version by another writer is refused by the insert.
+        # Only when that event is not there yet (nothing this process writes; kept as the
+        # safe path) is it read again after the lock, as before.
+        previous, missing = self._previous_hashes(curs, stored_events)
+        hashes = chain_hashes(stored_events, previous) if not missing else None
         self._lock_table(curs)  # type: ignore[attr-defined]
         self._notify_channel(curs)  # type: ignore[attr-defined]
-        hashes = chain_hashes(stored_events, self._previous_hashes(curs, stored_events))
+        if hashes is None:
+            previous.update(self._read_previous_hashes(curs, missing))
+            hashes = chain_hashes(stored_events, previous)
         curs.execute(self.chained_insert_statement, (
             [e.originator_id for e in stored_events],
             [e.originator_version for e in stored_events],
@@ -211,8 +224,9 @@ class ChainedRecorderMixin:
         self._chain_local.hashes = hashes  # this batch's, in insertion order (for the seal)
 
     def _previous_hashes(self, curs: Any, stored_events: Sequence[StoredEvent]
-                         ) -> dict[Any, bytes]:
-        """Hash of the event before the first event of each encounter in this save."""
+                         ) -> tuple[dict[Any, bytes], list[tuple[Any, int]]]:
+        """Hash of the event before the first event of each encounter in this save (from the
+        cache, else read), and the (encounter, version) pairs not found."""
         first: dict[Any, int] = {}
         for e in stored_events:
             if e.originator_id not in first:
@@ -228,9 +242,15 @@ class ChainedRecorderMixin:
                 else:
                     out[oid] = h
         if not wanted:
-            return out
-        # After the lock, in the same transaction (the fetch syncs the pipeline): no writer can
-        # add to these encounters until we commit, so what we read is the chain's end.
+            return out, []
+        found = self._read_previous_hashes(curs, wanted)
+        out.update(found)
+        return out, [(oid, v) for oid, v in wanted if oid not in found]
+
+    def _read_previous_hashes(self, curs: Any, wanted: list[tuple[Any, int]]
+                              ) -> dict[Any, bytes]:
+        """The stored chain hashes of ``wanted`` (encounter, version) pairs, by encounter
+        (the fetch syncs the pipeline: one round trip)."""
         curs.execute(self.previous_hashes_statement,
                      ([oid for oid, _ in wanted], [v for _, v in wanted]))
         found = {}
@@ -238,6 +258,7 @@ class ChainedRecorderMixin:
             oid = row["originator_id"] if isinstance(row, dict) else row[0]
             h = row["chain_hash"] if isinstance(row, dict) else row[2]
             found[oid] = bytes(h)
+        out: dict[Any, bytes] = {}
         for oid, _ in wanted:
             key = oid if isinstance(oid, UUID) else _as_uuid(oid)
             if key in found:

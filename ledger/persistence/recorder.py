@@ -30,6 +30,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.pq import TransactionStatus
 
 from ledger.persistence.batch_seal import SealingRecorderMixin
 from ledger.persistence.chain import ChainedRecorderMixin
@@ -61,14 +62,40 @@ class LargeSavesWithoutPipeline(PostgresApplicationRecorder):
                     self._insert_events(curs, stored_events, **kwargs)
                     self._insert_stored_events(curs, stored_events, **kwargs)
                     return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-            with conn.pipeline() as pipeline, conn.transaction():
-                with conn.cursor() as curs:
-                    self._insert_events(curs, stored_events, **kwargs)
-                with conn.cursor() as curs:
-                    self._insert_stored_events(curs, stored_events, **kwargs)
-                    # sync now, so a uniqueness violation is raised here as IntegrityError
-                    pipeline.sync()
+            with conn.pipeline() as pipeline:
+                if self._ids_in_transaction(stored_events, kwargs):
+                    with conn.transaction():
+                        with conn.cursor() as curs:
+                            self._insert_events(curs, stored_events, **kwargs)
+                        with conn.cursor() as curs:
+                            self._insert_stored_events(curs, stored_events, **kwargs)
+                            # sync now, so a uniqueness violation is raised here
+                            pipeline.sync()
+                            return self._fetch_ids_after_insert_events(curs, stored_events,
+                                                                       **kwargs)
+                # Nothing needs the positions before the commit: the INSERT and the COMMIT
+                # go in one round trip (the event-table lock, taken just before the INSERT,
+                # is held for that round trip only).
+                curs = conn.cursor()
+                try:
+                    with conn.transaction():
+                        with conn.cursor() as first:
+                            self._insert_events(first, stored_events, **kwargs)
+                        self._insert_stored_events(curs, stored_events, **kwargs)
+                    pipeline.sync()  # a uniqueness violation is raised here (nothing committed)
+                except BaseException:
+                    if conn.info.transaction_status == TransactionStatus.INERROR:
+                        conn.rollback()  # the failed INSERT skipped the queued COMMIT
+                    raise
+                try:
                     return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                finally:
+                    curs.close()
+
+    def _ids_in_transaction(self, stored_events: Sequence[StoredEvent],
+                            kwargs: dict[str, Any]) -> bool:
+        """Whether something is written with the batch's positions in its transaction."""
+        return True
 
 
 class LedgerRecorder(SealingRecorderMixin, ChainedRecorderMixin, LargeSavesWithoutPipeline):
@@ -82,12 +109,22 @@ class LedgerRecorder(SealingRecorderMixin, ChainedRecorderMixin, LargeSavesWitho
         hooks: Sequence[SideWrite] = kwargs.get("side_writes") or ()
         for hook in hooks:
             hook(curs, stored_events, ids or [])
+        self._seal_batch(curs, ids, stored_events)
+        return ids
+
+    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> None:
+        # The commit token first: in the save's transaction, before the event-table lock.
+        super()._insert_events(curs, stored_events, **kwargs)
         token = kwargs.get("commit_token")
         if token is not None:
             curs.execute("INSERT INTO ledger_commits (token, committed) VALUES (%s, true)",
-                          (token,))
-        self._seal_batch(curs, ids, stored_events)
-        return ids
+                         (token,))
+
+    def _ids_in_transaction(self, stored_events: Sequence[StoredEvent],
+                            kwargs: dict[str, Any]) -> bool:
+        # side writes (idempotency records) and an in-transaction seal need the positions
+        return bool(kwargs.get("side_writes")) or self._seals_in_transaction()
 
     def commit_outcome(self, token: UUID, timeout: float = 1.5) -> bool | None:
         """Did the save carrying ``token`` commit? True / False (final: it never will), or
