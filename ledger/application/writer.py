@@ -32,8 +32,9 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -64,11 +65,12 @@ class Job:
 
 class GroupCommitWriter:
     def __init__(self, app: LedgerApplication, *, max_batch: int = 256, window: float = 0.0,
-                 cache_size: int = 10_000) -> None:
+                 cache_size: int = 10_000, claim: bool = True) -> None:
         self.app = app
         self.max_batch = max_batch
         self.window = window
         self.cache_size = cache_size
+        self.claim = claim  # claim a batch's encounters (other processes' writers wait)
         self._cache: OrderedDict[UUID, Encounter] = OrderedDict()
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
@@ -131,7 +133,8 @@ class GroupCommitWriter:
             stop = any(j is None for j in batch)
             batch = [j for j in batch if j is not None]
             try:
-                self._commit(batch)
+                with self._claimed(batch):
+                    self._commit(batch)
             except BaseException as exc:  # noqa: BLE001 - never let the writer die
                 self._cache.clear()  # a copy may hold events that were never saved
                 if isinstance(exc, OperationalError | InterfaceError):
@@ -143,6 +146,37 @@ class GroupCommitWriter:
                         j.future.set_exception(exc)
             if stop:
                 return
+
+    @contextmanager
+    def _claimed(self, batch: list[Job]) -> Iterator[None]:
+        """While the batch runs and commits, its encounters are claimed with session advisory
+        locks (taken in one order, so writers never deadlock): another process's writer
+        waits for them instead of writing them under this batch, whose save would then fail
+        on the (encounter, version) uniqueness and be re-run command by command. Only a way
+        to avoid that wasted work: the uniqueness still decides, so when the locks cannot be
+        had (a stalled holder past CLAIM_TIMEOUT, no connection) the batch runs unclaimed."""
+        keys = sorted({_claim_key(j.encounter_id) for j in batch if j.encounter_id is not None})
+        if not keys or not self.claim:
+            yield
+            return
+        try:
+            ctx = self.app.recorder.datastore.get_connection()
+            conn = ctx.__enter__()
+        except Exception:  # noqa: BLE001 - unclaimed; the save reports any outage
+            yield
+            return
+        try:
+            try:
+                conn.execute(CLAIM_SQL, (CLAIM_TIMEOUT_MS, CLAIM_CLASS, keys))
+            except Exception:  # noqa: BLE001 - a lock timeout: run unclaimed
+                log.debug("encounters not claimed; the batch runs unclaimed")
+            yield
+        finally:
+            try:
+                conn.execute("SELECT pg_advisory_unlock_all()")
+            except Exception:  # noqa: BLE001 - a broken connection releases its locks
+                pass
+            ctx.__exit__(None, None, None)
 
     def _drain(self, batch: list[Job | None]) -> None:
         while len(batch) < self.max_batch:
@@ -361,6 +395,22 @@ class GroupCommitWriter:
             if not isinstance(exc, ConcurrencyConflict) or attempt == attempts - 1:
                 job.future.set_exception(exc)
                 return
+
+
+# Claims are PostgreSQL advisory locks in the two-int keyspace (the ledger's other advisory
+# locks use the bigint one): this class id and 32 bits of the encounter id (a collision only
+# makes two batches take turns).
+CLAIM_CLASS = 0x4C45  # "LE"
+CLAIM_TIMEOUT_MS = 2000
+# In order of the sorted keys; lock_timeout is set for this statement's transaction only
+# (autocommit), before the first lock (the join needs the CTE's row first).
+CLAIM_SQL = ("WITH t AS MATERIALIZED (SELECT set_config('lock_timeout', %s::text || 'ms', true))"
+             " SELECT count(pg_advisory_lock(%s::int, k)) FROM t, unnest(%s::int[]) AS k")
+
+
+def _claim_key(encounter_id: UUID) -> int:
+    key = encounter_id.int & 0xFFFFFFFF
+    return key - (1 << 32) if key >= 1 << 31 else key
 
 
 class WriterPool:
