@@ -169,7 +169,9 @@ class GroupCommitWriter:
             try:
                 conn.execute(CLAIM_SQL, (CLAIM_TIMEOUT_MS, CLAIM_CLASS, keys))
             except Exception:  # noqa: BLE001 - a lock timeout: run unclaimed
-                log.debug("encounters not claimed; the batch runs unclaimed")
+                log.info("encounters not claimed within %d ms; the batch runs unclaimed",
+                         CLAIM_TIMEOUT_MS)
+                conn.execute("SELECT pg_advisory_unlock_all()")  # hold none while unclaimed
             yield
         finally:
             try:
