@@ -178,3 +178,48 @@ def test_a_pool_of_writers_keeps_every_command(app_env, clean_db):
                 f"{i + 1}.00" for i in range(8)]
     finally:
         app.close()
+
+
+def test_two_processes_writers_on_one_hot_set_take_turns_instead_of_conflicting(
+        app_env, clean_db, monkeypatch, caplog):
+    """Two applications (as two server processes) whose batches share encounters: a writer
+    claims its batch's encounters, so the other waits for them instead of saving under it
+    (which fails on the (encounter, version) uniqueness and re-runs every command alone).
+    Every command is kept either way."""
+    from ledger.application.writer import GroupCommitWriter
+
+    alone = []
+    original = GroupCommitWriter._retry_alone
+
+    def counted(self, job):
+        alone.append(job)
+        return original(self, job)
+
+    monkeypatch.setattr(GroupCommitWriter, "_retry_alone", counted)
+    apps = [LedgerApplication(env=app_env, group_commit=True) for _ in range(2)]
+    try:
+        for a in apps:
+            assert a.writer.claim
+        ids = [s.open_encounter(apps[0], patient_ref=f"PT-{i}") for i in range(8)]
+        for eid in ids:
+            s.code(apps[0], eid, "E11.9")
+        before = _events(clean_db)
+        per_thread = 6
+
+        def worker(n: int) -> None:
+            app = apps[n % 2]
+            for i in range(per_thread):
+                app.execute(ids[(n + i) % len(ids)], "add_service_line", actor=s.CODER_A,
+                            procedure_code="99213", charge=f"{i + 1}.00", pointers=[1])
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert _events(clean_db) - before == 16 * per_thread
+        timeouts = [r for r in caplog.records if "not claimed" in r.getMessage()]
+        assert not alone or timeouts, f"{len(alone)} commands re-run alone after conflicts"
+    finally:
+        for a in apps:
+            a.close()
