@@ -36,10 +36,7 @@ from ledger.domain.encounter.grants import Grants
 from ledger.domain.encounter.patient_account import PatientAccount
 from ledger.domain.encounter.remittance import Remittance
 from ledger.domain.encounter.rules import MAX_DIAGNOSES
-from ledger.domain.errors import (
-    InvalidValue,
-    NotFound,
-)
+from ledger.domain.errors import InvalidValue, NotFound
 from ledger.domain.model import (
     CLAIM_STATUS_FOR_CODE,
     PARTY_KINDS,
@@ -58,12 +55,7 @@ from ledger.domain.model import (
     ServiceLine,
     books_adjustment,
 )
-from ledger.domain.values import (
-    Money,
-    check_date,
-    check_storable,
-    place_of_service_format,
-)
+from ledger.domain.values import Money, check_date, check_storable, place_of_service_format
 
 
 class Encounter(Coding, Charges, Claims, Remittance, Appeals, PatientAccount, Grants,

@@ -7,11 +7,7 @@ import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ledger.domain.errors import (
-    IllegalTransition,
-    InvalidValue,
-    RuleViolation,
-)
+from ledger.domain.errors import IllegalTransition, InvalidValue, RuleViolation
 from ledger.domain.model import (
     ADJUDICATION_CODES,
     ADJUSTMENT_GROUPS,
@@ -51,9 +47,7 @@ class DuplicatePayment(RuleViolation):
 
 
 class Remittance:
-    """Remittance commands. Mixed into ``Encounter`` (aggregate.py), which
-    holds the state, the events and how each is applied; these methods check every rule,
-    then trigger."""
+    """Remittance commands; a mixin of ``Encounter``."""
 
     def post_adjudication(
         self: Encounter,
