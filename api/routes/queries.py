@@ -15,7 +15,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from api.deps import IdentityDep, MinPosition
+from api.deps import IdentityDep, MinPosition, ResponseHeaders
 from api.responses import OrjsonResponse
 from api.schemas import IsoDate
 from ledger.access_grants import granted_encounters, granted_patient
@@ -105,28 +105,13 @@ def _page(page: q.ResultPage) -> dict[str, Any]:
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-class ReadFromHeader:
-    """ASGI middleware: a read-model answer says where it was read (``X-Read-From: replica``
-    or ``primary``), when read replicas are configured."""
+class ReadFromHeader(ResponseHeaders):
+    """A read-model answer says where it was read (``X-Read-From: replica`` or ``primary``),
+    when read replicas are configured."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_header(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                where = scope.get("state", {}).get("read_from")
-                if where:
-                    message.setdefault("headers", [])
-                    message["headers"] = [*message["headers"],
-                                          (b"x-read-from", where.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)
+    def extra(self, scope: Any, message: Any) -> list[tuple[bytes, bytes]]:
+        where = scope.get("state", {}).get("read_from")
+        return [(b"x-read-from", where.encode())] if where else []
 
 
 @router.get("/claims", summary="Current claims, filtered, newest first (cursor pages)")
