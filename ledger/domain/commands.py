@@ -10,7 +10,8 @@ problem names the field); dates, datetimes and the domain's value objects arrive
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -318,22 +319,22 @@ class RevokeAccess(Command):
     reason: str
 
 
+def _commands(base: type[Command]) -> Iterator[type[Command]]:
+    """Every command class above (``_AddLine``, only what two of them share, is none)."""
+    for cls in base.__subclasses__():
+        if not cls.__name__.startswith("_"):
+            yield cls
+        yield from _commands(cls)
+
+
+def method_name(command: type[Command]) -> str:
+    """The domain method a command class is handled by: its name in snake case
+    (``AddServiceLine`` -> ``add_service_line``)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", command.__name__).lower()
+
+
 # The commands by their domain method's name, for callers that name them (scripts, tests).
-BY_NAME: dict[str, type[Command]] = {
-    "code_diagnosis": CodeDiagnosis, "revise_diagnosis": ReviseDiagnosis,
-    "remove_diagnosis": RemoveDiagnosis, "add_service_line": AddServiceLine,
-    "revise_service_line": ReviseServiceLine, "remove_service_line": RemoveServiceLine,
-    "add_supply": AddSupply, "adjust_charge": AdjustCharge,
-    "reverse_charge_adjustment": ReverseChargeAdjustment, "create_claim": CreateClaim,
-    "scrub_claim": ScrubClaim, "submit_claim": SubmitClaim,
-    "acknowledge_claim": AcknowledgeClaim, "post_adjudication": PostAdjudication,
-    "post_provider_adjustment": PostProviderAdjustment, "record_denial": RecordDenial,
-    "file_appeal": FileAppeal, "decide_appeal": DecideAppeal,
-    "issue_statement": IssueStatement, "record_patient_payment": RecordPatientPayment,
-    "issue_refund": IssueRefund, "write_off": WriteOff, "open_dispute": OpenDispute,
-    "add_dispute_note": AddDisputeNote, "resolve_dispute": ResolveDispute,
-    "grant_access": GrantAccess, "revoke_access": RevokeAccess,
-}
+BY_NAME: dict[str, type[Command]] = {method_name(cls): cls for cls in _commands(Command)}
 
 
 def named(name: str, encounter_id: UUID, arguments: dict[str, Any]) -> Command:

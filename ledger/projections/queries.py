@@ -63,6 +63,14 @@ def _cursor(cursor: str | None) -> int | None:
     return value
 
 
+def _equal(where: list[Composable], params: list[Any], *columns: tuple[str, Any]) -> None:
+    """A ``column = value`` condition for each column given a value (None or "": no filter)."""
+    for column, value in columns:
+        if value:
+            where.append(SQL("{0} = %s").format(SQL(column)))
+            params.append(value)
+
+
 def _source(table: str, position: int | None) -> Composable:
     """The rows of ``table`` now (None), or as they stood at log ``position``: the versions of
     its history whose [valid_from, valid_to) contains it (summed tables: skipping versions
@@ -131,18 +139,10 @@ def list_claims(conn: Connection[Any], *, status: str | None = None,
     limit = _limit(limit)
     where: list[Composable] = []
     params: list[Any] = []
-    if status is not None:
-        if status not in CLAIM_STATUSES:
-            raise InvalidValue("status", "status.enum",
-                               f"status: one of {', '.join(CLAIM_STATUSES)}")
-        where.append(SQL("c.status = %s"))
-        params.append(status)
-    if payer_id:
-        where.append(SQL("c.payer_id = %s"))
-        params.append(payer_id)
-    if patient_ref:
-        where.append(SQL("c.patient_ref = %s"))
-        params.append(patient_ref)
+    if status is not None and status not in CLAIM_STATUSES:
+        raise InvalidValue("status", "status.enum", f"status: one of {', '.join(CLAIM_STATUSES)}")
+    _equal(where, params, ("c.status", status), ("c.payer_id", payer_id),
+           ("c.patient_ref", patient_ref))
     effective = Effective(dos_from, dos_to, adjudicated_from, adjudicated_to, paid_from,
                           paid_to)
     dated = effective.dated()  # needs last_paid_on: the history's versions, now or at P
@@ -294,9 +294,7 @@ def payer_balances_effective(conn: Connection[Any], effective: Effective, *,
         name=Identifier(f"aging_{name}")) for name, lo, hi in AGING_BUCKETS]
     params += [as_of] * len(AGING_BUCKETS)
     where = effective.where(params)
-    if payer_id:
-        where.append(SQL("c.payer_id = %s"))
-        params.append(payer_id)
+    _equal(where, params, ("c.payer_id", payer_id))
     query = SQL(
         "SELECT c.payer_id, c.party_kind, count(*) AS claims, "
         "count(*) FILTER (WHERE c.status = ANY(%s)) AS open_claims, "
@@ -410,22 +408,14 @@ def work_queue(conn: Connection[Any], *, kind: str | None = None, open_only: boo
     limit = _limit(limit)
     where: list[Composable] = []
     params: list[Any] = []
-    if kind is not None:
-        if kind not in ("denial", "rejection", "dispute"):
-            raise InvalidValue("kind", "kind.enum", "kind: denial, rejection or dispute")
-        where.append(SQL("item_kind = %s"))
-        params.append(kind)
+    if kind is not None and kind not in ("denial", "rejection", "dispute"):
+        raise InvalidValue("kind", "kind.enum", "kind: denial, rejection or dispute")
+    _equal(where, params, ("item_kind", kind), ("payer_id", payer_id), ("assignee", assignee))
     if open_only:
         where.append(SQL("status <> 'resolved'"))
     if due_before is not None:
         where.append(SQL("deadline < %s"))
         params.append(due_before)
-    if payer_id:
-        where.append(SQL("payer_id = %s"))
-        params.append(payer_id)
-    if assignee:
-        where.append(SQL("assignee = %s"))
-        params.append(assignee)
     offset = _cursor(cursor) or 0
     query = SQL("SELECT * FROM work_queue {where} ORDER BY deadline NULLS LAST, "
                 "opened_position LIMIT %s OFFSET %s").format(

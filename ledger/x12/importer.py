@@ -55,7 +55,7 @@ from ledger.domain.model import (
     RemittanceRef,
     ResponsibleParty,
 )
-from ledger.domain.scrubber import RULESET_VERSION, scrub
+from ledger.domain.scrubber import scrub
 from ledger.domain.values import Money
 from ledger.x12 import index
 from ledger.x12.acks import ParsedAcks, read_277ca, read_999
@@ -681,10 +681,8 @@ class X12Importer:
                           fhash: str) -> None:
         claim = enc.claims[key]
         findings = scrub(enc, claim, self.app.code_set, self.app.edit_tables)
-        tables = self.app.edit_tables
-        ruleset = RULESET_VERSION + (f"+{tables.version}" if tables.version else "")
-        if not enc.scrub_claim(key, ruleset_version=ruleset, findings=findings,
-                               actor=self.actor):
+        if not enc.scrub_claim(key, ruleset_version=self.app.edit_tables.ruleset_version,
+                               findings=findings, actor=self.actor):
             first = next(f for f in findings if f.severity == "error")
             raise LedgerError("claim", f"scrub.{first.rule_id}",
                               f"the scrubber refuses it: {first.rule_id} {first.message}")
