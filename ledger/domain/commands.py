@@ -10,11 +10,12 @@ problem names the field); dates, datetimes and the domain's value objects arrive
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID
 
 from ledger.domain.errors import NotFound
@@ -27,10 +28,9 @@ class Command:
     """A command on one existing encounter."""
 
     encounter_id: UUID
-    MONEY: ClassVar[tuple[str, ...]] = ()  # fields parsed with Money.parse on construction
 
     def __post_init__(self) -> None:
-        for name in self.MONEY:
+        for name in _money_fields(type(self)):
             value = getattr(self, name)
             if value is not None and type(value) is not Money:
                 object.__setattr__(self, name, Money.parse(value, name))
@@ -39,6 +39,12 @@ class Command:
         """The domain method's keyword arguments (everything but the encounter id)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name != "encounter_id"}
+
+
+@functools.cache
+def _money_fields(command: type[Command]) -> tuple[str, ...]:
+    """The fields of a command declared ``Money``: parsed with Money.parse on construction."""
+    return tuple(f.name for f in dataclasses.fields(command) if f.type in ("Money", Money))
 
 
 # ------------------------------------------------------------------------------- encounters
@@ -97,7 +103,6 @@ class _AddLine(Command):
     ndc_quantity: Any = None
     description: str = ""
     reason: str = ""
-    MONEY: ClassVar[tuple[str, ...]] = ("charge",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,7 +144,6 @@ class AdjustCharge(Command):
     line_no: int
     amount: Money
     reason: str
-    MONEY: ClassVar[tuple[str, ...]] = ("amount",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,7 +205,6 @@ class PostAdjudication(Command):
     remarks: list[str] | None = None
     drg_code: str = ""
     appeal_window_days: int | None = None  # None: the service's setting
-    MONEY: ClassVar[tuple[str, ...]] = ("charge", "paid", "patient_responsibility")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,7 +214,6 @@ class PostProviderAdjustment(Command):
     reference: str
     amount: Money
     remittance_key: str
-    MONEY: ClassVar[tuple[str, ...]] = ("amount",)
 
 
 # --------------------------------------------------------------------------------- appeals
@@ -251,7 +253,6 @@ class RecordPatientPayment(Command):
     amount: Money
     method: str
     received_on: date
-    MONEY: ClassVar[tuple[str, ...]] = ("amount",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,7 +261,6 @@ class IssueRefund(Command):
     method: str
     issued_on: date
     reason: str
-    MONEY: ClassVar[tuple[str, ...]] = ("amount",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -271,7 +271,6 @@ class WriteOff(Command):
     approver_id: str
     reason: str
     claim_number: str = ""
-    MONEY: ClassVar[tuple[str, ...]] = ("amount",)
 
 
 # -------------------------------------------------------------------------------- disputes
