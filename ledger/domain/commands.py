@@ -10,7 +10,6 @@ problem names the field); dates, datetimes and the domain's value objects arrive
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,21 +29,15 @@ class Command:
     encounter_id: UUID
 
     def __post_init__(self) -> None:
-        for name in _money_fields(type(self)):
-            value = getattr(self, name)
-            if value is not None and type(value) is not Money:
-                object.__setattr__(self, name, Money.parse(value, name))
+        for f in dataclasses.fields(self):  # the fields declared Money
+            value = getattr(self, f.name)
+            if f.type in ("Money", Money) and value is not None and type(value) is not Money:
+                object.__setattr__(self, f.name, Money.parse(value, f.name))
 
     def arguments(self) -> dict[str, Any]:
         """The domain method's keyword arguments (everything but the encounter id)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name != "encounter_id"}
-
-
-@functools.cache
-def _money_fields(command: type[Command]) -> tuple[str, ...]:
-    """The fields of a command declared ``Money``: parsed with Money.parse on construction."""
-    return tuple(f.name for f in dataclasses.fields(command) if f.type in ("Money", Money))
 
 
 # ------------------------------------------------------------------------------- encounters

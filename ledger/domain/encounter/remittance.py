@@ -287,7 +287,8 @@ def reversed_adjudication(claim: Claim, charge: Money, paid: Money, pr: Money, i
             continue
         fits.append(adj)
     by_icn = [a for a in fits if icn and a.payer_icn == icn]
-    return (by_icn or fits or [None])[-1]
+    chosen = by_icn or fits
+    return chosen[-1] if chosen else None
 
 
 def _negated_allowed(lines: list[LineResult], original: Adjudication) -> list[LineResult]:
