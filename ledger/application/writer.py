@@ -71,6 +71,9 @@ class GroupCommitWriter:
         self.window = window
         self.cache_size = cache_size
         self.claim = claim  # claim a batch's encounters (other processes' writers wait)
+        # claims are taken while another writer of the store was seen lately (an encounter
+        # moved on behind this writer's back, or a conflict): alone, a writer pays nothing
+        self.contended_until = 0.0
         self._cache: OrderedDict[UUID, Encounter] = OrderedDict()
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
@@ -149,14 +152,15 @@ class GroupCommitWriter:
 
     @contextmanager
     def _claimed(self, batch: list[Job]) -> Iterator[None]:
-        """While the batch runs and commits, its encounters are claimed with session advisory
+        """While the batch runs and commits, its encounters are claimed (when another writer
+        of the store was seen in the last CONTENDED_SECONDS) with session advisory
         locks (taken in one order, so writers never deadlock): another process's writer
         waits for them instead of writing them under this batch, whose save would then fail
         on the (encounter, version) uniqueness and be re-run command by command. Only a way
         to avoid that wasted work: the uniqueness still decides, so when the locks cannot be
         had (a stalled holder past CLAIM_TIMEOUT, no connection) the batch runs unclaimed."""
         keys = sorted({_claim_key(j.encounter_id) for j in batch if j.encounter_id is not None})
-        if not keys or not self.claim:
+        if not keys or not self.claim or time.monotonic() > self.contended_until:
             yield
             return
         try:
@@ -179,6 +183,9 @@ class GroupCommitWriter:
             except Exception:  # noqa: BLE001 - a broken connection releases its locks
                 pass
             ctx.__exit__(None, None, None)
+
+    def _contended(self) -> None:
+        self.contended_until = time.monotonic() + CONTENDED_SECONDS
 
     def _drain(self, batch: list[Job | None]) -> None:
         while len(batch) < self.max_batch:
@@ -218,6 +225,7 @@ class GroupCommitWriter:
                 current = {r["originator_id"]: r["v"] for r in rows}
                 for eid in cached:
                     if current.get(eid) != self._cache[eid].version:
+                        self._contended()
                         self._cache.pop(eid, None)
             missing = [eid for eid in wanted if eid not in self._cache]
             if not missing:
@@ -349,6 +357,7 @@ class GroupCommitWriter:
                 job.future.set_exception(exc)
             return
         except (IntegrityError, ClaimLost) as exc:
+            self._contended()
             for enc_id in touched:
                 self._cache.pop(enc_id, None)
             if len(done) == 1 and not refused and not orphans and (
@@ -404,6 +413,7 @@ class GroupCommitWriter:
 # makes two batches take turns).
 CLAIM_CLASS = 0x4C45  # "LE"
 CLAIM_TIMEOUT_MS = 2000
+CONTENDED_SECONDS = 30.0
 # In order of the sorted keys; lock_timeout is set for this statement's transaction only
 # (autocommit), before the first lock (the join needs the CTE's row first).
 CLAIM_SQL = ("WITH t AS MATERIALIZED (SELECT set_config('lock_timeout', %s::text || 'ms', true))"

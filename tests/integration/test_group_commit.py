@@ -212,12 +212,18 @@ def test_two_processes_writers_on_one_hot_set_take_turns_instead_of_conflicting(
                 app.execute(ids[(n + i) % len(ids)], "add_service_line", actor=s.CODER_A,
                             procedure_code="99213", charge=f"{i + 1}.00", pointers=[1])
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert _events(clean_db) - before == 16 * per_thread
+        def run() -> None:
+            threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        run()  # each writer sees the other (claims are taken only once it has)
+        assert all(time.monotonic() < a.writer.contended_until for a in apps)
+        alone.clear()
+        run()
+        assert _events(clean_db) - before == 2 * 16 * per_thread
         timeouts = [r for r in caplog.records if "not claimed" in r.getMessage()]
         assert not alone or timeouts, f"{len(alone)} commands re-run alone after conflicts"
     finally:
