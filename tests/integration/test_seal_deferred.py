@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -43,6 +45,25 @@ def deferred(app_env, monkeypatch):
     assert application.sealer.recovered.wait(5)  # its start-up run is over
     yield application
     application.close()
+
+
+@contextmanager
+def background_sealer_paused(sealer):
+    """The background sealer seals nothing until the block ends (a gate, not its lock: a
+    writer that took the lock to seal in its transaction would hang the test)."""
+    gate = threading.Event()
+    original = sealer.seal_deferred
+
+    def gated():
+        gate.wait(10)
+        return original()
+
+    sealer.seal_deferred = gated
+    try:
+        yield
+    finally:
+        del sealer.seal_deferred
+        gate.set()
 
 
 def backlog(url):
@@ -104,7 +125,7 @@ def test_a_batch_of_several_encounters_is_deferred_too_and_shares_the_checkpoint
     lone command's, and one background seal covers both within the bound."""
     sealer = deferred.sealer
     in_transaction = sealer.fast_seals + sealer.read_seals  # (the start-up run's)
-    with sealer.seal_lock:  # the background sealer cannot seal until both have committed
+    with background_sealer_paused(sealer):  # until both have committed
         eid = s.open_encounter(deferred)
         deferred.recorder.insert_events(_copy_as_new_encounters(deferred, eid, 2))
         committed = time.monotonic()
@@ -123,6 +144,57 @@ def test_a_batch_of_several_encounters_is_deferred_too_and_shares_the_checkpoint
     assert sizes == [3]  # one signed tree head over both batches
     report = check(clean_db)
     assert report.ok and (report.covered, report.pending) == (3, 0), report.problems
+
+
+def test_group_commit_under_concurrency_every_batch_sealed_within_the_bound(app_env,
+                                                                           clean_db,
+                                                                           monkeypatch):
+    """Concurrent callers through the group-commit writer: batches of several encounters,
+    none sealed in its transaction; a verify racing them sees only pending events (never a
+    problem), and within the bound after the last commit everything is covered."""
+    monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
+    get_audit_settings.cache_clear()
+    from ledger.application.service import LedgerApplication
+
+    app = LedgerApplication(env=app_env, group_commit=True)
+    try:
+        assert app.sealer.defers and app.sealer.recovered.wait(5)
+        ids = [s.open_encounter(app, patient_ref=f"PT-{i}") for i in range(8)]
+        for eid in ids:
+            s.code(app, eid, "E119")
+        errors: list[BaseException] = []
+
+        def write(eid) -> None:
+            try:
+                for _ in range(15):
+                    s.line(app, eid, "99213", "10.00", [1])
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(eid,)) for eid in ids]
+        for t in threads:
+            t.start()
+        reports = []
+        while any(t.is_alive() for t in threads):
+            reports.append(check(clean_db))
+        for t in threads:
+            t.join()
+        last_commit = time.monotonic()
+        assert not errors, errors[:1]
+        assert app.writer.batches < app.writer.commands  # batches of several encounters ran
+        assert app.sealer.fast_seals == 0  # none sealed in its transaction
+        for report in reports:
+            assert report.ok, report.problems[:3]
+        wait_sealed(clean_db, BOUND + 1.0)
+        assert time.monotonic() - last_commit < BOUND + 1.0
+    finally:
+        app.close()
+    total = 8 * 2 + 8 * 15
+    report = check(clean_db)
+    assert report.ok and (report.covered, report.pending) == (total, 0), report.problems[:3]
+    with psycopg.connect(clean_db) as conn:
+        checkpoints = conn.execute("SELECT count(*) FROM ledger_checkpoints").fetchone()[0]
+    assert checkpoints < total / 4  # signed every half bound, not per batch
 
 
 def _replace_newest_with_the_chain_recomputed(url, encounter, version):
@@ -150,7 +222,7 @@ def test_an_event_altered_between_its_commit_and_its_seal_is_located(deferred, c
     sealer = deferred.sealer
     eid = s.open_encounter(deferred)
     wait_sealed(clean_db, BOUND + 0.5)
-    with sealer.seal_lock:  # committed, not sealed yet
+    with background_sealer_paused(sealer):  # committed, not sealed yet
         if batch == "lone":
             s.code(deferred, eid, "E119")
             target, version, position = eid, 2, 2
