@@ -21,12 +21,12 @@ import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from ledger import samples as s
 from ledger.audit.checkpoints import load_public_key, public_path
 from ledger.audit.sealing import sealing_status, unsealed_backlog
-from ledger.audit.settings import get_audit_settings
 from ledger.audit.verify import verify
+from ledger.config import get_settings
 from ledger.persistence.chain import GENESIS, chain_hash
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def deferred(app_env, monkeypatch):
     monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     from ledger.application.service import LedgerApplication
 
     application = LedgerApplication(env=app_env)
@@ -72,7 +72,7 @@ def backlog(url):
 
 
 def check(url, **kwargs):
-    key = load_public_key(public_path(get_audit_settings().key_file))
+    key = load_public_key(public_path(get_settings().key_file))
     return verify(url, public_key=key, require_sealed=True, **kwargs)
 
 
@@ -153,7 +153,7 @@ def test_group_commit_under_concurrency_every_batch_sealed_within_the_bound(app_
     none sealed in its transaction; a verify racing them sees only pending events (never a
     problem), and within the bound after the last commit everything is covered."""
     monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     from ledger.application.service import LedgerApplication
 
     app = LedgerApplication(env=app_env, group_commit=True)
@@ -298,7 +298,7 @@ from eventsourcing.persistence import StoredEvent
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
-from ledger import samples as s
+from tests import builders as s
 url = sys.argv[1]
 app = LedgerApplication(env=eventsourcing_env(url, Settings(database_url=url, cache_size=0)))
 assert app.sealer.defers and app.sealer.recovered.wait(10)
@@ -328,7 +328,7 @@ def test_killed_between_commit_and_seal_the_next_sealer_seals_on_restart(app_env
     assert backlog(clean_db)["unsealed_events"] == 4  # committed, never sealed
     assert check(clean_db, pending_seconds=0).counts == {"inserted": 4}
     monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     from ledger.application.service import LedgerApplication
 
     restarted = LedgerApplication(env=app_env)  # no command: its sealer's first run seals
