@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import bench.append as append
 from bench.append import (
@@ -81,6 +83,34 @@ def _server_cpu(url: str) -> float | None:
         return None
 
 
+def _time_sealing(app: Any) -> list[float]:
+    """Thread CPU spent on sealing, added up in the returned one-element list: the writer's
+    part of a batch (``_seal_batch``: building the leaf tuples, or the whole in-transaction
+    seal) and its hand-over (``defer``), and the background sealer's ``seal_deferred``. Its
+    server side is not in it (see the README: ~15 µs per event)."""
+    total = [0.0]
+    lock = threading.Lock()
+
+    def timed(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - started
+                with lock:
+                    total[0] += spent
+
+        setattr(owner, name, wrapper)
+
+    timed(app.recorder, "_seal_batch")
+    timed(app.sealer, "defer")
+    timed(app.sealer, "seal_deferred")
+    return total
+
+
 def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report:
     with fresh_database("sealing_same") as url:
         ids = seed(url, ENCOUNTERS)
@@ -91,11 +121,14 @@ def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report
         run_callers(8, ledger_call(app, ids))  # (untimed) the writer's cache warm for both
 
         cpu: dict[str, list[float]] = {}
+        sealing_cpu = _time_sealing(app)  # thread CPU seconds spent on sealing, this round
+        seal_us: dict[str, list[float]] = {}
 
         def side(name: str, callers: int, seal: bool, max_delay: float) -> float:
             sealer._seal_from_database()  # (untimed) what the previous OFF round left unsealed
             app.recorder.sealer = sealer if seal else None
             sealer.max_delay = max_delay
+            sealing_cpu[0] = 0.0
             server, client = _server_cpu(url), time.process_time()
             rate = run_callers(callers, ledger_call(app, ids))
             if seal:
@@ -104,13 +137,16 @@ def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report
             after = _server_cpu(url)
             if server is not None and after is not None:
                 used += max(0.0, after - server)
-            cpu.setdefault(name, []).append(1000 * used / max(1.0, rate * append.SECONDS))
+            commands = max(1.0, rate * append.SECONDS)
+            cpu.setdefault(name, []).append(1000 * used / commands)
+            seal_us.setdefault(name, []).append(1e6 * sealing_cpu[0] / commands)
             return rate
 
         try:
             for callers in CONCURRENCY:
                 counts = (sealer.fast_seals, sealer.read_seals, sealer.deferred_seals)
                 cpu.clear()
+                seal_us.clear()
                 sides = {"on": lambda c=callers: side("on", c, True, delay),
                          "off": lambda c=callers: side("off", c, False, delay)}
                 if in_txn:
@@ -120,6 +156,8 @@ def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report
                 extra = ({"in_txn_per_s": med["in_txn"], "in_txn_ratio": med["in_txn"]
                           / med["off"]} if in_txn else {})
                 extra.update({f"cpu_ms_{k}": median(v) for k, v in cpu.items()})
+                extra.update({f"seal_us_{k}": median(v) for k, v in seal_us.items()
+                              if k != "off"})
                 report.add(figure="sealing_same_db", callers=callers, on_per_s=med["on"],
                            off_per_s=med["off"], ratio=med["on"] / med["off"],
                            cost=1 - med["on"] / med["off"], runs=rounds, seconds=seconds,
