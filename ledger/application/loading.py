@@ -32,16 +32,16 @@ def _query(app: Any) -> sql.Composed:
     if snapshots is None:
         return sql.SQL(
             "SELECT 1, originator_id, originator_version, topic, state FROM {} "
-            "WHERE originator_id = ANY(%(ids)s) ORDER BY 2, 3").format(events)
+            "WHERE originator_id = ANY(%(ids)b) ORDER BY 2, 3").format(events)
     # k = 0: the newest snapshot; k = 1: the events after it (all of them without one)
     return sql.SQL(
         "WITH snap AS (SELECT DISTINCT ON (originator_id) originator_id, originator_version,"
-        " topic, state FROM {snapshots} WHERE originator_id = ANY(%(ids)s)"
+        " topic, state FROM {snapshots} WHERE originator_id = ANY(%(ids)b)"
         " ORDER BY originator_id, originator_version DESC)"
         " SELECT 0 AS k, originator_id, originator_version, topic, state FROM snap"
         " UNION ALL SELECT 1, e.originator_id, e.originator_version, e.topic, e.state"
         " FROM {events} e LEFT JOIN snap s ON s.originator_id = e.originator_id"
-        " WHERE e.originator_id = ANY(%(ids)s)"
+        " WHERE e.originator_id = ANY(%(ids)b)"
         " AND e.originator_version > COALESCE(s.originator_version, 0)"
         " ORDER BY 2, 1, 3").format(snapshots=_table(snapshots.recorder), events=events)
 

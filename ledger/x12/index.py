@@ -94,7 +94,7 @@ def _insert(cur: Any, target: str, types: tuple[str, ...], rows: list[tuple]) ->
     indexed are skipped."""
     if not rows:
         return
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
     cur.execute(f"INSERT INTO {target} SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
                 [list(col) for col in zip(*rows, strict=True)])
 
