@@ -16,7 +16,8 @@ from starlette.requests import cookie_parser
 from api.client_address import client_address
 from api.permissions import PERMISSIONS, PUBLIC, allowed
 from ledger.application.service import LedgerApplication
-from ledger.auth import AuthStore, FailureLimiter, Identity, token_parts
+from ledger.auth.throttle import FailureLimiter
+from ledger.auth.tokens import AuthStore, Identity, token_parts
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue
 from ledger.domain.model import Actor

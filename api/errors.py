@@ -32,7 +32,7 @@ from ledger.persistence.database import CommitOutcomeUnknown, DatabaseUnavailabl
 
 log = logging.getLogger(__name__)
 # Problem types are the service's own pages (relative URI references, RFC 9457 §3.1.1):
-# GET /problems/{rule} describes the rule (api/problems.py).
+# GET /problems/{rule} describes the rule (api/routes/problems.py).
 PROBLEM_BASE = "/problems/"
 
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import psycopg
 from fastapi import Depends, FastAPI
 
 from api import (
@@ -17,18 +16,31 @@ from api import (
     openapi,
     outage,
     parameters,
+    read_access,
     ui,
 )
 from api.client_address import parse_trusted
 from api.deps import PositionCookie, authorize
 from api.responses import OrjsonResponse
-from api.routes import admin, commands, disputes, explain, fhir, queries, replay, reporting
-from api.routes import audit as routes_audit
-from api.routes import codes as routes_codes
-from api.routes import x12 as routes_x12
+from api.routes import (
+    admin,
+    audit,
+    codes,
+    commands,
+    disputes,
+    explain,
+    fhir,
+    problems,
+    queries,
+    replay,
+    reporting,
+    service,
+    x12,
+)
 from ledger.application.idempotency import IdempotencyStore, new_pool
 from ledger.application.service import LedgerApplication
-from ledger.auth import AuthStore, FailureLimiter
+from ledger.auth.throttle import FailureLimiter
+from ledger.auth.tokens import AuthStore
 from ledger.availability import DatabaseMonitor
 from ledger.config import Settings, get_settings
 from ledger.persistence.database import (
@@ -176,6 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     errors.install_unexpected_errors(app)  # innermost: a 500 is answered here, logged without PHI
     access_log.install(app)
+    read_access.install(app)  # every read recorded in the read-access log (fails closed)
     openapi.install(app)
     app.include_router(commands.router)
     app.include_router(disputes.router)
@@ -183,54 +196,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(queries.router)
     app.include_router(reporting.router)  # periods and reconciliation (issue 19)
     app.include_router(admin.router)
-    routes_audit.install(app)  # GET /audit/verify, /audit/access and the read-access log
-    app.include_router(routes_codes.router)
-    app.include_router(routes_x12.router)
+    app.include_router(audit.router)  # GET /audit/verify, /audit/sealing, /audit/access
+    app.include_router(codes.router)
+    app.include_router(x12.router)
     app.include_router(explain.router)  # GET /encounters/{id}/explain
     ui.install(app)  # the workbench under /ui/, / -> /ui/, /docs and /redoc offline
     app.include_router(fhir.router)  # FHIR R4 reads under /fhir (issue 18)
-
-    @app.get("/health", tags=["service"], summary="Service and database status")
-    def health() -> OrjsonResponse:
-        monitor: DatabaseMonitor = app.state.db_monitor
-        if not monitor.available:  # answered from memory: no wait on a database that is gone
-            return OrjsonResponse({"status": "degraded", "database": {
-                "status": "unavailable", "reason": monitor.reason}},
-                status_code=503, headers={"Retry-After": errors.RETRY_AFTER})
-        try:
-            with app.state.pool.connection() as conn:
-                server_version = conn.execute("SHOW server_version").fetchone()[0]
-                position = conn.execute(
-                    "SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events").fetchone()[0]
-        except psycopg.Error:
-            return OrjsonResponse({"status": "degraded", "database": {
-                "status": "unavailable"}}, status_code=503,
-                headers={"Retry-After": errors.RETRY_AFTER})
-        return OrjsonResponse({
-            "status": "ok",
-            "database": {"status": "ok", "server_version": server_version,
-                         "embedded": settings.embedded or not settings.database_url,
-                         "log_position": position},
-        })
-
-    @app.get("/ready", tags=["service"], summary="Ready to serve: database reachable, "
-             "migrations applied, projections within their lag budget and none failing")
-    def ready() -> OrjsonResponse:
-        from ledger.readiness import readiness
-
-        body = readiness(app.state.db_monitor, app.state.pool, settings,
-                         getattr(app.state, "sealer", None))
-        return OrjsonResponse(body, status_code=200 if body["ready"] else 503,
-                              headers={} if body["ready"] else
-                              {"Retry-After": errors.RETRY_AFTER})
+    app.include_router(problems.router)  # GET /problems/{rule}: what a refusal's rule means
+    app.include_router(service.router)  # GET /health, /ready, /metrics (issue 17)
 
     app.add_middleware(queries.ReadFromHeader)
     app.add_middleware(PositionCookie)  # a write's X-Log-Position -> ledger_min_position
     app.add_middleware(parameters.CleanParameters)  # before any of it reads a parameter
     app.add_middleware(outage.OutageGuard)  # last, so outermost: 503 at once in an outage
-    from api import observability  # issue 17: GET /metrics
-
-    observability.install(app)
     # (only rewrites /fhir error bodies as OperationOutcome, the outage 503 included)
     app.add_middleware(fhir.FhirErrors)
     return app

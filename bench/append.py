@@ -17,10 +17,10 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from bench.common import Report, alternate, fresh_database, machine, median
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
+from tests import builders as s
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))

@@ -11,10 +11,10 @@ from typing import Any
 
 import psycopg
 
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.domain.encounter import Encounter
 from ledger.domain.model import Finding  # noqa: F401 - keeps the transcoder registry loaded
+from tests import builders as s
 
 
 def template_events(app: LedgerApplication) -> list[tuple[int, str, bytes]]:

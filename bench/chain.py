@@ -35,12 +35,12 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from bench.common import Report, fresh_database, machine, median
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.domain.errors import ConcurrencyConflict, LedgerError
 from ledger.persistence.database import eventsourcing_env
 from ledger.persistence.recorder import LedgerRecorder
+from tests import builders as s
 
 SECONDS = float(os.environ.get("BENCH_CHAIN_SECONDS", "1"))
 ROUNDS = int(os.environ.get("BENCH_CHAIN_ROUNDS", "7"))

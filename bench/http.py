@@ -130,7 +130,7 @@ def post(path: str, body: dict, headers: dict[str, str]) -> str:
 
 def bench_token(url: str) -> str:
     from ledger.application.idempotency import new_pool
-    from ledger.auth import AuthStore
+    from ledger.auth.tokens import AuthStore
 
     pool = new_pool(url, max_size=2)
     try:

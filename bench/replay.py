@@ -12,10 +12,10 @@ import time
 import psycopg
 
 from bench.common import Report, fresh_database, machine, median, percentile
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
+from tests import builders as s
 
 EVENTS = int(os.environ.get("BENCH_REPLAY_EVENTS", "1000"))
 LOADS = int(os.environ.get("BENCH_REPLAY_LOADS", "50"))

@@ -75,7 +75,7 @@ def get(path: str, headers: dict[str, str]) -> str:
 
 def tokens(url: str) -> tuple[str, str]:
     from ledger.application.idempotency import new_pool
-    from ledger.auth import AuthStore
+    from ledger.auth.tokens import AuthStore
 
     pool = new_pool(url, max_size=2)
     try:

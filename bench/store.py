@@ -27,10 +27,10 @@ CALLERS = int(os.environ.get("BENCH_SCALE_CALLERS", "32"))
 
 def seal_filled(url: str) -> None:
     from ledger.audit.checkpoints import signing_key
-    from ledger.audit.settings import get_audit_settings
     from ledger.audit.writer import CheckpointWriter
+    from ledger.config import get_settings
 
-    writer = CheckpointWriter(url, signing_key(get_audit_settings().key_file), export_dir=None)
+    writer = CheckpointWriter(url, signing_key(get_settings().key_file), export_dir=None)
     try:
         writer.catch_up()
     finally:

@@ -83,7 +83,7 @@ def main() -> Report:
         print(f"# filled and projected {events:,} events in {time.perf_counter() - started:.0f}s;"
               f" machine {machine()}", flush=True)
         from ledger.application.idempotency import new_pool
-        from ledger.auth import AuthStore
+        from ledger.auth.tokens import AuthStore
 
         pool = new_pool(url, max_size=2)
         AuthStore(pool).create_user("bench-biller", "biller", created_by="bench")

@@ -19,12 +19,12 @@ import uuid
 from datetime import date
 
 from bench.common import ROOT, Report, fresh_database, machine, median
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.domain.encounter import Encounter
 from ledger.domain.model import Finding
 from ledger.persistence.database import eventsourcing_env
+from tests import builders as s
 
 
 def generate_835(n: int, trace: str = "BENCH0001") -> bytes:

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     projections_in_process: bool = Field(
         True, description="Run the projection runner inside the API process (single process).")
     group_commit: bool = Field(True, description="Save concurrent commands on different "
-                               "encounters in one transaction (see ledger/writer.py).")
+                               "encounters in one transaction (see ledger/application/writer.py).")
     group_commit_window_ms: float = Field(0.0, description="When others are already queued, "
                                           "wait up to this long for more (0: never wait).")
     group_commit_max_batch: int = Field(256, description="Most commands in one transaction.")

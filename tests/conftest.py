@@ -134,11 +134,11 @@ def _audit_files_per_test(_checkpoint_key_file: Path,
     """Checkpoint exports (a directory of their own per test: a test database is reused after
     its tables are emptied) and the signing key live in this session's directory, never in
     the user's data directory."""
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_CHECKPOINT_DIR",
                        str(SESSION_DIR / "checkpoints" / str(next(_EXPORT_DIRS))))
     monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(_checkpoint_key_file))
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     yield
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import IdentityDep
 from api.responses import OrjsonResponse
-from ledger.auth import AuthStore
+from ledger.auth.tokens import AuthStore
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

@@ -22,7 +22,7 @@ from api.commands import etag, handled, run_command
 from api.deps import IdentityDep, LedgerDep, RawBody, require_encounter_access
 from api.responses import OrjsonResponse
 from api.routes.commands import COMMAND_RESPONSES
-from ledger.access_grants import write_granted, write_revoked
+from ledger.auth.grants import write_granted, write_revoked
 from ledger.domain import commands as c
 from ledger.domain.commands import Command
 from ledger.domain.errors import RuleViolation

@@ -18,8 +18,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from api.deps import IdentityDep, MinPosition
 from api.responses import OrjsonResponse
 from api.schemas import IsoDate
-from ledger.access_grants import granted_encounters, granted_patient
-from ledger.auth import Identity
+from ledger.auth.grants import granted_encounters, granted_patient
+from ledger.auth.tokens import Identity
 from ledger.domain.errors import InvalidValue, NotFound
 from ledger.projections import asof
 from ledger.projections import queries as q

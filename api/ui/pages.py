@@ -32,7 +32,7 @@ from api.ui.reference import GROUPS, carc_text, rarc_text
 from api.ui.render import render
 from api.ui.sessions import COOKIE, SIGNIN_COOKIE, Session
 from ledger.audit.access import query_access
-from ledger.auth import Identity
+from ledger.auth.tokens import Identity
 from ledger.domain.commands import ScrubClaim
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue, LedgerError, NotFound

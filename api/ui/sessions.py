@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from psycopg_pool import ConnectionPool
 
-from ledger.auth import Identity
+from ledger.auth.tokens import Identity
 
 COOKIE = "ledger_session"
 SIGNIN_COOKIE = "ledger_signin_csrf"  # double-submit token for the sign-in form itself

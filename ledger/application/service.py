@@ -1,5 +1,6 @@
-"""The ledger application: command functions (one per user action) and replay queries over
-the Encounter aggregate, stored by the ``eventsourcing`` library in PostgreSQL.
+"""The ledger application: command functions (one per user action) over the Encounter
+aggregate, stored by the ``eventsourcing`` library in PostgreSQL; the replay reads (an
+encounter now, at a version or as recorded at a moment, its history) are ``replay.py``'s.
 
 A command loads the encounter, calls one domain method, and saves every event it recorded
 in one transaction. The result carries the new version (the ETag) and the log position of
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
 from anyio import to_thread
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -26,6 +27,7 @@ from eventsourcing.persistence import (
 )
 
 from ledger.application.handlers import HANDLERS, Context
+from ledger.application.replay import ReplayReads
 from ledger.application.results import CommandResult, CommitWrite, commit_hook
 from ledger.application.writer import GroupCommitWriter, Job, WriterPool
 from ledger.audit.sealing import install_from_settings
@@ -49,7 +51,7 @@ from ledger.persistence.transcoding import OrjsonTranscoder
 log = logging.getLogger(__name__)
 register_old_topics()  # events stored under a class's earlier module path still load
 
-class LedgerApplication(Application[UUID]):
+class LedgerApplication(ReplayReads, Application[UUID]):
     name = APP_NAME
     snapshotting_intervals: ClassVar[dict[type, int]] = {Encounter: 50}
     MAX_RETRIES = 3
@@ -212,7 +214,7 @@ class LedgerApplication(Application[UUID]):
         context = Context(actor, self.code_set, self.edit_tables, self.appeal_window_days)
         return lambda enc: handler(enc, command, context)
 
-    # Callers that name a command by its domain method (scripts, samples, tests).
+    # Callers that name a command by its domain method (scripts, the demo scenarios, tests).
     def execute(self, encounter_id: UUID, command: str, *, actor: Actor,
                 expected_version: int | None = None, write_with: CommitWrite | None = None,
                 **kwargs: Any) -> CommandResult:
@@ -276,39 +278,7 @@ class LedgerApplication(Application[UUID]):
         hook = commit_hook(enc.id, enc.version, len(enc.pending_events), value, write_with)
         return self.save(enc, side_writes=[hook])
 
-    # ------------------------------------------------------------------ read side (replay)
-    def get_encounter(self, encounter_id: UUID, version: int | None = None) -> Encounter:
-        try:
-            enc = self.repository.get(encounter_id, version=version)
-        except AggregateNotFoundError:
-            raise NotFound("encounter_id", "encounter.exists",
-                           "encounter_id: no such encounter") from None
-        if not isinstance(enc, Encounter):
-            raise NotFound("encounter_id", "encounter.exists", "encounter_id: not an encounter")
-        return enc
-
-    def version_at(self, encounter_id: UUID, moment: datetime) -> int:
-        """The encounter's version as recorded at ``moment`` (when the ledger learned it)."""
-        version = 0
-        for event in self.events.get(encounter_id):
-            if event.timestamp <= moment:
-                version = event.originator_version
-            else:
-                break
-        if version == 0:
-            raise NotFound("as_of", "encounter.existed",
-                           "as_of: the encounter did not exist yet at that moment")
-        return version
-
-    def encounter_as_of(self, encounter_id: UUID, moment: datetime) -> Encounter:
-        return self.get_encounter(encounter_id, version=self.version_at(encounter_id, moment))
-
-    def history(self, encounter_id: UUID) -> list[Any]:
-        events = list(self.events.get(encounter_id))
-        if not events:
-            raise NotFound("encounter_id", "encounter.exists", "encounter_id: no such encounter")
-        return events
-
+    # ------------------------------------------------------------------ log head
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 

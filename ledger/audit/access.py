@@ -2,7 +2,7 @@
 outcome, in the append-only ``ledger_access_log`` table (migration 0033).
 
 ``record_access(...)`` is called for every read of claim/encounter data (the API's middleware in
-``api/routes_audit.py`` does it for every GET); ``query_access(...)`` is the auditors' view,
+``api/read_access.py`` does it for every GET); ``query_access(...)`` is the auditors' view,
 newest first, with keyset pagination (``before_id``).
 
 Nothing here may carry PHI: actors are staff/system ids, resources are opaque ids (UUIDs,

@@ -58,6 +58,7 @@ from ledger.audit.checkpoints import (
     raw_public,
 )
 from ledger.audit.merkle import Frontier, FrontierAndTail, consistency_proof, event_leaf
+from ledger.config import get_settings
 from ledger.persistence.batch_seal import SealingRecorderMixin, _messages
 
 log = logging.getLogger(__name__)
@@ -503,13 +504,12 @@ class Sealer:
 
 
 def make_sealer(url: str | None = None, *, export: bool = True) -> Sealer:
-    """A sealer configured from the audit settings (key, origin, the log's export directory
+    """A sealer configured from the settings (key, origin, the log's export directory
     — found from ``url``, or from the first sealing transaction's connection —, interval,
     witness URL)."""
     from ledger.audit.checkpoints import signing_key
-    from ledger.audit.settings import get_audit_settings
 
-    s = get_audit_settings()
+    s = get_settings()
     exporter = None
     if export:
         exporter = Exporter(log_export_dir(s.export_dir, url) if url else None,
@@ -522,9 +522,7 @@ def make_sealer(url: str | None = None, *, export: bool = True) -> Sealer:
 def install_from_settings(application: Any) -> Sealer | None:
     """What every LedgerApplication does when it starts: seal each batch it saves, unless
     LEDGER_SEAL_PER_BATCH is off."""
-    from ledger.audit.settings import get_audit_settings
-
-    if not get_audit_settings().seal_per_batch:
+    if not get_settings().seal_per_batch:
         return None
     if not isinstance(getattr(application, "recorder", None), SealingRecorderMixin):
         return None  # e.g. an in-memory store in a unit test

@@ -1,4 +1,4 @@
-"""``ledger verify`` and ``ledger checkpoints ...`` (registered by one import in ledger/cli.py)."""
+"""``ledger verify`` and ``ledger checkpoints ...`` (registered in ledger/cli/main.py)."""
 
 from __future__ import annotations
 

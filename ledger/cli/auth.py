@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.table import Table
 
-from ledger.auth import ROLES, AuthStore
+from ledger.auth.tokens import ROLES, AuthStore
 from ledger.cli.common import console, err_console, ledger_url
 
 users_app = typer.Typer(help="Users (staff or systems; one role each).", no_args_is_help=True)

@@ -1,4 +1,4 @@
-"""``ledger import FILE…`` (registered by one import in ledger/cli.py).
+"""``ledger import FILE…`` (registered in ledger/cli/main.py).
 
 Each file's type is detected (835, 837P, 837I, 999, 277CA); a progress bar runs over the
 files and a summary table closes: posted, quarantined, unmatched, duplicates per file and in

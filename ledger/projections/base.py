@@ -266,7 +266,11 @@ def _runner_id() -> str:
 
 
 def refuse_db_functions(env: dict[str, str]) -> None:
-    """The runner relies on the writers' table lock; the DB-functions insert path skips it."""
+    """The runner relies on the writers' table lock; the DB-functions insert path skips it.
+
+    Not a ledger setting (``ledger.config`` has none for it): the event store library's own
+    variable, which the library reads from ``env`` over ``os.environ`` (its
+    ``Application.construct_env``), so both are looked at here the same way."""
     for key in ("LEDGER_POSTGRES_ENABLE_DB_FUNCTIONS", "POSTGRES_ENABLE_DB_FUNCTIONS"):
         value = str(env.get(key, os.environ.get(key, ""))).lower()
         if value in ("y", "yes", "t", "true", "on", "1"):

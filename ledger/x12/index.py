@@ -2,7 +2,7 @@
 
 Caught up from the event store (``ClaimCreated`` and ``ClaimSubmitted`` notifications, read
 through the application's recorder and mapper), so it knows every claim whoever created it:
-the API, the samples, an 837 import. The position of the last event read is kept beside it;
+the API, the demo, an 837 import. The position of the last event read is kept beside it;
 catching up is idempotent and safe to run from several processes at once. Events are found
 by every topic they were ever stored under (``ledger.persistence.topics``).
 """

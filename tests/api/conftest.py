@@ -22,7 +22,7 @@ def token_for(actor: str) -> str:
 def provision(url: str) -> None:
     """Create the test users and their tokens in the test database."""
     from ledger.application.idempotency import new_pool
-    from ledger.auth import AuthStore
+    from ledger.auth.tokens import AuthStore
 
     pool = new_pool(url, max_size=2)
     try:

@@ -93,7 +93,7 @@ def test_unknown_token_id_costs_the_same_as_a_wrong_secret(clean_db):
     and one argon2 verification; the medians of many interleaved tries are within 20 %."""
     provision(clean_db)
     from ledger.application.idempotency import new_pool
-    from ledger.auth import AuthStore
+    from ledger.auth.tokens import AuthStore
 
     pool = new_pool(clean_db, max_size=2)
     store = AuthStore(pool, cache_seconds=0)

@@ -126,10 +126,10 @@ def test_metrics_names_labels_and_no_phi(client):
 @pytest.fixture
 def writers_do_not_seal(monkeypatch):
     """Batches committed without a seal (LEDGER_SEAL_PER_BATCH=0): the checkpoint job seals."""
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 def test_sealed_per_batch_no_backlog(client):
@@ -155,14 +155,14 @@ def test_unsealed_backlog_and_projection_lag_follow_the_log(writers_do_not_seal,
     """The backlog counts events after the latest checkpoint; the lag counts events the
     projections have not applied (the runner is caught up here, so it falls to 0)."""
     from ledger.audit.checkpoints import generate_key
-    from ledger.audit.settings import get_audit_settings
     from ledger.audit.writer import CheckpointWriter
+    from ledger.config import get_settings
 
     _traffic(client)
     before = _families(client.get("/metrics").text)
     head = before["ledger_log_head"].samples[0].value
     assert before["ledger_unsealed_events"].samples[0].value == head  # nothing sealed yet
-    writer = CheckpointWriter(clean_db, generate_key(get_audit_settings().key_file,
+    writer = CheckpointWriter(clean_db, generate_key(get_settings().key_file,
                                                      overwrite=True))
     try:
         writer.run_once()

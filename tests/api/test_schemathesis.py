@@ -24,10 +24,10 @@ def api_schema(clean_db):
 
     with TestClient(app) as client:
         schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
-        from ledger import samples
+        from tests import builders
 
         # a real encounter (scenario 1, paid) so generated requests reach the domain's rules
-        schema.seed_encounter = str(samples.scenario_1(app.state.ledger))
+        schema.seed_encounter = str(builders.scenario_1(app.state.ledger))
         schema.test_client = client
         yield schema
 

@@ -50,7 +50,7 @@ def databases() -> Iterator[dict[str, str]]:
 def tokens(databases: dict[str, str]) -> dict[str, dict[str, str]]:
     """Per tenant: a biller's and an auditor's token, issued by that tenant's database."""
     from ledger.application.idempotency import new_pool
-    from ledger.auth import AuthStore
+    from ledger.auth.tokens import AuthStore
 
     out: dict[str, dict[str, str]] = {}
     for tenant, url in databases.items():

@@ -12,10 +12,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
+from tests import builders as s
 from tests.faults.conftest import proxied_url
 
 pytestmark = pytest.mark.postgres

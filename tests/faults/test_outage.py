@@ -98,5 +98,7 @@ def test_outage_answers_503_fast_and_recovers_without_restart(live, private_pg, 
         assert listed.status_code == 200, listed.text
         assert c.get("/health").json()["status"] == "ok"
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
-    changes = [r.getMessage() for r in caplog.records if r.name == "ledger.availability"]
+    # state changes are warnings; a stall of this (loaded) test process may add an info line
+    changes = [r.getMessage() for r in caplog.records
+               if r.name == "ledger.availability" and r.levelno >= logging.WARNING]
     assert len(changes) == 2 and "unavailable" in changes[0] and "again" in changes[1]

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from ledger import samples as s
 from ledger.config import Settings
 from ledger.projections.runner import ProjectionRunner
 from ledger.projections.status import status_rows
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 

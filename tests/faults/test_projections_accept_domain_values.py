@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.domain.errors import LedgerError
 from ledger.domain.model import Adjustment, LineResult, RemittanceRef, ResponsibleParty
 from ledger.domain.values import EARLIEST_DATE, FUTURE_ALLOWANCE, MAX_AMOUNT, Money
 from ledger.projections.runner import ProjectionRunner
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 

@@ -9,10 +9,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from ledger import samples as s
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import InvalidValue
 from ledger.domain.values import MAX_AMOUNT, Money
+from tests import builders as s
 from tests.api.conftest import headers
 
 pytestmark = pytest.mark.postgres

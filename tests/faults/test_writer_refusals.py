@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from ledger import samples as s
 from ledger.application.idempotency import ClaimLost
 from ledger.application.service import LedgerApplication
 from ledger.application.writer import Job
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 

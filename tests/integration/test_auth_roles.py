@@ -9,7 +9,7 @@ import pytest
 from psycopg import errors
 
 from ledger.application.idempotency import new_pool
-from ledger.auth import AuthStore
+from ledger.auth.tokens import AuthStore
 from ledger.domain.errors import RuleViolation
 from tests.integration.test_chain_roles import as_role
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from ledger import samples as s
+from tests import builders as s
 from tests.conftest import _server_url, _with_db
 
 pytestmark = pytest.mark.postgres
@@ -31,18 +31,15 @@ def scratch_url() -> Iterator[str]:
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, url: str, *args: str) -> tuple[int, str, str]:
-    from ledger.audit.settings import get_audit_settings
     from ledger.cli.main import app as cli
     from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_DATABASE_URL", url)
     get_settings.cache_clear()
-    get_audit_settings.cache_clear()
     try:
         out = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     finally:
         get_settings.cache_clear()
-        get_audit_settings.cache_clear()
     return out.exit_code, out.stdout, out.stderr
 
 

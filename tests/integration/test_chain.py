@@ -14,10 +14,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from ledger import samples as s
 from ledger.audit.verify import verify
 from ledger.domain.encounter import Encounter
 from ledger.persistence.chain import GENESIS, canonical_bytes, chain_hash
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]

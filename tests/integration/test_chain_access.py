@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from api import read_access
 from api.main import create_app
-from api.routes import audit as routes_audit
-from ledger import samples as s
 from ledger.audit.access import outcome_for, query_access, record_access
 from ledger.config import Settings
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 
@@ -32,7 +32,8 @@ def client(clean_db) -> Iterator[TestClient]:
     from tests.api.conftest import provision
 
     provision(clean_db)
-    # mounts routes_audit; no projection runners: these tests read encounters by replay
+    # mounts the audit routes and the read-access log; no projection runners: these tests
+    # read encounters by replay
     app = create_app(Settings(database_url=clean_db, cache_size=0,
                               projections_in_process=False))
     with TestClient(app) as c:
@@ -121,7 +122,7 @@ def test_a_read_whose_access_cannot_be_recorded_is_refused(client, app, clean_db
     def broken(*args, **kwargs):
         raise psycopg.OperationalError("database gone")
 
-    monkeypatch.setattr(routes_audit, "record_access", broken)
+    monkeypatch.setattr(read_access, "record_access", broken)
     r = client.get(f"/encounters/{eid}", headers=hdr("coder-a", "coder"))
     assert r.status_code == 503
     assert "patient" not in r.text.lower()
@@ -134,13 +135,13 @@ def test_a_patient_reference_in_the_path_is_recorded_as_a_pseudonym(client, clea
 
     scope = {"route": SimpleNamespace(path="/patients/{patient_ref}/balance"),
              "path_params": {"patient_ref": "PT-1001"}}
-    kind, resource_id, encounter_id, route = routes_audit._resource(scope)
+    kind, resource_id, encounter_id, route = read_access._resource(scope)
     assert (kind, resource_id, encounter_id, route) == (
         "balance", pseudonym("PT-1001"), None, "/patients/{patient_ref}/balance")
     eid = "6f1c2b1e-0000-4000-8000-000000000001"
     scope = {"route": SimpleNamespace(path="/encounters/{encounter_id}/claims/{claim_number}"),
              "path_params": {"encounter_id": eid, "claim_number": "CLM-7"}}
-    assert routes_audit._resource(scope)[:3] == ("claim", "CLM-7", eid)
+    assert read_access._resource(scope)[:3] == ("claim", "CLM-7", eid)
     record_access(clean_db, actor="biller-1", resource_type="balance",
                   resource_id=pseudonym("PT-1001"))
     found = client.get("/audit/access", params={"resource_value": "PT-1001"},

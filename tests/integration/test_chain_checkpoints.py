@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from ledger import samples as s
 from ledger.audit import merkle
 from ledger.audit.checkpoints import (
     Checkpoint,
@@ -26,6 +25,7 @@ from ledger.audit.checkpoints import (
 )
 from ledger.audit.verify import verify
 from ledger.audit.writer import CheckpointWriter
+from tests import builders as s
 from tests.integration.test_chain import make_history
 
 pytestmark = pytest.mark.postgres
@@ -35,10 +35,10 @@ pytestmark = pytest.mark.postgres
 def _writers_do_not_seal(monkeypatch):
     """These tests exercise the checkpoint job, which seals what writers left unsealed (as
     with LEDGER_SEAL_PER_BATCH=0); per-batch sealing: tests/integration/test_tamper_tail.py."""
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -185,7 +185,6 @@ def test_sealing_while_writers_append_skips_nothing(app, clean_db, key, tmp_path
 
 
 def test_cli_checkpoints_commands(app, clean_db, tmp_path, monkeypatch):
-    from ledger.audit.settings import get_audit_settings
     from ledger.cli.main import app as cli
     from ledger.config import get_settings
 
@@ -195,7 +194,6 @@ def test_cli_checkpoints_commands(app, clean_db, tmp_path, monkeypatch):
     monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "cp"))
     monkeypatch.setenv("LEDGER_CHECKPOINT_MAX_LEAVES", "5")
     get_settings.cache_clear()
-    get_audit_settings.cache_clear()
     try:
         runner = CliRunner()
         out = runner.invoke(cli, ["checkpoints", "keygen"])
@@ -214,13 +212,12 @@ def test_cli_checkpoints_commands(app, clean_db, tmp_path, monkeypatch):
         assert "8 events" in out.output.replace(",", "") or "OK" in out.output
     finally:
         get_settings.cache_clear()
-        get_audit_settings.cache_clear()
 
 
 def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch):
     from ledger.audit.sealing import log_export_dir
-    from ledger.audit.settings import get_audit_settings
     from ledger.audit.writer import start_in_process
+    from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "k" / "key.pem"))
     monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "cp"))
@@ -228,12 +225,12 @@ def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch
     monkeypatch.setenv("LEDGER_CHECKPOINTS_IN_PROCESS", "0")
     # writers that do not seal their batches (this test's app): the job seals the events
     monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     directory = log_export_dir(tmp_path / "cp", clean_db)  # one directory per log
     try:
         assert start_in_process(clean_db) is None
         monkeypatch.setenv("LEDGER_CHECKPOINTS_IN_PROCESS", "1")
-        get_audit_settings.cache_clear()
+        get_settings.cache_clear()
         make_history(app, encounters=1)
         thread, stop = start_in_process(clean_db)
         try:
@@ -254,16 +251,16 @@ def test_the_in_process_job_of_ledger_serve(app, clean_db, tmp_path, monkeypatch
             stored = conn.execute("SELECT log_id::text FROM ledger_log_identity").fetchone()[0]
             assert directory.name == log_id(conn) == stored
     finally:
-        get_audit_settings.cache_clear()
+        get_settings.cache_clear()
 
 
 def test_key_rotation_keeps_old_checkpoints_verifiable(app, clean_db, tmp_path, monkeypatch):
     from ledger.audit.checkpoints import trusted_public_key
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
     path = tmp_path / "keys" / "cp.pem"
     monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(path))
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     try:
         first = generate_key(path)
         make_history(app, encounters=1)
@@ -281,7 +278,7 @@ def test_key_rotation_keeps_old_checkpoints_verifiable(app, clean_db, tmp_path, 
         only_new = verify(clean_db, public_key=second.public_key(), export_dir=tmp_path / "cp")
         assert not only_new.ok and "not a trusted key" in only_new.first.detail
     finally:
-        get_audit_settings.cache_clear()
+        get_settings.cache_clear()
 
 
 def test_two_databases_share_one_data_directory(app, clean_db, key, tmp_path):

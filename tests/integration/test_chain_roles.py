@@ -11,7 +11,6 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.audit.access import query_access, record_access
 from ledger.audit.checkpoints import generate_key
@@ -19,6 +18,7 @@ from ledger.audit.verify import verify
 from ledger.audit.writer import CheckpointWriter
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 APPEND_ONLY = ("ledger_events", "ledger_snapshots", "ledger_audit_leaves", "ledger_checkpoints",

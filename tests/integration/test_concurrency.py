@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 

@@ -9,10 +9,10 @@ import time
 import psycopg
 import pytest
 
-from ledger import samples as s
 from ledger.application.service import LedgerApplication
 from ledger.application.writer import Job
 from ledger.domain.errors import ConcurrencyConflict, InvalidCode, PreconditionFailed
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import samples as s
+from tests import builders as s
 from tests.conftest import ROOT, SESSION_DIR, USER_DATA_DIR, _server_url
 
 pytestmark = pytest.mark.postgres
@@ -22,10 +22,10 @@ pytestmark = pytest.mark.postgres
 def _writers_do_not_seal(monkeypatch):
     """These tests make another log's checkpoints with the checkpoint job, which seals what
     writers left unsealed (as with LEDGER_SEAL_PER_BATCH=0)."""
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 def _tree(directory: Path) -> dict[str, tuple[str, int]]:
@@ -36,11 +36,10 @@ def _tree(directory: Path) -> dict[str, tuple[str, int]]:
 
 
 def test_every_data_dir_setting_points_at_the_session_dir():
-    from ledger.audit.settings import AuditSettings
     from ledger.codes.icd10cm import _cache_dir  # noqa: PLC2701
     from ledger.config import Settings
 
-    audit = AuditSettings()
+    audit = Settings()
     for path in (Settings().data_dir, audit.key_file, audit.export_dir):
         resolved = Path(path).resolve()
         assert resolved.is_relative_to(SESSION_DIR), path

@@ -8,10 +8,10 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from ledger import samples as s
 from ledger.audit.verify import verify
 from ledger.domain.encounter import Encounter
 from ledger.persistence.recorder import PIPELINE_MAX_BYTES
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 

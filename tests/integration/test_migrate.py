@@ -59,10 +59,10 @@ def test_concurrent_migrations_apply_each_file_once(empty_database):
 
 
 def test_app_runs_with_create_table_off_on_the_migrated_database(empty_database):
-    from ledger import samples as s
     from ledger.application.service import LedgerApplication
     from ledger.config import Settings
     from ledger.persistence.database import eventsourcing_env
+    from tests import builders as s
 
     migrate(empty_database)
     env = eventsourcing_env(empty_database, Settings())

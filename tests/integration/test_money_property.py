@@ -27,7 +27,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
-from ledger import samples as s
 from ledger.domain import figures
 from ledger.domain.encounter import Encounter
 from ledger.domain.errors import LedgerError
@@ -35,6 +34,7 @@ from ledger.domain.model import Adjustment, LineResult
 from ledger.domain.values import Money
 from ledger.projections import claims as claims_view
 from ledger.projections.runner import ProjectionRunner
+from tests import builders as s
 
 # ruff: noqa: F811 - the private_* fixtures below are imported, then requested by name
 from tests.integration.test_projections_fixtures import (  # noqa: F401

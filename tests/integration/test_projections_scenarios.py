@@ -10,11 +10,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from ledger import samples as s
 from ledger.domain.errors import InvalidCode
 from ledger.projections import queries as q
 from ledger.projections.runner import ProjectionRunner
 from ledger.projections.waiting import ProjectionWaiter, wait_for_position
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 

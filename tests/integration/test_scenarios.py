@@ -11,9 +11,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from ledger import samples as s
 from ledger.domain.errors import InvalidCode, RuleViolation
 from ledger.domain.values import Money
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 

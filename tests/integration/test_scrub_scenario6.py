@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ledger import samples as s
 from ledger.codes.edits import CMSEditTables
 from ledger.domain.errors import RuleViolation
 from ledger.domain.scrubber import RULESET_VERSION
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 

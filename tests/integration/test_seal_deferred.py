@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from ledger import samples as s
 from ledger.audit.checkpoints import load_public_key, public_path
 from ledger.audit.sealing import sealing_status, unsealed_backlog
-from ledger.audit.settings import get_audit_settings
 from ledger.audit.verify import verify
+from ledger.config import get_settings
+from tests import builders as s
 
 pytestmark = pytest.mark.postgres
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def deferred(app_env, monkeypatch):
     monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     from ledger.application.service import LedgerApplication
 
     application = LedgerApplication(env=app_env)
@@ -49,7 +49,7 @@ def backlog(url):
 
 
 def check(url, **kwargs):
-    key = load_public_key(public_path(get_audit_settings().key_file))
+    key = load_public_key(public_path(get_settings().key_file))
     return verify(url, public_key=key, require_sealed=True, **kwargs)
 
 
@@ -168,7 +168,7 @@ import sys, time
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
-from ledger import samples as s
+from tests import builders as s
 url = sys.argv[1]
 app = LedgerApplication(env=eventsourcing_env(url, Settings(database_url=url, cache_size=0)))
 assert app.sealer.defers and app.sealer.recovered.wait(10)
@@ -194,7 +194,7 @@ def test_killed_between_commit_and_seal_the_next_sealer_seals_on_restart(app_env
     assert backlog(clean_db)["unsealed_events"] == 2  # committed, never sealed
     assert check(clean_db, pending_seconds=0).counts == {"inserted": 2}
     monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     from ledger.application.service import LedgerApplication
 
     restarted = LedgerApplication(env=app_env)  # no command: its sealer's first run seals

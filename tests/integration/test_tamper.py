@@ -28,10 +28,10 @@ pytestmark = pytest.mark.postgres
 def _writers_do_not_seal(monkeypatch):
     """These tests exercise the checkpoint job, which seals what writers left unsealed (as
     with LEDGER_SEAL_PER_BATCH=0); per-batch sealing: tests/integration/test_tamper_tail.py."""
-    from ledger.audit.settings import get_audit_settings
+    from ledger.config import get_settings
 
     monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -224,7 +224,7 @@ def test_a_forged_event_at_a_sealed_position(sealed, clean_db, key, tmp_path):
 
 def test_a_checkpoint_record_altered_or_deleted(sealed, app, clean_db, key, tmp_path):
     s_ids = sealed
-    from ledger import samples as s
+    from tests import builders as s
 
     s.code(app, s_ids[0], "J45901")
     writer = CheckpointWriter(clean_db, key, export_dir=tmp_path / "checkpoints")
@@ -256,7 +256,6 @@ def test_a_checkpoint_signed_by_another_key_is_refused(sealed, clean_db, tmp_pat
 
 def test_cli_verify_exit_codes_and_the_first_bad_place(sealed, clean_db, key, tmp_path,
                                                        monkeypatch):
-    from ledger.audit.settings import get_audit_settings
     from ledger.cli.main import app as cli
     from ledger.config import get_settings
 
@@ -264,7 +263,6 @@ def test_cli_verify_exit_codes_and_the_first_bad_place(sealed, clean_db, key, tm
     monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "keys" / "checkpoint.pem"))
     monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     get_settings.cache_clear()
-    get_audit_settings.cache_clear()
     try:
         runner = CliRunner()
         ok = runner.invoke(cli, ["verify"])
@@ -283,7 +281,6 @@ def test_cli_verify_exit_codes_and_the_first_bad_place(sealed, clean_db, key, tm
         assert '"kind": "modified"' in one.output
     finally:
         get_settings.cache_clear()
-        get_audit_settings.cache_clear()
 
 
 def test_the_leaf_record_altered_along_with_the_log(sealed, clean_db, key, tmp_path):

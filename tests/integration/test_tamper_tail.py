@@ -23,12 +23,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger import samples as s
 from ledger.audit.checkpoints import export_path, load_public_key, public_path
 from ledger.audit.sealing import log_export_dir, sealing_status, unsealed_backlog
-from ledger.audit.settings import get_audit_settings
 from ledger.audit.verify import verify
+from ledger.config import get_settings
 from ledger.persistence.chain import chain_hash
+from tests import builders as s
 from tests.integration.test_chain import make_history
 from tests.integration.test_tamper import _rechain, run_sql
 
@@ -42,7 +42,7 @@ both_modes = pytest.mark.parametrize("seal_mode", ["in_transaction", "deferred"]
 def seal_mode(request, monkeypatch):
     mode = getattr(request, "param", "in_transaction")
     monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", "0" if mode == "in_transaction" else str(BOUND))
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     return mode
 
 
@@ -94,7 +94,7 @@ def sealed(app, clean_db, seal_mode):
 def check(app, clean_db, encounter=None):
     if app.sealer.defers:  # past the bound: an event still unsealed is not pending
         time.sleep(BOUND + 0.05)
-    key = load_public_key(public_path(get_audit_settings().key_file))
+    key = load_public_key(public_path(get_settings().key_file))
     return verify(clean_db, encounter=encounter, public_key=key,
                   export_dir=app.sealer.exporter.directory, require_sealed=True)
 
@@ -322,7 +322,7 @@ def test_exported_within_the_interval_per_log_and_to_the_witness(app_env, clean_
     monkeypatch.setenv("LEDGER_CHECKPOINT_WITNESS_URL",
                        f"http://127.0.0.1:{server.server_port}/checkpoints")
     monkeypatch.setenv("LEDGER_SEAL_EXPORT_INTERVAL", "0.2")
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     from ledger.application.service import LedgerApplication
 
     writer = LedgerApplication(env=app_env)
@@ -331,7 +331,7 @@ def test_exported_within_the_interval_per_log_and_to_the_witness(app_env, clean_
 
         eid = s.open_encounter(writer)
         started = time.monotonic()
-        directory = log_export_dir(get_audit_settings().export_dir, clean_db)
+        directory = log_export_dir(get_settings().export_dir, clean_db)
         while not export_path(directory, 1).exists():
             assert time.monotonic() - started < 2.0, "not exported within the bound"
             time.sleep(0.02)
@@ -372,7 +372,7 @@ def test_backlog_is_reported_when_batches_were_not_sealed(app, app_env, clean_db
     from ledger.application.service import LedgerApplication
 
     monkeypatch.setenv("LEDGER_SEAL_PER_BATCH", "0")
-    get_audit_settings.cache_clear()
+    get_settings.cache_clear()
     unsealed = LedgerApplication(env=app_env)
     try:
         assert unsealed.sealer is None

@@ -7,11 +7,11 @@ from datetime import date, datetime
 
 import pytest
 
-from ledger import samples as s
 from ledger.domain.errors import RuleViolation
 from ledger.x12.claims837 import read_837
 from ledger.x12.export837 import Address, ExportContext, export_837p, x12valid
 from ledger.x12.importer import X12Importer
+from tests import builders as s
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.postgres

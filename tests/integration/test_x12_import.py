@@ -8,8 +8,8 @@ from datetime import date
 import psycopg
 import pytest
 
-from ledger import samples as s
 from ledger.x12.importer import X12Importer
+from tests import builders as s
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.postgres

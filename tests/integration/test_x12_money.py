@@ -319,8 +319,8 @@ def _remit(ctl: int, trace: str, total: str, claims: list[str]) -> bytes:
 def test_export_writes_ref_6r_and_the_835_matches_lines_by_it(app, imp, clean_db):
     from datetime import date
 
-    from ledger import samples as s
     from ledger.x12.export837 import export_837p
+    from tests import builders as s
     from tests.integration.test_x12_export import CTX, NOW, segments
 
     eid = s.open_encounter(app, patient_ref="PT-6R", dos=date(2026, 3, 2),
@@ -348,7 +348,7 @@ def test_export_writes_ref_6r_and_the_835_matches_lines_by_it(app, imp, clean_db
 
 
 def test_svc_matching_two_different_lines_is_held_not_guessed(app, imp, clean_db):
-    from ledger import samples as s
+    from tests import builders as s
 
     eid = s.open_encounter(app, patient_ref="PT-AMB")
     s.code(app, eid, "M54.50")

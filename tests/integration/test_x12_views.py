@@ -9,10 +9,10 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from ledger import samples as s
 from ledger.projections import queries as q
 from ledger.projections.runner import ProjectionRunner
 from ledger.x12.importer import X12Importer
+from tests import builders as s
 from tests.conftest import FIXTURES
 from tests.integration.test_x12_import import remittance_835, submit
 

@@ -262,7 +262,7 @@ def test_sessions_expire_and_end_with_their_token(client, settings):
 
     from api.ui.sessions import SessionStore
     from ledger.application.idempotency import new_pool
-    from ledger.auth import Identity
+    from ledger.auth.tokens import Identity
 
     pool = new_pool(settings.database_url, max_size=2)
     try:

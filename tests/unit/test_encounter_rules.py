@@ -20,7 +20,7 @@ from ledger.domain.errors import (
 from ledger.domain.model import Actor, ResponsibleParty
 from ledger.domain.scrubber import scrub
 from ledger.domain.values import Money
-from ledger.samples import adj, lr, m, remit
+from tests.builders import adj, lr, m, remit
 from tests.fakes import FakeCodeSet
 
 CS = FakeCodeSet()

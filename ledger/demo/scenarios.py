@@ -1,5 +1,10 @@
-"""Sample encounters: the scenarios of the domain reference (synthetic, no PHI), built through
-the application layer. Used by the tests and by `ledger serve --demo`."""
+"""The demo's seed data: the scenarios of the domain reference (synthetic, no PHI), built
+through the application layer, and the small builders they are written with (open an
+encounter, code it, add lines, create, scrub and submit a claim, post an 835 adjudication).
+
+``ledger serve --demo`` loads these scenarios (``ledger/demo/__init__.py``); the tests and
+benchmarks build their encounters with the same builders (``tests/builders.py`` re-exports
+them and adds the test-only actors)."""
 
 from __future__ import annotations
 
@@ -12,9 +17,7 @@ from ledger.domain.model import Actor, Adjustment, LineResult, RemittanceRef, Re
 from ledger.domain.values import Money
 
 CODER_A = Actor("coder-a", "coder")
-CODER_B = Actor("coder-b", "coder")
 BILLER = Actor("biller-1", "biller")
-ADVOCATE = Actor("advocate-1", "advocate")
 DOS = date(2026, 3, 10)
 NPI = "1234567893"
 

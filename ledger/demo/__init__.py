@@ -1,5 +1,6 @@
-"""Sample encounters for ``ledger serve --demo`` (synthetic, no PHI), loaded once, into an
-empty ledger only; the demo users (one per role) and what to try next."""
+"""``ledger serve --demo``: the sample encounters of ``ledger/demo/scenarios.py`` (synthetic,
+no PHI), loaded once, into an empty ledger only; the demo users (one per role) and what to try
+next."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from uuid import UUID
 
 import psycopg
 
-from ledger import samples
 from ledger.application.service import LedgerApplication
 from ledger.config import get_settings
+from ledger.demo import scenarios
 from ledger.domain.model import Actor
 from ledger.persistence.database import eventsourcing_env
 
@@ -37,7 +38,7 @@ class DemoLoad:
 def demo_users(url: str) -> dict[str, str]:
     """Create the demo users with fresh tokens (only those missing); returns user -> token."""
     from ledger.application.idempotency import new_pool
-    from ledger.auth import AuthStore
+    from ledger.auth.tokens import AuthStore
     from ledger.domain.errors import RuleViolation
 
     pool = new_pool(url, max_size=2)
@@ -67,15 +68,15 @@ def load_demo(url: str) -> DemoLoad:
     app = LedgerApplication(env=eventsourcing_env(url, get_settings()))
     out = DemoLoad()
     try:
-        clean = samples.scenario_1(app)
+        clean = scenarios.scenario_1(app)
         out.loaded.append(("clean claim S1-0001: paid, copay, CO-45 contractual adjustments",
                            clean))
         out.loaded.append(("secondary payer: crossover and forwarded patient responsibility",
-                           samples.scenario_2(app)))
-        eid, line = samples.scenario_3_denial(app)
-        samples.scenario_3_appeal_paid(app, eid, line)
+                           scenarios.scenario_2(app)))
+        eid, line = scenarios.scenario_3_denial(app)
+        scenarios.scenario_3_appeal_paid(app, eid, line)
         out.loaded.append(("denial, appeal filed and overturned, then paid", eid))
-        out.loaded.append(("inpatient (institutional) claim", samples.scenario_8_inpatient(app)))
+        out.loaded.append(("inpatient (institutional) claim", scenarios.scenario_8_inpatient(app)))
         # A disputed charge: billing staff grant the demo advocate access to this encounter
         # (on the patient's authorization, for a year), and the advocate opens the dispute;
         # the advocate reads this encounter and no other.
