@@ -134,11 +134,9 @@ MinPosition = Annotated[int | None, Depends(read_position)]
 ReplayPosition = MinPosition
 
 
-class PositionCookie:
-    """ASGI middleware: a successful write's answer (2xx/3xx with ``X-Log-Position``, an
-    Idempotency-Key replay included) sets the ``ledger_min_position`` cookie to the highest
-    position this client has written (never lower than the cookie it sent); a read whose
-    cookie was clamped says so in ``X-Min-Position-Clamped``."""
+class ResponseHeaders:
+    """ASGI middleware: adds the headers ``extra(scope, message)`` names to the start of an
+    HTTP answer (a subclass says which)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -148,14 +146,27 @@ class PositionCookie:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_cookie(message: Any) -> None:
+        async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                extra = _position_headers(scope, message)
+                extra = self.extra(scope, message)
                 if extra:
                     message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive, send_with_headers)
+
+    def extra(self, scope: Any, message: Any) -> list[tuple[bytes, bytes]]:
+        raise NotImplementedError
+
+
+class PositionCookie(ResponseHeaders):
+    """A successful write's answer (2xx/3xx with ``X-Log-Position``, an Idempotency-Key replay
+    included) sets the ``ledger_min_position`` cookie to the highest position this client has
+    written (never lower than the cookie it sent); a read whose cookie was clamped says so in
+    ``X-Min-Position-Clamped``."""
+
+    def extra(self, scope: Any, message: Any) -> list[tuple[bytes, bytes]]:
+        return _position_headers(scope, message)
 
 
 def _position_headers(scope: Any, message: Any) -> list[tuple[bytes, bytes]]:

@@ -79,6 +79,11 @@ def _clean(value: Any) -> Any:
 C = TypeVar("C", bound=Command)
 
 
+def examples(*bodies: dict[str, Any]) -> ConfigDict:
+    """A request body's configuration: unknown fields refused, ``bodies`` its examples."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(bodies)})
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -107,13 +112,13 @@ class Party(Body):
 
 
 class OpenEncounter(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+    model_config = examples({
         "facility_id": "FAC-01", "patient_ref": "PT-1001", "service_from": "2026-03-10",
         "place_of_service": "11", "claim_type": "professional",
         "responsible_parties": [
             {"bucket": "primary", "kind": "insurer", "payer_id": "PAYER-A",
              "name": "Plan A", "member_id": "MEM-0001"},
-            {"bucket": "patient", "kind": "patient"}]}]})
+            {"bucket": "patient", "kind": "patient"}]})
     facility_id: Annotated[str, Field(min_length=1, max_length=80)]
     patient_ref: Annotated[str, Field(min_length=1, max_length=80,
                                       description="surrogate patient id, never a name or MRN")]
@@ -125,8 +130,7 @@ class OpenEncounter(Body):
 
 
 class CodeDiagnosis(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"code": "R10.9", "position": 1}]})
+    model_config = examples({"code": "R10.9", "position": 1})
     code: Code
     position: Annotated[int, Field(ge=1, le=25)] | None = None
     poa: Literal["", "Y", "N", "U", "W", "1"] = ""
@@ -134,56 +138,49 @@ class CodeDiagnosis(Body):
 
 
 class ReviseDiagnosis(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"new_code": "R10.31", "reason": "specificity"}]})
+    model_config = examples({"new_code": "R10.31", "reason": "specificity"})
     new_code: Code
     reason: Reason
 
 
 class ReasonOnly(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"reason": "not documented"}]})
+    model_config = examples({"reason": "not documented"})
     reason: Reason
 
 
-class AddLine(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"procedure_code": "99214", "charge": "180.00", "units": "1", "pointers": [1, 2],
-         "rendering_npi": "1234567893"}]})
+class _LineBody(Body):
+    """What a service line and a supply line both carry (as ``ledger.domain.commands``)."""
+
     procedure_code: Annotated[str, Field(max_length=12)] | None = None
     charge: MoneyStr
     units: UnitsStr = "1"
     pointers: Annotated[list[Annotated[int, Field(ge=1, le=25)]], Field(max_length=12)] = []
     modifiers: Annotated[list[Annotated[str, Field(max_length=4)]], Field(max_length=8)] = []
+    line_date: BillingDate | None = None
+    revenue_code: Annotated[str, Field(max_length=4)] = ""
+    ndc: Annotated[str, Field(max_length=13)] = ""
+    ndc_quantity: UnitsStr | None = None
+    description: Annotated[str, Field(max_length=80)] = ""
+    reason: Text = ""
+
+
+class AddLine(_LineBody):
+    model_config = examples(
+        {"procedure_code": "99214", "charge": "180.00", "units": "1", "pointers": [1, 2],
+         "rendering_npi": "1234567893"})
     unit_type: Literal["UN", "MJ", "DA"] = "UN"
-    line_date: BillingDate | None = None
     rendering_npi: Annotated[str, Field(max_length=10)] = ""
-    revenue_code: Annotated[str, Field(max_length=4)] = ""
-    ndc: Annotated[str, Field(max_length=13)] = ""
-    ndc_quantity: UnitsStr | None = None
-    description: Annotated[str, Field(max_length=80)] = ""
-    reason: Text = ""
 
 
-class AddSupply(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"procedure_code": "A4550", "charge": "25.00", "units": "1", "pointers": [1]}]})
+class AddSupply(_LineBody):
+    model_config = examples(
+        {"procedure_code": "A4550", "charge": "25.00", "units": "1", "pointers": [1]})
     procedure_code: Annotated[str, Field(max_length=12)]
-    charge: MoneyStr
-    units: UnitsStr = "1"
-    pointers: Annotated[list[Annotated[int, Field(ge=1, le=25)]], Field(max_length=12)] = []
-    modifiers: Annotated[list[Annotated[str, Field(max_length=4)]], Field(max_length=8)] = []
-    line_date: BillingDate | None = None
-    revenue_code: Annotated[str, Field(max_length=4)] = ""
-    ndc: Annotated[str, Field(max_length=13)] = ""
-    ndc_quantity: UnitsStr | None = None
-    description: Annotated[str, Field(max_length=80)] = ""
-    reason: Text = ""
 
 
 class ReviseLine(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"procedure_code": "99214", "charge": "180.00", "reason": "MDM moderate"}]})
+    model_config = examples(
+        {"procedure_code": "99214", "charge": "180.00", "reason": "MDM moderate"})
     reason: Reason
     procedure_code: Annotated[str, Field(max_length=12)] | None = None
     charge: MoneyStr | None = None
@@ -205,16 +202,15 @@ class ReviseLine(Body):
 
 
 class AdjustCharge(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"amount": "-20.00", "reason": "price correction"}]})
+    model_config = examples({"amount": "-20.00", "reason": "price correction"})
     amount: MoneyStr
     reason: Reason
 
 
 class CreateClaim(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = examples(
         {"claim_number": "S1-0001", "bucket": "primary", "frequency": "1"},
-        {"claim_number": "S7-0001R", "frequency": "7", "original_icn": "A0004"}]})
+        {"claim_number": "S7-0001R", "frequency": "7", "original_icn": "A0004"})
     claim_number: Annotated[str, Field(min_length=1, max_length=38)]
     bucket: Literal["primary", "secondary", "tertiary"] = "primary"
     frequency: Literal["1", "7", "8"] = "1"
@@ -224,8 +220,7 @@ class CreateClaim(Body):
 
 
 class SubmitClaim(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"interchange_control": "000000001"}]})
+    model_config = examples({"interchange_control": "000000001"})
     interchange_control: Annotated[str, Field(max_length=9)] = ""
     group_control: Annotated[str, Field(max_length=9)] = ""
     transaction_control: Annotated[str, Field(max_length=9)] = ""
@@ -233,8 +228,8 @@ class SubmitClaim(Body):
 
 
 class Acknowledge(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"source": "277CA", "accepted": False, "category": "A7", "message": "invalid NPI"}]})
+    model_config = examples(
+        {"source": "277CA", "accepted": False, "category": "A7", "message": "invalid NPI"})
     source: Literal["999", "277CA"]
     accepted: bool
     category: Annotated[str, Field(max_length=10)] = ""
@@ -267,7 +262,7 @@ class Remittance(Body):
 
 
 class PostAdjudication(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+    model_config = examples({
         "status_code": "1", "charge": "240.00", "paid": "114.82",
         "patient_responsibility": "30.00", "payer_icn": "ICN-S1",
         "adjudication_date": "2026-04-20",
@@ -276,7 +271,7 @@ class PostAdjudication(Body):
         "lines": [{"line_no": 1, "procedure_code": "99214", "submitted": "180.00",
                    "paid": "98.50", "allowed": "128.50",
                    "adjustments": [{"group": "CO", "reason": "45", "amount": "51.50"},
-                                   {"group": "PR", "reason": "3", "amount": "30.00"}]}]}]})
+                                   {"group": "PR", "reason": "3", "amount": "30.00"}]}]})
     status_code: Literal["1", "2", "3", "4", "19", "20", "21", "22", "23", "25"]
     charge: MoneyStr
     paid: MoneyStr
@@ -292,9 +287,9 @@ class PostAdjudication(Body):
 
 
 class ProviderAdjustment(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = examples(
         {"reason_code": "L6", "reference": "INT-1", "amount": "-1.25",
-         "remittance_key": "PAYER-A|TRN-1|sha256:abc"}]})
+         "remittance_key": "PAYER-A|TRN-1|sha256:abc"})
     reason_code: Annotated[str, Field(min_length=2, max_length=2)]
     reference: Annotated[str, Field(max_length=50)] = ""
     amount: MoneyStr
@@ -302,9 +297,9 @@ class ProviderAdjustment(Body):
 
 
 class RecordDenial(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = examples(
         {"carc": ["50"], "rarc": ["N115"], "deadline": "2026-08-18",
-         "reason": "denial letter"}]})
+         "reason": "denial letter"})
     carc: Annotated[list[Annotated[str, Field(max_length=5)]], Field(min_length=1, max_length=10)]
     rarc: Annotated[list[Annotated[str, Field(max_length=8)]], Field(max_length=10)] = []
     deadline: BillingDate
@@ -312,40 +307,37 @@ class RecordDenial(Body):
 
 
 class FileAppeal(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = examples(
         {"filed_on": "2026-05-01", "reason": "medical necessity documented",
-         "documents": ["progress-notes"]}]})
+         "documents": ["progress-notes"]})
     filed_on: BillingDate
     reason: Reason
     documents: Annotated[list[Annotated[str, Field(max_length=120)]], Field(max_length=20)] = []
 
 
 class DecideAppeal(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"outcome": "overturned", "decided_on": "2026-06-01"}]})
+    model_config = examples({"outcome": "overturned", "decided_on": "2026-06-01"})
     outcome: Literal["overturned", "upheld", "partial"]
     decided_on: BillingDate
     reason: Text = ""
 
 
 class IssueStatement(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"statement_date": "2026-05-01"}]})
+    model_config = examples({"statement_date": "2026-05-01"})
     statement_date: BillingDate
 
 
 class PatientPayment(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"amount": "150.00", "method": "card", "received_on": "2026-05-10"}]})
+    model_config = examples({"amount": "150.00", "method": "card", "received_on": "2026-05-10"})
     amount: PositiveMoneyStr
     method: Literal["cash", "check", "card", "ach", "other"]
     received_on: BillingDate
 
 
 class Refund(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = examples(
         {"amount": "30.00", "method": "check", "issued_on": "2026-05-12",
-         "reason": "overpayment"}]})
+         "reason": "overpayment"})
     amount: PositiveMoneyStr
     method: Annotated[str, Field(min_length=1, max_length=20)]
     issued_on: BillingDate
@@ -353,9 +345,9 @@ class Refund(Body):
 
 
 class WriteOff(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = examples(
         {"amount": "5.00", "bucket": "patient", "category": "small_balance",
-         "approver_id": "mgr-1", "reason": "under threshold"}]})
+         "approver_id": "mgr-1", "reason": "under threshold"})
     amount: PositiveMoneyStr
     bucket: Literal["primary", "secondary", "tertiary", "patient"]
     category: Literal["contractual", "timely_filing", "small_balance", "bad_debt", "charity",
@@ -367,22 +359,22 @@ class WriteOff(Body):
 
 class OpenDispute(Body):
     """The dispute is assigned to the caller (the token's user): there is no advocate_id."""
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = examples(
         {"line_nos": [1], "category": "charge",
-         "description": "charge higher than the estimate"}]})
+         "description": "charge higher than the estimate"})
     line_nos: Annotated[list[int], Field(min_length=1, max_length=50)]
     category: Literal["charge", "coding", "coverage", "balance", "other"]
     description: Annotated[str, Field(max_length=2000)] = ""
 
 
 class GrantAccess(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = examples(
         {"grantee_id": "advocate-1", "authorization_ref": "AUTH-2026-0042",
          "valid_until": "2026-12-31T23:59:59Z", "basis": "staff",
          "reason": "patient asked for help with the bill"},
         {"grantee_id": "advocate-1", "authorization_ref": "HIPAA-AUTH-77",
          "valid_until": "2026-09-30T00:00:00Z", "basis": "patient_authorization",
-         "patient_ref": "PT-1001"}]})
+         "patient_ref": "PT-1001"})
     grantee_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,80}$",
                                      description="the advocate's user id")]
     authorization_ref: Annotated[str, Field(
@@ -397,20 +389,17 @@ class GrantAccess(Body):
 
 
 class RevokeAccess(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"reason": "patient withdrew the authorization"}]})
+    model_config = examples({"reason": "patient withdrew the authorization"})
     reason: Reason
 
 
 class DisputeNote(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"note": "called the payer"}]})
+    model_config = examples({"note": "called the payer"})
     note: Annotated[str, Field(min_length=1, max_length=4000)]
 
 
 class ResolveDispute(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"outcome": "adjusted", "reason": "courtesy adjustment"}]})
+    model_config = examples({"outcome": "adjusted", "reason": "courtesy adjustment"})
     outcome: Literal["upheld", "adjusted", "rejected", "withdrawn"]
     reason: Reason
 

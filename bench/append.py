@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import random
 import threading
-import time
 import uuid
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from bench.common import Report, alternate, fresh_database, machine, median
+from bench.common import Report, alternate, fresh_database, machine, median, per_second
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
@@ -60,27 +59,7 @@ def seed(url: str, count: int) -> list[uuid.UUID]:
 
 def run_callers(callers: int, call: Any) -> float:
     """Each caller loops ``call()`` for SECONDS; returns calls per second."""
-    stop = time.perf_counter() + SECONDS
-    counts = [0] * callers
-    barrier = threading.Barrier(callers + 1)
-
-    def loop(i: int) -> None:
-        rnd = random.Random(i)
-        barrier.wait()
-        n = 0
-        while time.perf_counter() < stop:
-            call(rnd)
-            n += 1
-        counts[i] = n
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(callers)]
-    for t in threads:
-        t.start()
-    started = time.perf_counter()
-    barrier.wait()
-    for t in threads:
-        t.join()
-    return sum(counts) / (time.perf_counter() - started)
+    return per_second(callers, SECONDS, call)
 
 
 def ledger_call(app: LedgerApplication, ids: list[uuid.UUID]):

@@ -31,9 +31,7 @@ from urllib.parse import urlparse, urlunparse
 
 import psycopg
 
-from bench.common import Report, alternate, machine, median, percentile
-from bench.workload import run_workload
-from ledger.application.service import LedgerApplication
+from bench.common import Report, alternate, fill, machine, median, percentile
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
 from ledger.projections import queries as q
@@ -89,16 +87,8 @@ def store(events: int, fresh: bool = False) -> str:
                 conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
                 conn.execute(f'CREATE DATABASE "{name}"')
             migrate(url)
-        env = eventsourcing_env(url, Settings(database_url=url, cache_size=0))
-        app = LedgerApplication(env=env)
-        started = time.perf_counter()
-        try:
-            stats = run_workload(app.save, encounters=events, seed=2019, concurrency=200,
-                                 max_events=events)
-        finally:
-            app.close()
-        print(f"# filled {stats.events:,} events in {time.perf_counter() - started:.0f}s",
-              flush=True)
+        filled, seconds = fill(url, events, seed=2019)
+        print(f"# filled {filled:,} events in {seconds:.0f}s", flush=True)
     else:
         print(f"# reusing the store {name} ({stored:,} events)", flush=True)
     renv = eventsourcing_env(url, Settings(database_url=url))

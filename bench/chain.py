@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 import uuid
 from typing import Any
@@ -34,7 +33,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from bench.common import Report, fresh_database, machine, median
+from bench.common import Report, fresh_database, machine, median, per_second
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.domain.errors import ConcurrencyConflict, LedgerError
@@ -126,26 +125,7 @@ class Streams:
 
 def timed(callers: int, call: Any) -> float:
     """Events (or commands) per second over SECONDS with ``callers`` threads."""
-    stop = time.perf_counter() + SECONDS
-    counts = [0] * callers
-    barrier = threading.Barrier(callers + 1)
-
-    def loop(i: int) -> None:
-        rnd = random.Random(i * 7919 + time.time_ns())
-        barrier.wait()
-        n = 0
-        while time.perf_counter() < stop:
-            n += call(rnd)
-        counts[i] = n
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(callers)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    return sum(counts) / (time.perf_counter() - started)
+    return per_second(callers, SECONDS, call, seed=lambda i: i * 7919 + time.time_ns())
 
 
 def command(app: LedgerApplication, ids: list[uuid.UUID]) -> Any:

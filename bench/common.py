@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import statistics
+import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,6 +56,89 @@ def fresh_database(label: str, keep: bool = False) -> Iterator[str]:
         if not keep:
             with psycopg.connect(server, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fill(url: str, events: int, seed: int) -> tuple[int, float]:
+    """Fill the database at ``url`` with ``events`` events of the seeded randomized workload
+    (bench.workload); returns the events saved and the seconds it took."""
+    from bench.workload import run_workload
+    from ledger.application.service import LedgerApplication
+    from ledger.config import Settings
+    from ledger.persistence.database import eventsourcing_env
+
+    app = LedgerApplication(env=eventsourcing_env(url, Settings(database_url=url, cache_size=0)))
+    started = time.perf_counter()
+    try:
+        stats = run_workload(app.save, encounters=events, seed=seed, concurrency=200,
+                             max_events=events)
+    finally:
+        app.close()
+    return stats.events, time.perf_counter() - started
+
+
+def per_second(callers: int, seconds: float, call: Callable[[random.Random], int | None],
+               seed: Callable[[int], int] = lambda i: i) -> float:
+    """``callers`` threads each call ``call(rnd)`` in a loop for ``seconds`` (all started
+    together); returns what the calls counted per second (a call that returns None counts 1)."""
+    stop = time.perf_counter() + seconds
+    counts = [0] * callers
+    barrier = threading.Barrier(callers + 1)
+
+    def loop(i: int) -> None:
+        rnd = random.Random(seed(i))
+        barrier.wait()
+        n = 0
+        while time.perf_counter() < stop:
+            counted = call(rnd)
+            n += 1 if counted is None else counted
+        counts[i] = n
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(callers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Terminate a child process; kill it if it has not ended within ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+class Sampler:
+    """While it runs (``with``), ``sample(conn)`` every ``interval`` seconds on a connection of
+    its own to ``url``, in a background thread."""
+
+    interval = 0.2
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(self.interval):
+                self.sample(conn)
+
+    def sample(self, conn: psycopg.Connection[Any]) -> None:
+        raise NotImplementedError
 
 
 def machine() -> dict[str, Any]:

@@ -17,14 +17,14 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
 from bench.append import seed
-from bench.common import ROOT, Report, fresh_database, machine, median
+from bench.common import ROOT, Report, Sampler, fresh_database, machine, median, stop_process
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -42,39 +42,24 @@ def free_port() -> int:
 STACK = os.environ.get("BENCH_HTTP_STACK", "auto,auto").split(",")
 
 
-class ConnectionCount:
+class ConnectionCount(Sampler):
     """Peak connections per application_name (PGAPPNAME of each child) and backend type in
     pg_stat_activity, sampled every 0.2 s on a connection of its own while it runs."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        super().__init__(url)
         self.peak: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> ConnectionCount:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self._stop.wait(0.2):
-                rows = conn.execute(
-                    "SELECT coalesce(nullif(application_name, ''), '-') || ' / ' || backend_type,"
-                    " count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
-                    " GROUP BY 1").fetchall()
-                total = 0
-                for key, n in rows:
-                    self.peak[key] = max(self.peak.get(key, 0), n)
-                    total += n
-                self.peak["total (all at once)"] = max(self.peak.get("total (all at once)", 0),
-                                                      total)
+    def sample(self, conn: Any) -> None:
+        rows = conn.execute(
+            "SELECT coalesce(nullif(application_name, ''), '-') || ' / ' || backend_type,"
+            " count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            " GROUP BY 1").fetchall()
+        total = 0
+        for key, n in rows:
+            self.peak[key] = max(self.peak.get(key, 0), n)
+            total += n
+        self.peak["total (all at once)"] = max(self.peak.get("total (all at once)", 0), total)
 
 
 @contextmanager
@@ -104,12 +89,7 @@ def server(app: str, env: dict[str, str], stack: list[str] | None = None, worker
                 time.sleep(0.2)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_process(proc)
 
 
 def load(port: int, requests: list[str], seconds: float) -> dict:
@@ -181,12 +161,7 @@ def measure(report: Report, workers: int) -> None:
                     runs["ledger"].append(load(lport, ledger_requests, SECONDS))
                     runs["bare"].append(load(bport, bare_requests, SECONDS))
         finally:
-            projections.terminate()
-            try:
-                projections.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                projections.kill()
-                projections.wait(timeout=30)
+            stop_process(projections)
         print(f"# workers {workers}: peak connections {json.dumps(count.peak, sort_keys=True)}",
               flush=True)
         for name, rs in runs.items():

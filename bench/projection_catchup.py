@@ -19,9 +19,7 @@ from __future__ import annotations
 import os
 import time
 
-from bench.common import Report, alternate, fresh_database, machine, median
-from bench.workload import run_workload
-from ledger.application.service import LedgerApplication
+from bench.common import Report, alternate, fill, fresh_database, machine, median
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
 from ledger.projections.runner import VIEWS, ProjectionRunner
@@ -32,22 +30,10 @@ PAGE = int(os.environ.get("BENCH_PROJECTION_PAGE", "10000"))
 SINGLE = os.environ.get("BENCH_PROJECTION_SINGLE", "1") not in ("0", "n", "no")
 
 
-def fill(url: str) -> tuple[int, float]:
-    env = eventsourcing_env(url, Settings(database_url=url, cache_size=0))
-    app = LedgerApplication(env=env)
-    started = time.perf_counter()
-    try:
-        stats = run_workload(app.save, encounters=EVENTS, seed=2026, concurrency=200,
-                             max_events=EVENTS)
-    finally:
-        app.close()
-    return stats.events, time.perf_counter() - started
-
-
 def main() -> Report:
     report = Report(f"projection catch-up (events/s, {EVENTS:,} events, page {PAGE})")
     with fresh_database("projections") as url:
-        events, fill_s = fill(url)
+        events, fill_s = fill(url, EVENTS, seed=2026)
         print(f"# filled {events:,} events in {fill_s:.1f}s; machine {machine()}", flush=True)
         env = eventsourcing_env(url, Settings(database_url=url))
         runner = ProjectionRunner(env, page_size=PAGE)

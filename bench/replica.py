@@ -24,7 +24,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,7 +34,7 @@ import psutil
 import psycopg
 
 from bench.append import seed
-from bench.common import ROOT, Report, machine, median
+from bench.common import ROOT, Report, Sampler, machine, median, stop_process
 from bench.http import free_port, load, post
 
 QUICK = "--quick" in sys.argv
@@ -64,8 +63,7 @@ def api(env: dict[str, str], workers: int) -> Iterator[tuple[int, subprocess.Pop
             time.sleep(0.2)
         yield port, proc
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process(proc)
 
 
 def get(path: str, headers: dict[str, str]) -> str:
@@ -109,30 +107,20 @@ def children_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-class LockSampler:
+class LockSampler(Sampler):
     """Every 0.1 s: sessions of the bench database waiting on a lock, and active ones."""
 
+    interval = 0.1
+
     def __init__(self, url: str) -> None:
-        self.url, self.samples = url, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(url)
+        self.samples: list[Any] = []
 
-    def __enter__(self) -> LockSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self._stop.wait(0.1):
-                self.samples.append(conn.execute(
-                    "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
-                    "count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                ).fetchone())
+    def sample(self, conn: Any) -> None:
+        self.samples.append(conn.execute(
+            "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
+            "count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone())
 
     def mean(self, i: int) -> float:
         return sum(s[i] for s in self.samples) / max(1, len(self.samples))
@@ -233,8 +221,7 @@ def main() -> Report:
                        cores=" ".join(f"{k}={v}" for k, v in cores.items()), runs=ROUNDS)
     finally:
         if projections is not None:
-            projections.terminate()
-            projections.wait(timeout=30)
+            stop_process(projections)
         if standby is not None:
             standby.stop()
         primary.stop()

@@ -36,8 +36,13 @@ def _now() -> datetime:
 
 
 async def _dispute_command(request: Request, raw: bytes, ledger: Any, identity: Any,
-                           command: Command, **options: Any) -> Response:
-    await require_encounter_access(ledger, identity, command.encounter_id)
+                           kind: type[Command], encounter_id: UUID, dispute_id: str, body: Any,
+                           **options: Any) -> Response:
+    """Run a dispute command (``kind``) on ``encounter_id``'s dispute, stamped now, for a
+    caller who may access the encounter."""
+    command = kind(encounter_id=encounter_id, dispute_id=dispute_id, at=_now(),
+                   **body.command_kwargs())
+    await require_encounter_access(ledger, identity, encounter_id)
     return await run_command(request, raw, identity.actor,
                              handled(ledger, command, identity.actor), **options)
 
@@ -47,9 +52,9 @@ async def _dispute_command(request: Request, raw: bytes, ledger: Any, identity: 
 async def open_dispute(request: Request, encounter_id: UUID, body: s.OpenDispute, raw: RawBody,
                        ledger: LedgerDep, identity: IdentityDep) -> Response:
     dispute_id = f"D-{uuid4().hex[:12]}"
-    return await _dispute_command(request, raw, ledger, identity, c.OpenDispute(
-        encounter_id=encounter_id, dispute_id=dispute_id, at=_now(), **body.command_kwargs()),
-                                  status_code=201, present=lambda _: {"dispute_id": dispute_id})
+    return await _dispute_command(request, raw, ledger, identity, c.OpenDispute, encounter_id,
+                                  dispute_id, body, status_code=201,
+                                  present=lambda _: {"dispute_id": dispute_id})
 
 
 @router.post("/{encounter_id}/disputes/{dispute_id}/notes", summary="Add a dispute note",
@@ -57,8 +62,8 @@ async def open_dispute(request: Request, encounter_id: UUID, body: s.OpenDispute
 async def add_dispute_note(request: Request, encounter_id: UUID, dispute_id: str,
                            body: s.DisputeNote, raw: RawBody, ledger: LedgerDep,
                            identity: IdentityDep) -> Response:
-    return await _dispute_command(request, raw, ledger, identity, c.AddDisputeNote(
-        encounter_id=encounter_id, dispute_id=dispute_id, at=_now(), **body.command_kwargs()))
+    return await _dispute_command(request, raw, ledger, identity, c.AddDisputeNote,
+                                  encounter_id, dispute_id, body)
 
 
 @router.post("/{encounter_id}/disputes/{dispute_id}/resolve", summary="Resolve a dispute",
@@ -66,8 +71,8 @@ async def add_dispute_note(request: Request, encounter_id: UUID, dispute_id: str
 async def resolve_dispute(request: Request, encounter_id: UUID, dispute_id: str,
                           body: s.ResolveDispute, raw: RawBody, ledger: LedgerDep,
                           identity: IdentityDep) -> Response:
-    return await _dispute_command(request, raw, ledger, identity, c.ResolveDispute(
-        encounter_id=encounter_id, dispute_id=dispute_id, at=_now(), **body.command_kwargs()))
+    return await _dispute_command(request, raw, ledger, identity, c.ResolveDispute,
+                                  encounter_id, dispute_id, body)
 
 
 # ---------------------------------------------------------------------- access grants
@@ -104,6 +109,20 @@ def _side_write(write: Any, request: Request, encounter_id: UUID, role: str,
     return side
 
 
+def _grant_runner(request: Request, ledger: Any, actor: Any, command: Command,
+                  write: Any) -> Any:
+    """Runs a grant command with ``write`` (the grant table row and access-log record) in the
+    transaction of its event."""
+
+    def runner(expected_version: int | None, write_with: Any) -> Any:
+        return ledger.handle_async(
+            command, actor=actor, expected_version=expected_version,
+            write_with=_side_write(write, request, command.encounter_id, actor.role,
+                                   write_with))
+
+    return runner
+
+
 @router.post("/{encounter_id}/grants", status_code=201,
              summary="Grant an advocate access to this encounter (on the patient's behalf)",
              responses=COMMAND_RESPONSES)
@@ -115,13 +134,7 @@ async def grant_access(request: Request, encounter_id: UUID, body: s.GrantAccess
     kwargs = body.command_kwargs()
 
     command = c.GrantAccess(encounter_id=encounter_id, grant_id=grant_id, at=_now(), **kwargs)
-
-    def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.handle_async(
-            command, actor=actor, expected_version=expected_version,
-            write_with=_side_write(write_granted, request, encounter_id, actor.role,
-                                   write_with))
-
+    runner = _grant_runner(request, ledger, actor, command, write_granted)
     return await run_command(request, raw, actor, runner, status_code=201, present=grant_view,
                              location=lambda r: f"/encounters/{encounter_id}/grants")
 
@@ -135,13 +148,7 @@ async def revoke_access(request: Request, encounter_id: UUID, grant_id: str,
 
     command = c.RevokeAccess(encounter_id=encounter_id, grant_id=grant_id,
                              **body.command_kwargs())
-
-    def runner(expected_version: int | None, write_with: Any) -> Any:
-        return ledger.handle_async(
-            command, actor=actor, expected_version=expected_version,
-            write_with=_side_write(write_revoked, request, encounter_id, actor.role,
-                                   write_with))
-
+    runner = _grant_runner(request, ledger, actor, command, write_revoked)
     return await run_command(request, raw, actor, runner, present=grant_view)
 
 

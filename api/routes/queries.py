@@ -13,9 +13,9 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
-from api.deps import IdentityDep, MinPosition
+from api.deps import IdentityDep, MinPosition, ResponseHeaders
 from api.responses import OrjsonResponse
 from api.schemas import IsoDate
 from ledger.auth.grants import granted_encounters, granted_patient
@@ -32,6 +32,16 @@ AsOfTime = Annotated[datetime | None, Query(description=(
     "recorded time (ISO 8601 with a zone): the report as the ledger knew it then"))]
 AsOfPosition = Annotated[int | None, Query(description=(
     "log position: the report as it stood when the log ended there"))]
+
+
+def _effective(dos_from: IsoDate | None = None, dos_to: IsoDate | None = None,
+               adjudicated_from: IsoDate | None = None, adjudicated_to: IsoDate | None = None,
+               paid_from: IsoDate | None = None, paid_to: IsoDate | None = None) -> q.Effective:
+    """The effective-time filters of a claims or balances read (query parameters)."""
+    return q.Effective(dos_from, dos_to, adjudicated_from, adjudicated_to, paid_from, paid_to)
+
+
+EffectiveDates = Annotated[q.Effective, Depends(_effective)]
 
 
 @contextmanager
@@ -105,52 +115,31 @@ def _page(page: q.ResultPage) -> dict[str, Any]:
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-class ReadFromHeader:
-    """ASGI middleware: a read-model answer says where it was read (``X-Read-From: replica``
-    or ``primary``), when read replicas are configured."""
+class ReadFromHeader(ResponseHeaders):
+    """A read-model answer says where it was read (``X-Read-From: replica`` or ``primary``),
+    when read replicas are configured."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_header(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                where = scope.get("state", {}).get("read_from")
-                if where:
-                    message.setdefault("headers", [])
-                    message["headers"] = [*message["headers"],
-                                          (b"x-read-from", where.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)
+    def extra(self, scope: Any, message: Any) -> list[tuple[bytes, bytes]]:
+        where = scope.get("state", {}).get("read_from")
+        return [(b"x-read-from", where.encode())] if where else []
 
 
 @router.get("/claims", summary="Current claims, filtered, newest first (cursor pages)")
-def list_claims(request: Request, identity: IdentityDep,
+def list_claims(request: Request, identity: IdentityDep, effective: EffectiveDates,
                 status: Annotated[str | None, Query(max_length=20)] = None,
                 payer_id: Annotated[str | None, Query(max_length=80)] = None,
                 patient_ref: Annotated[str | None, Query(max_length=80)] = None,
-                dos_from: IsoDate | None = None, dos_to: IsoDate | None = None,
                 code: Annotated[str | None, Query(max_length=12)] = None,
                 actor_id: Annotated[str | None, Query(max_length=80)] = None,
                 limit: Limit = 50, cursor: Cursor = None,
                 min_position: MinPosition = None, as_of: AsOfTime = None,
-                as_of_position: AsOfPosition = None,
-                adjudicated_from: IsoDate | None = None, adjudicated_to: IsoDate | None = None,
-                paid_from: IsoDate | None = None,
-                paid_to: IsoDate | None = None) -> OrjsonResponse:
+                as_of_position: AsOfPosition = None) -> OrjsonResponse:
     with _as_of_read(request, min_position, as_of, as_of_position, ("claims",)) as (
             conn, point):
         page = q.list_claims(conn, status=status, payer_id=payer_id, patient_ref=patient_ref,
-                             dos_from=dos_from, dos_to=dos_to, code=code, actor_id=actor_id,
-                             limit=limit, cursor=cursor,
+                             code=code, actor_id=actor_id, limit=limit, cursor=cursor,
                              position=point.position if point else None,
-                             adjudicated_from=adjudicated_from, adjudicated_to=adjudicated_to,
-                             paid_from=paid_from, paid_to=paid_to)
+                             **effective.as_dict())
         if identity.role == "advocate":
             mine = _advocate_encounters(conn, identity)
             page = q.ResultPage([c for c in page.items if c["encounter_id"] in mine],
@@ -160,7 +149,7 @@ def list_claims(request: Request, identity: IdentityDep,
 
 @router.get("/payers/balances",
             summary="Per payer and kind of party: billed, paid, adjustments, outstanding, aging")
-def payer_balances(request: Request, identity: IdentityDep,
+def payer_balances(request: Request, identity: IdentityDep, effective: EffectiveDates,
                    payer_id: Annotated[str | None, Query(max_length=80)] = None,
                    party_kind: Literal["insurer", "business", "patient"] | None = None,
                    as_of: Annotated[str | None, Query(max_length=40, description=(
@@ -168,15 +157,8 @@ def payer_balances(request: Request, identity: IdentityDep,
                        "time (ISO 8601 with a zone): the balances as the ledger knew them "
                        "then, aged to that date"))] = None,
                    as_of_position: AsOfPosition = None, aging_date: IsoDate | None = None,
-                   min_position: MinPosition = None,
-                   dos_from: IsoDate | None = None, dos_to: IsoDate | None = None,
-                   adjudicated_from: IsoDate | None = None,
-                   adjudicated_to: IsoDate | None = None,
-                   paid_from: IsoDate | None = None,
-                   paid_to: IsoDate | None = None) -> OrjsonResponse:
+                   min_position: MinPosition = None) -> OrjsonResponse:
     moment, day = _date_or_time(as_of)
-    effective = q.Effective(dos_from, dos_to, adjudicated_from, adjudicated_to, paid_from,
-                            paid_to)
     with _as_of_read(request, min_position, moment, as_of_position, ("claims",)) as (
             conn, point):
         aged = aging_date or day or (point.day if point else None)
@@ -228,19 +210,12 @@ def patient_balance(request: Request, patient_ref: str, identity: IdentityDep,
 
 @router.get("/patients/balances",
             summary="Patients' balances (owed, credit), largest owed first; now or as of")
-def patient_balances(request: Request, identity: IdentityDep, owing_only: bool = True,
-                     limit: Limit = 100, min_position: MinPosition = None,
-                     as_of: AsOfTime = None,
-                     as_of_position: AsOfPosition = None,
-                     dos_from: IsoDate | None = None, dos_to: IsoDate | None = None,
-                     adjudicated_from: IsoDate | None = None,
-                     adjudicated_to: IsoDate | None = None,
-                     paid_from: IsoDate | None = None,
-                     paid_to: IsoDate | None = None) -> OrjsonResponse:
+def patient_balances(request: Request, identity: IdentityDep, effective: EffectiveDates,
+                     owing_only: bool = True, limit: Limit = 100,
+                     min_position: MinPosition = None, as_of: AsOfTime = None,
+                     as_of_position: AsOfPosition = None) -> OrjsonResponse:
     if identity.role == "advocate":
         raise HTTPException(403, "advocates read the balances of the patients granted to them")
-    effective = q.Effective(dos_from, dos_to, adjudicated_from, adjudicated_to, paid_from,
-                            paid_to)
     with _as_of_read(request, min_position, as_of, as_of_position, ("claims",)) as (
             conn, point):
         position = point.position if point else None

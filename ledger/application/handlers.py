@@ -16,7 +16,7 @@ from ledger.domain import commands as c
 from ledger.domain.codeset import DiagnosisCodeSet
 from ledger.domain.encounter import Encounter
 from ledger.domain.model import Actor
-from ledger.domain.scrubber import RULESET_VERSION, EditTables, scrub
+from ledger.domain.scrubber import EditTables, scrub
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,8 @@ def revise_diagnosis(enc: Encounter, cmd: c.ReviseDiagnosis, ctx: Context) -> No
 def scrub_claim(enc: Encounter, cmd: c.ScrubClaim, ctx: Context) -> Any:
     claim = enc._claim(cmd.claim_number)
     findings = scrub(enc, claim, ctx.code_set, ctx.edit_tables)
-    version = ctx.edit_tables.version
-    enc.scrub_claim(cmd.claim_number, ruleset_version=RULESET_VERSION + (
-        f"+{version}" if version else ""), findings=findings, actor=ctx.actor)
+    enc.scrub_claim(cmd.claim_number, ruleset_version=ctx.edit_tables.ruleset_version,
+                    findings=findings, actor=ctx.actor)
     return findings
 
 

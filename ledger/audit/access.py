@@ -21,6 +21,8 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from ledger.persistence.conditions import given
+
 OUTCOMES = ("allowed", "denied", "not_found", "invalid", "error")
 Target = psycopg.Connection[Any] | ConnectionPool | str
 
@@ -139,23 +141,11 @@ def query_access(target: Target, *, actor: str | None = None,
                  since: datetime | None = None, until: datetime | None = None,
                  before_id: int | None = None, limit: int = 100) -> list[AccessRecord]:
     """Access records matching every given filter, newest first (at most ``limit``)."""
-    where: list[str] = []
     params: list[Any] = []
-    for column, value in (("actor", actor), ("resource_type", resource_type),
-                          ("resource_id", resource_id), ("encounter_id", encounter_id),
-                          ("outcome", outcome)):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
-    if since is not None:
-        where.append("at >= %s")
-        params.append(since)
-    if until is not None:
-        where.append("at < %s")
-        params.append(until)
-    if before_id is not None:
-        where.append("id < %s")
-        params.append(before_id)
+    where = given(params, ("actor = %s", actor), ("resource_type = %s", resource_type),
+                  ("resource_id = %s", resource_id), ("encounter_id = %s", encounter_id),
+                  ("outcome = %s", outcome), ("at >= %s", since), ("at < %s", until),
+                  ("id < %s", before_id))
     sql = f"SELECT {_COLUMNS} FROM ledger_access_log"
     if where:
         sql += " WHERE " + " AND ".join(where)

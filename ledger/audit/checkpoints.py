@@ -39,7 +39,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import psycopg
 from cryptography.exceptions import InvalidSignature
@@ -180,18 +180,28 @@ def trusted_public_key() -> list[Ed25519PublicKey] | None:
 
 
 # ------------------------------------------------------------------------ signed tree heads
+@dataclass(frozen=True, kw_only=True)
 class SignedTreeHead:
     """What a checkpoint (over the event log) and an access seal (over the access log) share:
     a Merkle tree head signed with Ed25519 over ``signed_text()``, extending the previous one
-    by an RFC 6962 consistency proof."""
+    by an RFC 6962 consistency proof; its JSON file and its database row. A subclass adds
+    where its tree ends in its log (its own fields, ``POSITION``), the signed text and the
+    order of its row's columns (``COLUMNS``, ``SELECT``)."""
 
+    origin: str
     tree_size: int
     root_hash: bytes
+    time: datetime
     signature: bytes
     public_key: bytes
-    previous_size: int | None
-    consistency_proof: tuple[bytes, ...]
-    body: str
+    previous_size: int | None = None
+    consistency_proof: tuple[bytes, ...] = ()
+    frontier: bytes = field(default=b"", repr=False)
+    body: str = ""
+
+    POSITION: ClassVar[tuple[str, ...]] = ()  # its own integer fields, in its JSON file
+    COLUMNS: ClassVar[tuple[str, ...]] = ()  # its row as SELECT reads it (field names)
+    SELECT: ClassVar[str] = ""
 
     def signed_text(self) -> str:
         raise NotImplementedError
@@ -216,32 +226,12 @@ class SignedTreeHead:
         return verify_consistency(previous.tree_size, self.tree_size, previous.root_hash,
                                   self.root_hash, self.consistency_proof)
 
-
-# ---------------------------------------------------------------------------- checkpoints
-@dataclass(frozen=True)
-class Checkpoint(SignedTreeHead):
-    origin: str
-    tree_size: int
-    root_hash: bytes
-    last_position: int
-    time: datetime
-    signature: bytes
-    public_key: bytes
-    previous_size: int | None = None
-    consistency_proof: tuple[bytes, ...] = ()
-    frontier: bytes = field(default=b"", repr=False)
-    body: str = ""
-
-    def signed_text(self) -> str:
-        return signed_text(self.origin, self.tree_size, self.root_hash, self.last_position,
-                           self.time)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "origin": self.origin,
             "tree_size": self.tree_size,
             "root_hash": self.root_hash.hex(),
-            "last_position": self.last_position,
+            **{name: getattr(self, name) for name in self.POSITION},
             "time": format_time(self.time),
             "body": self.signed_text(),
             "signature": base64.b64encode(self.signature).decode(),
@@ -252,11 +242,12 @@ class Checkpoint(SignedTreeHead):
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Checkpoint:
+    def from_json(cls, data: dict[str, Any]) -> Self:
         return cls(
             origin=data["origin"], tree_size=int(data["tree_size"]),
             root_hash=bytes.fromhex(data["root_hash"]),
-            last_position=int(data["last_position"]), time=parse_time(data["time"]),
+            **{name: int(data[name]) for name in cls.POSITION},
+            time=parse_time(data["time"]),
             signature=base64.b64decode(data["signature"]),
             public_key=base64.b64decode(data["public_key"]),
             previous_size=data.get("previous_size"),
@@ -265,22 +256,60 @@ class Checkpoint(SignedTreeHead):
         )
 
     @classmethod
-    def from_row(cls, row: Any) -> Checkpoint:
-        (tree_size, last_position, root_hash, created_at, origin, body, signature, public_key,
-         previous_size, proof, frontier) = row
-        proof = bytes(proof)
-        return cls(origin=origin, tree_size=tree_size, root_hash=bytes(root_hash),
-                   last_position=last_position, time=created_at.astimezone(UTC),
-                   signature=bytes(signature), public_key=bytes(public_key),
-                   previous_size=previous_size,
-                   consistency_proof=tuple(proof[i:i + HASH_SIZE]
-                                           for i in range(0, len(proof), HASH_SIZE)),
-                   frontier=bytes(frontier), body=body)
+    def from_row(cls, row: Any) -> Self:
+        values = dict(zip(cls.COLUMNS, row, strict=True))
+        proof = bytes(values["consistency_proof"])
+        values.update({name: int(values[name]) for name in cls.POSITION},
+                      root_hash=bytes(values["root_hash"]), time=values["time"].astimezone(UTC),
+                      signature=bytes(values["signature"]),
+                      public_key=bytes(values["public_key"]),
+                      consistency_proof=tuple(proof[i:i + HASH_SIZE]
+                                              for i in range(0, len(proof), HASH_SIZE)),
+                      frontier=bytes(values["frontier"]))
+        return cls(**values)
+
+    @classmethod
+    def load_all(cls, conn: psycopg.Connection[Any]) -> list[Self]:
+        rows = conn.execute(cls.SELECT + " ORDER BY tree_size").fetchall()
+        return [cls.from_row(r) for r in rows]
+
+    @classmethod
+    def latest(cls, conn: psycopg.Connection[Any]) -> Self | None:
+        row = conn.execute(cls.SELECT + " ORDER BY tree_size DESC LIMIT 1").fetchone()
+        return cls.from_row(row) if row else None
+
+    @classmethod
+    def load_files(cls, directory: Path, prefix: str, *,
+                   latest_only: bool = False) -> list[Self]:
+        """The exported files, oldest first (file names sort by tree size)."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            return []
+        paths = sorted(directory.glob(f"{prefix}*.json"))
+        if latest_only:
+            paths = paths[-1:]
+        return [cls.from_json(json.loads(path.read_text())) for path in paths]
 
 
-SELECT_CHECKPOINTS = (
-    "SELECT tree_size, last_position, root_hash, created_at, origin, body, signature, "
-    "public_key, previous_size, consistency_proof, frontier FROM ledger_checkpoints")
+# ---------------------------------------------------------------------------- checkpoints
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint(SignedTreeHead):
+    last_position: int
+
+    POSITION: ClassVar[tuple[str, ...]] = ("last_position",)
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "tree_size", "last_position", "root_hash", "time", "origin", "body", "signature",
+        "public_key", "previous_size", "consistency_proof", "frontier")
+    SELECT: ClassVar[str] = (
+        "SELECT tree_size, last_position, root_hash, created_at, origin, body, signature, "
+        "public_key, previous_size, consistency_proof, frontier FROM ledger_checkpoints")
+
+    def signed_text(self) -> str:
+        return signed_text(self.origin, self.tree_size, self.root_hash, self.last_position,
+                           self.time)
+
+
+SELECT_CHECKPOINTS = Checkpoint.SELECT
 
 
 def format_time(moment: datetime) -> str:
@@ -298,17 +327,15 @@ def signed_text(origin: str, tree_size: int, root_hash: bytes, last_position: in
 
 
 def load_checkpoints(conn: psycopg.Connection[Any]) -> list[Checkpoint]:
-    rows = conn.execute(SELECT_CHECKPOINTS + " ORDER BY tree_size").fetchall()
-    return [Checkpoint.from_row(r) for r in rows]
+    return Checkpoint.load_all(conn)
 
 
 def latest_checkpoint(conn: psycopg.Connection[Any]) -> Checkpoint | None:
-    row = conn.execute(SELECT_CHECKPOINTS + " ORDER BY tree_size DESC LIMIT 1").fetchone()
-    return Checkpoint.from_row(row) if row else None
+    return Checkpoint.latest(conn)
 
 
-def export_path(directory: Path, tree_size: int) -> Path:
-    return Path(directory) / f"{FILE_PREFIX}{tree_size:015d}.json"
+def export_path(directory: Path, tree_size: int, prefix: str = FILE_PREFIX) -> Path:
+    return Path(directory) / f"{prefix}{tree_size:015d}.json"
 
 
 def export(checkpoint: Any, directory: Path, prefix: str = FILE_PREFIX) -> Path:
@@ -316,7 +343,7 @@ def export(checkpoint: Any, directory: Path, prefix: str = FILE_PREFIX) -> Path:
     fsync directory)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{prefix}{checkpoint.tree_size:015d}.json"
+    path = export_path(directory, checkpoint.tree_size, prefix)
     data = json.dumps(checkpoint.to_json(), indent=2, sort_keys=True).encode() + b"\n"
     if path.exists() and path.read_bytes() == data:
         return path
@@ -340,10 +367,4 @@ def export(checkpoint: Any, directory: Path, prefix: str = FILE_PREFIX) -> Path:
 
 def load_exported(directory: Path, *, latest_only: bool = False) -> list[Checkpoint]:
     """The exported checkpoints, oldest first (file names sort by tree size)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    paths = sorted(directory.glob(f"{FILE_PREFIX}*.json"))
-    if latest_only:
-        paths = paths[-1:]
-    return [Checkpoint.from_json(json.loads(path.read_text())) for path in paths]
+    return Checkpoint.load_files(directory, FILE_PREFIX, latest_only=latest_only)

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import struct
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 
-from ledger.audit.checkpoints import SignedTreeHead, format_time, parse_time
-from ledger.audit.merkle import HASH_SIZE
+from ledger.audit.checkpoints import SignedTreeHead, export_path, format_time
 
 FILE_PREFIX = "access-seal-"
 _U32 = struct.Struct(">I")
@@ -61,20 +59,16 @@ def access_leaf(row: tuple[Any, ...]) -> bytes:
     return hashlib.sha256(b"".join(parts)).digest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AccessSeal(SignedTreeHead):
-    origin: str
-    tree_size: int
-    root_hash: bytes
     cursor_tx: int
     cursor_id: int
-    time: datetime
-    signature: bytes
-    public_key: bytes
-    previous_size: int | None = None
-    consistency_proof: tuple[bytes, ...] = ()
-    frontier: bytes = field(default=b"", repr=False)
-    body: str = ""
+
+    POSITION: ClassVar[tuple[str, ...]] = ("cursor_tx", "cursor_id")
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "tree_size", "cursor_tx", "cursor_id", "root_hash", "time", "origin", "body",
+        "signature", "public_key", "previous_size", "consistency_proof", "frontier")
+    SELECT: ClassVar[str] = SELECT_SEALS
 
     @property
     def last_position(self) -> int:  # for messages shared with checkpoints: the last record id
@@ -85,59 +79,18 @@ class AccessSeal(SignedTreeHead):
                 f"{base64.b64encode(self.root_hash).decode()}\n"
                 f"cursor {self.cursor_tx}:{self.cursor_id}\ntime {format_time(self.time)}\n")
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "origin": self.origin, "tree_size": self.tree_size,
-            "root_hash": self.root_hash.hex(), "cursor_tx": self.cursor_tx,
-            "cursor_id": self.cursor_id, "time": format_time(self.time),
-            "body": self.signed_text(), "signature": base64.b64encode(self.signature).decode(),
-            "key_id": self.key_id, "public_key": base64.b64encode(self.public_key).decode(),
-            "previous_size": self.previous_size,
-            "consistency_proof": [h.hex() for h in self.consistency_proof],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AccessSeal:
-        return cls(
-            origin=data["origin"], tree_size=int(data["tree_size"]),
-            root_hash=bytes.fromhex(data["root_hash"]), cursor_tx=int(data["cursor_tx"]),
-            cursor_id=int(data["cursor_id"]), time=parse_time(data["time"]),
-            signature=base64.b64decode(data["signature"]),
-            public_key=base64.b64decode(data["public_key"]),
-            previous_size=data.get("previous_size"),
-            consistency_proof=tuple(bytes.fromhex(h) for h in data.get("consistency_proof", [])),
-            body=data.get("body", ""))
-
-    @classmethod
-    def from_row(cls, row: Any) -> AccessSeal:
-        (size, ctx, cid, root, created, origin, body, signature, public, previous, proof,
-         frontier) = row
-        proof = bytes(proof)
-        return cls(origin=origin, tree_size=size, root_hash=bytes(root), cursor_tx=int(ctx),
-                   cursor_id=cid, time=created.astimezone(UTC), signature=bytes(signature),
-                   public_key=bytes(public), previous_size=previous,
-                   consistency_proof=tuple(proof[i:i + HASH_SIZE]
-                                           for i in range(0, len(proof), HASH_SIZE)),
-                   frontier=bytes(frontier), body=body)
-
 
 def load_seals(conn: psycopg.Connection[Any]) -> list[AccessSeal]:
-    return [AccessSeal.from_row(r)
-            for r in conn.execute(SELECT_SEALS + " ORDER BY tree_size").fetchall()]
+    return AccessSeal.load_all(conn)
 
 
 def latest_seal(conn: psycopg.Connection[Any]) -> AccessSeal | None:
-    row = conn.execute(SELECT_SEALS + " ORDER BY tree_size DESC LIMIT 1").fetchone()
-    return AccessSeal.from_row(row) if row else None
+    return AccessSeal.latest(conn)
 
 
 def seal_path(directory: Path, tree_size: int) -> Path:
-    return Path(directory) / f"{FILE_PREFIX}{tree_size:015d}.json"
+    return export_path(directory, tree_size, FILE_PREFIX)
 
 
 def load_exported_seals(directory: Path) -> list[AccessSeal]:
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    return [AccessSeal.from_json(json.loads(p.read_text()))
-            for p in sorted(directory.glob(f"{FILE_PREFIX}*.json"))]
+    return AccessSeal.load_files(directory, FILE_PREFIX)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -173,32 +174,30 @@ def lookup_code(system: str, code: str, on: date | None = None,
                            message=f"'{text[:10]}' is not a CMS place-of-service code")
         return _result(system, text, text, valid=True, billable=True, description=name,
                        version=places.VERSION)
-    if system == "npi":
-        try:
-            npi = npi_format(text)
-        except LedgerError as err:
-            return _refused(system, text, err, on)
-        return _result(system, text, npi, valid=True, billable=True,
-                       version="NPI check digit (Luhn, prefix 80840)")
-    if system == "revenue":
-        try:
-            rev = revenue_code_format(text)
-        except LedgerError as err:
-            return _refused(system, text, err, on)
-        return _result(system, text, rev, valid=True, billable=True,
-                       version="format only (NUBC descriptions are licensed)")
-    # ndc
+    result = _format_only(system, text, on)  # npi, revenue, ndc
+    fixed = ndc_billing_form(text) if system == "ndc" and not result["valid"] else None
+    if fixed:
+        result["message"] = (f"'{text}' is a 10-digit package NDC; bill it in the 11-digit "
+                             f"5-4-2 form {fixed}")
+    return result
+
+
+# The systems checked by their format alone: (format check, the code as shown, version)
+_FORMAT_ONLY: dict[str, tuple[Callable[[str], str], Callable[[str], str], str]] = {
+    "npi": (npi_format, str, "NPI check digit (Luhn, prefix 80840)"),
+    "revenue": (revenue_code_format, str, "format only (NUBC descriptions are licensed)"),
+    "ndc": (ndc_format, lambda ndc: f"{ndc[:5]}-{ndc[5:9]}-{ndc[9:]}",
+            "NDC 11-digit billing form (5-4-2)"),
+}
+
+
+def _format_only(system: str, text: str, on: date | None) -> dict[str, Any]:
+    check, shown, version = _FORMAT_ONLY[system]
     try:
-        ndc = ndc_format(text)
+        code = check(text)
     except LedgerError as err:
-        result = _refused(system, text, err, on)
-        fixed = ndc_billing_form(text)
-        if fixed:
-            result["message"] = (f"'{text}' is a 10-digit package NDC; bill it in the 11-digit "
-                                 f"5-4-2 form {fixed}")
-        return result
-    return _result(system, text, f"{ndc[:5]}-{ndc[5:9]}-{ndc[9:]}", valid=True, billable=True,
-                   version="NDC 11-digit billing form (5-4-2)")
+        return _refused(system, text, err, on)
+    return _result(system, text, shown(code), valid=True, billable=True, version=version)
 
 
 def _icd10cm(text: str, on: date | None, cs: ICD10CMCodeSet) -> dict[str, Any]:

@@ -118,6 +118,12 @@ class EditTables:
         self.version = version
         self.procedure_codes = procedure_codes
 
+    @property
+    def ruleset_version(self) -> str:
+        """What a scrub with these tables records on ``ClaimScrubbed``: the rule-set version,
+        ``+`` the tables' version when they have one."""
+        return RULESET_VERSION + (f"+{self.version}" if self.version else "")
+
     def ptp_edits(self, column1: str, column2: str) -> Sequence[PTPEdit]:
         return self.ptp.get((column1, column2), ())
 

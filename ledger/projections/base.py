@@ -42,7 +42,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.projection import Projection
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 log = logging.getLogger(__name__)
 
@@ -117,23 +117,22 @@ class ReadModel(PostgresTrackingRecorder):
         super().__init__(datastore, tracking_table_name=tracking_table_name or
                          f"{self.name}_tracking", **kwargs)
         self.application_name = application_name
-        self._lock_statement = SQL(
-            "SELECT notification_id FROM {0}.{1} WHERE application_name = %s FOR UPDATE"
-        ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
-        self._try_lock_statement = SQL(
+        schema, table = Identifier(self.datastore.schema), Identifier(self.tracking_table_name)
+
+        def tracking(text: str) -> Composed:  # a statement on {0}.{1}, this view's tracking table
+            return SQL(text).format(schema, table)
+
+        self._lock_statement = tracking(
+            "SELECT notification_id FROM {0}.{1} WHERE application_name = %s FOR UPDATE")
+        self._try_lock_statement = tracking(
             "SELECT notification_id FROM {0}.{1} WHERE application_name = %s "
-            "FOR UPDATE SKIP LOCKED"
-        ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
-        self._exists_statement = SQL(
-            "SELECT 1 FROM {0}.{1} WHERE application_name = %s"
-        ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
-        self._ensure_statement = SQL(
+            "FOR UPDATE SKIP LOCKED")
+        self._exists_statement = tracking("SELECT 1 FROM {0}.{1} WHERE application_name = %s")
+        self._ensure_statement = tracking(
             "INSERT INTO {0}.{1} (application_name, notification_id) VALUES (%s, 0) "
-            "ON CONFLICT (application_name) DO NOTHING"
-        ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
-        self._reset_statement = SQL(
-            "UPDATE {0}.{1} SET notification_id = 0 WHERE application_name = %s"
-        ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
+            "ON CONFLICT (application_name) DO NOTHING")
+        self._reset_statement = tracking(
+            "UPDATE {0}.{1} SET notification_id = 0 WHERE application_name = %s")
         # Test hook: called inside the page transaction after the view change, before the
         # tracking row moves (a crash here must leave no trace).
         self.before_tracking: Callable[[Page], None] | None = None

@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 from psycopg.sql import SQL, Composable, Identifier, Literal
 
 from ledger.domain.errors import InvalidValue
+from ledger.persistence.conditions import given
 from ledger.projections import PROJECTION_NAMES
 from ledger.projections.base import APPLICATION_NAME
 from ledger.projections.history import HISTORY_OF, SUMMED
@@ -61,6 +62,11 @@ def _cursor(cursor: str | None) -> int | None:
     if value < 0:
         raise InvalidValue("cursor", "cursor.format", "cursor: not a cursor from this list")
     return value
+
+
+def _given(params: list[Any], *conditions: tuple[str, Any]) -> list[Composable]:
+    """``given`` (ledger.persistence.conditions) as composable SQL."""
+    return [SQL(c) for c in given(params, *conditions)]
 
 
 def _source(table: str, position: int | None) -> Composable:
@@ -131,18 +137,10 @@ def list_claims(conn: Connection[Any], *, status: str | None = None,
     limit = _limit(limit)
     where: list[Composable] = []
     params: list[Any] = []
-    if status is not None:
-        if status not in CLAIM_STATUSES:
-            raise InvalidValue("status", "status.enum",
-                               f"status: one of {', '.join(CLAIM_STATUSES)}")
-        where.append(SQL("c.status = %s"))
-        params.append(status)
-    if payer_id:
-        where.append(SQL("c.payer_id = %s"))
-        params.append(payer_id)
-    if patient_ref:
-        where.append(SQL("c.patient_ref = %s"))
-        params.append(patient_ref)
+    if status is not None and status not in CLAIM_STATUSES:
+        raise InvalidValue("status", "status.enum", f"status: one of {', '.join(CLAIM_STATUSES)}")
+    where += _given(params, ("c.status = %s", status), ("c.payer_id = %s", payer_id or None),
+                    ("c.patient_ref = %s", patient_ref or None))
     effective = Effective(dos_from, dos_to, adjudicated_from, adjudicated_to, paid_from,
                           paid_to)
     dated = effective.dated()  # needs last_paid_on: the history's versions, now or at P
@@ -294,9 +292,7 @@ def payer_balances_effective(conn: Connection[Any], effective: Effective, *,
         name=Identifier(f"aging_{name}")) for name, lo, hi in AGING_BUCKETS]
     params += [as_of] * len(AGING_BUCKETS)
     where = effective.where(params)
-    if payer_id:
-        where.append(SQL("c.payer_id = %s"))
-        params.append(payer_id)
+    where += _given(params, ("c.payer_id = %s", payer_id or None))
     query = SQL(
         "SELECT c.payer_id, c.party_kind, count(*) AS claims, "
         "count(*) FILTER (WHERE c.status = ANY(%s)) AS open_claims, "
@@ -408,24 +404,13 @@ def work_queue(conn: Connection[Any], *, kind: str | None = None, open_only: boo
                cursor: str | None = None) -> ResultPage:
     """Denials, rejections and disputes, earliest deadline first (open ones by default)."""
     limit = _limit(limit)
-    where: list[Composable] = []
     params: list[Any] = []
-    if kind is not None:
-        if kind not in ("denial", "rejection", "dispute"):
-            raise InvalidValue("kind", "kind.enum", "kind: denial, rejection or dispute")
-        where.append(SQL("item_kind = %s"))
-        params.append(kind)
+    if kind is not None and kind not in ("denial", "rejection", "dispute"):
+        raise InvalidValue("kind", "kind.enum", "kind: denial, rejection or dispute")
+    where = _given(params, ("item_kind = %s", kind), ("payer_id = %s", payer_id or None),
+                   ("assignee = %s", assignee or None), ("deadline < %s", due_before))
     if open_only:
         where.append(SQL("status <> 'resolved'"))
-    if due_before is not None:
-        where.append(SQL("deadline < %s"))
-        params.append(due_before)
-    if payer_id:
-        where.append(SQL("payer_id = %s"))
-        params.append(payer_id)
-    if assignee:
-        where.append(SQL("assignee = %s"))
-        params.append(assignee)
     offset = _cursor(cursor) or 0
     query = SQL("SELECT * FROM work_queue {where} ORDER BY deadline NULLS LAST, "
                 "opened_position LIMIT %s OFFSET %s").format(
@@ -515,27 +500,13 @@ def audit_trail(conn: Connection[Any], *, encounter_id: UUID | None = None,
     (``since`` inclusive, ``until`` exclusive) and closed period (``YYYY-MM``: its
     ``PeriodClosed`` row)."""
     limit = _limit(limit)
-    where: list[Composable] = []
     params: list[Any] = []
-    for column, value in (("encounter_id", encounter_id), ("claim_number", claim_number),
-                          ("actor_id", actor_id), ("event_type", event_type),
-                          ("period", period)):
-        if value is not None:
-            where.append(SQL("{0} = %s").format(Identifier(column)))
-            params.append(value)
-    if code:
-        where.append(SQL("codes @> ARRAY[%s]::text[]"))
-        params.append(normalise_code(code))
-    if since is not None:
-        where.append(SQL("recorded_at >= %s"))
-        params.append(since)
-    if until is not None:
-        where.append(SQL("recorded_at < %s"))
-        params.append(until)
-    after = _cursor(cursor)
-    if after is not None:
-        where.append(SQL("position > %s"))
-        params.append(after)
+    where = _given(params, ("encounter_id = %s", encounter_id),
+                   ("claim_number = %s", claim_number), ("actor_id = %s", actor_id),
+                   ("event_type = %s", event_type), ("period = %s", period),
+                   ("codes @> ARRAY[%s]::text[]", normalise_code(code) if code else None),
+                   ("recorded_at >= %s", since), ("recorded_at < %s", until),
+                   ("position > %s", _cursor(cursor)))
     query = SQL("SELECT * FROM audit_trail {where} ORDER BY position LIMIT %s").format(
         where=SQL("WHERE ") + SQL(" AND ").join(where) if where else SQL(""))
     rows = _rows(conn, query, [*params, limit + 1])

@@ -43,6 +43,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger.application.loading import load_encounters
 from ledger.config import get_settings
 from ledger.domain.encounter import POSTABLE_STATUSES, DuplicatePayment, Encounter
+from ledger.domain.encounter.remittance import reversed_adjudication
 from ledger.domain.errors import LedgerError
 from ledger.domain.model import (
     CLAIM_LINKED_PLB,
@@ -55,7 +56,7 @@ from ledger.domain.model import (
     RemittanceRef,
     ResponsibleParty,
 )
-from ledger.domain.scrubber import RULESET_VERSION, scrub
+from ledger.domain.scrubber import scrub
 from ledger.domain.values import Money
 from ledger.x12 import index
 from ledger.x12.acks import ParsedAcks, read_277ca, read_999
@@ -67,7 +68,7 @@ from ledger.x12.claims837 import (
     read_837_chunks,
 )
 from ledger.x12.exceptions import RaisedException, write_raised
-from ledger.x12.model import ClaimPayment, Issue, ParsedFile, Remittance, ServicePayment
+from ledger.x12.model import Cas, ClaimPayment, Issue, ParsedFile, Remittance, ServicePayment
 from ledger.x12.remit835 import balance, read_835
 from ledger.x12.tokenizer import X12Error, file_hash, sniff, tokenize
 
@@ -287,8 +288,7 @@ class X12Importer:
                         patient_responsibility=c.patient_responsibility,
                         payer_icn=c.payer_icn, adjudication_date=r.production_date or ref_date,
                         remittance=ref,
-                        claim_adjustments=[Adjustment(a.group, a.reason, a.amount, a.quantity)
-                                           for a in c.adjustments],
+                        claim_adjustments=list(_adjustments(c.adjustments)),
                         lines=lines, remarks=list(c.remarks), actor=self.actor,
                         appeal_window_days=getattr(self.app, "appeal_window_days", 120),
                         drg_code=c.drg_code)
@@ -344,11 +344,8 @@ class X12Importer:
                 hold("unposted_plb", rule, p.reference, p.amount,
                      {"reason": p.reason, "reference": p.reference, "message": message},
                      f"plb{k}")
-            difference = r.total_paid - (sum((c.paid for c in r.claims), Money.zero())
-                                         - sum((p.amount for p in r.provider_adjustments),
-                                               Money.zero()))
             recon = _reconciliation(r, parsed.file_hash, plb_claims, plb_provider,
-                                    posted_paid, held_paid, difference, "posted")
+                                    posted_paid, held_paid, "posted")
             rows_recon.append(recon)
             result.reconciliation.append(_recon_dict(recon))
             result.posted += posted
@@ -479,12 +476,9 @@ class X12Importer:
                                if i.severity == "error"][:20]})]
         recon_rows = []
         for r in remittances or []:
-            difference = r.total_paid - (sum((c.paid for c in r.claims), Money.zero())
-                                         - sum((p.amount for p in r.provider_adjustments),
-                                               Money.zero()))
             row = _reconciliation(r, result.file_hash, Money.zero(), Money.zero(),
-                                  Money.zero(), sum((c.paid for c in r.claims), Money.zero()),
-                                  difference, "quarantined")
+                                  Money.zero(), _claims_paid(r), "quarantined")
+            difference = _difference(r)
             recon_rows.append(row)
             result.reconciliation.append(_recon_dict(row))
             if not difference.is_zero():
@@ -688,10 +682,8 @@ class X12Importer:
                           fhash: str) -> None:
         claim = enc.claims[key]
         findings = scrub(enc, claim, self.app.code_set, self.app.edit_tables)
-        tables = self.app.edit_tables
-        ruleset = RULESET_VERSION + (f"+{tables.version}" if tables.version else "")
-        if not enc.scrub_claim(key, ruleset_version=ruleset, findings=findings,
-                               actor=self.actor):
+        if not enc.scrub_claim(key, ruleset_version=self.app.edit_tables.ruleset_version,
+                               findings=findings, actor=self.actor):
             first = next(f for f in findings if f.severity == "error")
             raise LedgerError("claim", f"scrub.{first.rule_id}",
                               f"the scrubber refuses it: {first.rule_id} {first.message}")
@@ -744,18 +736,7 @@ class X12Importer:
         enc.create_claim(d.claim_number, actor=self.actor, bucket=d.bucket,
                          frequency=d.frequency, original_icn=d.original_icn,
                          line_nos=line_nos, reason="837 import")
-        claim = enc.claims[d.claim_number]
-        findings = scrub(enc, claim, self.app.code_set, self.app.edit_tables)
-        tables = self.app.edit_tables
-        ruleset = RULESET_VERSION + (f"+{tables.version}" if tables.version else "")
-        if not enc.scrub_claim(d.claim_number, ruleset_version=ruleset, findings=findings,
-                               actor=self.actor):
-            first = next(f for f in findings if f.severity == "error")
-            raise LedgerError("claim", f"scrub.{first.rule_id}",
-                              f"the scrubber refuses it: {first.rule_id} {first.message}")
-        enc.submit_claim(d.claim_number, actor=self.actor, interchange_control=isa13,
-                         group_control=gs06, transaction_control=d.transaction_control,
-                         batch_hash=fhash)
+        self._scrub_and_submit(enc, d.claim_number, isa13, gs06, d.transaction_control, fhash)
         return enc
 
     # ------------------------------------------------------------------ 999 / 277CA
@@ -950,11 +931,23 @@ RECON_COLUMNS = ("payer_id", "trace_number", "content_hash", "file_hash", "bpr_a
                  "held_paid", "difference", "reconciled", "outcome")
 
 
+def _claims_paid(r: Remittance) -> Money:
+    return sum((c.paid for c in r.claims), Money.zero())
+
+
+def _plb_total(r: Remittance) -> Money:
+    return sum((p.amount for p in r.provider_adjustments), Money.zero())
+
+
+def _difference(r: Remittance) -> Money:
+    """BPR02 against what the claims paid less the PLB adjustments: zero when it reconciles."""
+    return r.total_paid - (_claims_paid(r) - _plb_total(r))
+
+
 def _reconciliation(r: Remittance, fhash: str, plb_claims: Money, plb_provider: Money,
-                    posted_paid: Money, held_paid: Money, difference: Money,
-                    outcome: str) -> tuple:
-    claims_paid = sum((c.paid for c in r.claims), Money.zero())
-    plb_total = sum((p.amount for p in r.provider_adjustments), Money.zero())
+                    posted_paid: Money, held_paid: Money, outcome: str) -> tuple:
+    """The x12_reconciliation row of a remittance (RECON_COLUMNS)."""
+    claims_paid, plb_total, difference = _claims_paid(r), _plb_total(r), _difference(r)
     return (r.payer_id, r.trace_number, r.content_hash, fhash, r.total_paid.amount,
             claims_paid.amount, plb_total.amount, plb_claims.amount, plb_provider.amount,
             posted_paid.amount, held_paid.amount, difference.amount, difference.is_zero(),
@@ -987,12 +980,17 @@ def _patient_ref(key: str) -> str:
 
 
 def _reversible(claim: Claim, c: ClaimPayment) -> Adjudication | None:
-    """The posted adjudication of ``claim`` that a reversal CLP negates (ICN first)."""
-    fits = [a for a in claim.active_adjudications()
-            if a.paid == -c.paid and a.charge == -c.charge and
-            a.patient_responsibility == -c.patient_responsibility]
-    by_icn = [a for a in fits if c.payer_icn and a.payer_icn == c.payer_icn]
-    return (by_icn or fits or [None])[-1]
+    """The posted adjudication of ``claim`` that a reversal CLP negates: the domain's rule
+    (``reversed_adjudication``), on the CLP's amounts and every CAS of the claim and its SVCs."""
+    return reversed_adjudication(claim, c.charge, c.paid, c.patient_responsibility,
+                                 c.payer_icn, [*_adjustments(c.adjustments),
+                                               *(a for s in c.services
+                                                 for a in _adjustments(s.adjustments))])
+
+
+def _adjustments(cas: list[Cas]) -> tuple[Adjustment, ...]:
+    """The domain's adjustments of the CAS segments of a CLP or SVC loop."""
+    return tuple(Adjustment(a.group, a.reason, a.amount, a.quantity) for a in cas)
 
 
 class LineMatchError(LedgerError):
@@ -1072,19 +1070,15 @@ def _line_results(enc: Encounter, claim: Claim, c: ClaimPayment) -> list[LineRes
             raise LineMatchError(s.position, "835.line_unmatched",
                                  f"SVC {s.position} ({code or s.revenue_code} {s.charge} x "
                                  f"{s.units}) matches no line of the claim")
-    out = []
-    for s in c.services:
-        no = chosen[s.position]
-        out.append(LineResult(no, s.procedure_code or pool[no][0], s.charge, s.paid, s.allowed,
-                              s.units, tuple(Adjustment(a.group, a.reason, a.amount, a.quantity)
-                                             for a in s.adjustments), tuple(s.remarks)))
-    return out
+    return [_line_result(s, chosen[s.position], pool[chosen[s.position]][0])
+            for s in c.services]
 
 
-def _plain_result(s: ServicePayment, no: int) -> LineResult:
-    return LineResult(no, s.procedure_code, s.charge, s.paid, s.allowed, s.units,
-                      tuple(Adjustment(a.group, a.reason, a.amount, a.quantity)
-                            for a in s.adjustments), tuple(s.remarks))
+def _line_result(s: ServicePayment, no: int, code: str = "") -> LineResult:
+    """Line ``no``'s result as the SVC says it (``code``: the line's procedure when the SVC
+    names none)."""
+    return LineResult(no, s.procedure_code or code, s.charge, s.paid, s.allowed, s.units,
+                      _adjustments(s.adjustments), tuple(s.remarks))
 
 
 def _reversal_without_original(enc: Encounter, claim: Claim, c: ClaimPayment,
@@ -1095,7 +1089,7 @@ def _reversal_without_original(enc: Encounter, claim: Claim, c: ClaimPayment,
     out = []
     for i, s in enumerate(c.services):
         n = _control_line(s)
-        out.append(_plain_result(s, n if n in nos else nos[min(i, len(nos) - 1)]))
+        out.append(_line_result(s, n if n in nos else nos[min(i, len(nos) - 1)]))
     return out
 
 

@@ -3,9 +3,10 @@
 ``aggregate.py`` holds the aggregate class, its events and how each is applied; the command
 methods live with their sub-domain (``coding``, ``charges``, ``claims``, ``remittance``,
 ``appeals``, ``patient_account``, ``disputes``, ``grants``) as mixins of ``Encounter``, and
-``rules.py`` the rules several of them share. Events were stored under
-``ledger.domain.encounter:Encounter.<Name>`` before the split: ``ledger.persistence.topics``
-registers those topics.
+``rules.py`` the rules several of them share. A mixin's methods check every rule, then trigger
+the aggregate's events; the aggregate holds the state and how each event is applied. Events
+were stored under ``ledger.domain.encounter:Encounter.<Name>`` before the split:
+``ledger.persistence.topics`` registers those topics.
 """
 
 from ledger.domain.encounter.aggregate import Encounter

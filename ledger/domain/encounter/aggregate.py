@@ -36,10 +36,7 @@ from ledger.domain.encounter.grants import Grants
 from ledger.domain.encounter.patient_account import PatientAccount
 from ledger.domain.encounter.remittance import Remittance
 from ledger.domain.encounter.rules import MAX_DIAGNOSES
-from ledger.domain.errors import (
-    InvalidValue,
-    NotFound,
-)
+from ledger.domain.errors import InvalidValue, NotFound
 from ledger.domain.model import (
     CLAIM_STATUS_FOR_CODE,
     PARTY_KINDS,
@@ -58,12 +55,7 @@ from ledger.domain.model import (
     ServiceLine,
     books_adjustment,
 )
-from ledger.domain.values import (
-    Money,
-    check_date,
-    check_storable,
-    place_of_service_format,
-)
+from ledger.domain.values import Money, check_date, check_storable, place_of_service_format
 
 
 class Encounter(Coding, Charges, Claims, Remittance, Appeals, PatientAccount, Grants,
@@ -162,9 +154,7 @@ class Encounter(Coding, Charges, Claims, Remittance, Appeals, PatientAccount, Gr
         amount: Money
 
         def apply(self, enc: Encounter) -> None:
-            enc.lines[str(self.line_no)].add_charge_adjustment(self.amount)
-            enc._book(enc.first_bucket, self.amount)
-            enc.content_revision += 1
+            enc._adjust_charge(self.line_no, self.amount)
 
     class ChargeReversed(Event):
         line_no: int
@@ -172,9 +162,7 @@ class Encounter(Coding, Charges, Claims, Remittance, Appeals, PatientAccount, Gr
         amount: Money  # the negation of the reversed adjustment
 
         def apply(self, enc: Encounter) -> None:
-            enc.lines[str(self.line_no)].add_charge_adjustment(self.amount)
-            enc._book(enc.first_bucket, self.amount)
-            enc.content_revision += 1
+            enc._adjust_charge(self.line_no, self.amount)
 
     class ClaimCreated(Event):
         claim_number: str
@@ -647,6 +635,13 @@ class Encounter(Coding, Charges, Claims, Remittance, Appeals, PatientAccount, Gr
     @property
     def first_bucket(self) -> str:
         return self.parties[0].bucket
+
+    def _adjust_charge(self, line_no: int, amount: Money) -> None:
+        """A charge adjustment (or the reversal of one, negated) on a line: kept on the line
+        and booked to the first responsible party's bucket."""
+        self.lines[str(line_no)].add_charge_adjustment(amount)
+        self._book(self.first_bucket, amount)
+        self.content_revision += 1
 
     def _book(self, bucket: str, amount: Money) -> None:
         self.buckets[bucket] = self.buckets.get(bucket, Money.zero()) + amount

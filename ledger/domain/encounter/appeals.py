@@ -6,24 +6,15 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from ledger.domain.encounter.rules import require_reason
-from ledger.domain.errors import (
-    IllegalTransition,
-    InvalidValue,
-    RuleViolation,
-)
-from ledger.domain.model import (
-    Actor,
-    Adjustment,
-)
+from ledger.domain.errors import IllegalTransition, InvalidValue, RuleViolation
+from ledger.domain.model import Actor, Adjustment
 
 if TYPE_CHECKING:  # the aggregate mixes this class in; only annotations name it
     from ledger.domain.encounter.aggregate import Encounter
 
 
 class Appeals:
-    """Denial and appeal commands. Mixed into ``Encounter`` (aggregate.py), which
-    holds the state, the events and how each is applied; these methods check every rule,
-    then trigger."""
+    """Denial and appeal commands; a mixin of ``Encounter``."""
 
     def file_appeal(self: Encounter,
                     claim_number: str, *, filed_on: date, actor: Actor, reason: str,

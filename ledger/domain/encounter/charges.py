@@ -7,15 +7,8 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from ledger.domain.encounter.rules import require_reason
-from ledger.domain.errors import (
-    InvalidValue,
-    NotFound,
-    RuleViolation,
-)
-from ledger.domain.model import (
-    Actor,
-    ServiceLine,
-)
+from ledger.domain.errors import InvalidValue, NotFound, RuleViolation
+from ledger.domain.model import Actor, ServiceLine
 from ledger.domain.values import (
     Money,
     hcpcs_level2_format,
@@ -32,9 +25,7 @@ if TYPE_CHECKING:  # the aggregate mixes this class in; only annotations name it
 
 
 class Charges:
-    """Service line and charge commands. Mixed into ``Encounter`` (aggregate.py), which
-    holds the state, the events and how each is applied; these methods check every rule,
-    then trigger."""
+    """Service line and charge commands; a mixin of ``Encounter``."""
 
     def _check_pointers(self: Encounter, pointers: Any, field: str = "pointers") -> list[int]:
         if pointers is None:

@@ -5,18 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ledger.domain.errors import (
-    IllegalTransition,
-    InvalidValue,
-    RuleViolation,
-)
-from ledger.domain.model import (
-    FREQUENCIES,
-    Actor,
-    Claim,
-    Finding,
-    claim_key,
-)
+from ledger.domain.errors import IllegalTransition, InvalidValue, RuleViolation
+from ledger.domain.model import FREQUENCIES, Actor, Claim, Finding, claim_key
 from ledger.domain.values import Money
 
 if TYPE_CHECKING:  # the aggregate mixes this class in; only annotations name it
@@ -24,9 +14,7 @@ if TYPE_CHECKING:  # the aggregate mixes this class in; only annotations name it
 
 
 class Claims:
-    """Claim commands. Mixed into ``Encounter`` (aggregate.py), which
-    holds the state, the events and how each is applied; these methods check every rule,
-    then trigger."""
+    """Claim commands; a mixin of ``Encounter``."""
 
     def create_claim(self: Encounter, claim_number: Any, *, actor: Actor, bucket: str = "primary",
                      frequency: str = "1", original_icn: str = "",

@@ -5,30 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ledger.domain.codeset import DiagnosisCodeSet
-from ledger.domain.encounter.rules import (
-    MAX_DIAGNOSES,
-    require_reason,
-)
-from ledger.domain.errors import (
-    InvalidCode,
-    InvalidValue,
-    NotFound,
-    RuleViolation,
-)
+from ledger.domain.encounter.rules import MAX_DIAGNOSES, require_reason
+from ledger.domain.errors import InvalidCode, InvalidValue, NotFound, RuleViolation
 from ledger.domain.model import Actor
-from ledger.domain.values import (
-    icd10cm_dotted,
-    icd10cm_format,
-)
+from ledger.domain.values import icd10cm_dotted, icd10cm_format
 
 if TYPE_CHECKING:  # the aggregate mixes this class in; only annotations name it
     from ledger.domain.encounter.aggregate import Encounter
 
 
 class Coding:
-    """Diagnosis coding commands. Mixed into ``Encounter`` (aggregate.py), which
-    holds the state, the events and how each is applied; these methods check every rule,
-    then trigger."""
+    """Diagnosis coding commands; a mixin of ``Encounter``."""
 
     def _coding_allowed(self: Encounter) -> None:
         # Coding changes are allowed at any time: a change after submission is what a

@@ -5,29 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ledger.domain.encounter.rules import (
-    ADVOCATE_ROLE,
-    require_reason,
-)
-from ledger.domain.errors import (
-    IllegalTransition,
-    InvalidValue,
-    NotFound,
-    RuleViolation,
-)
-from ledger.domain.model import (
-    Actor,
-    Dispute,
-)
+from ledger.domain.encounter.rules import ADVOCATE_ROLE, require_reason
+from ledger.domain.errors import IllegalTransition, InvalidValue, NotFound, RuleViolation
+from ledger.domain.model import Actor, Dispute
 
 if TYPE_CHECKING:  # the aggregate mixes this class in; only annotations name it
     from ledger.domain.encounter.aggregate import Encounter
 
 
 class Disputes:
-    """Dispute commands. Mixed into ``Encounter`` (aggregate.py), which
-    holds the state, the events and how each is applied; these methods check every rule,
-    then trigger."""
+    """Dispute commands; a mixin of ``Encounter``."""
 
     def open_dispute(self: Encounter, dispute_id: str, *, line_nos: list[int], category: str,
                      description: str, actor: Actor, advocate_id: str | None = None,

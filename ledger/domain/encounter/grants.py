@@ -6,20 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ledger.domain.encounter.rules import (
-    ADVOCATE_ROLE,
-    require_reason,
-)
-from ledger.domain.errors import (
-    IllegalTransition,
-    InvalidValue,
-    NotFound,
-    RuleViolation,
-)
-from ledger.domain.model import (
-    AccessGrant,
-    Actor,
-)
+from ledger.domain.encounter.rules import ADVOCATE_ROLE, require_reason
+from ledger.domain.errors import IllegalTransition, InvalidValue, NotFound, RuleViolation
+from ledger.domain.model import AccessGrant, Actor
 
 if TYPE_CHECKING:  # the aggregate mixes this class in; only annotations name it
     from ledger.domain.encounter.aggregate import Encounter
@@ -29,9 +18,7 @@ GRANT_BASES = ("staff", "patient_authorization")
 
 
 class Grants:
-    """Access grant commands and checks. Mixed into ``Encounter`` (aggregate.py), which
-    holds the state, the events and how each is applied; these methods check every rule,
-    then trigger."""
+    """Access grant commands and checks; a mixin of ``Encounter``."""
 
     def access_grants(self: Encounter) -> dict[str, AccessGrant]:
         grants = self.__dict__.get("grants")

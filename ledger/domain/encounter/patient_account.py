@@ -5,19 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from ledger.domain.encounter.rules import (
-    positive_money,
-    require_reason,
-)
-from ledger.domain.errors import (
-    InvalidValue,
-    NotFound,
-    RuleViolation,
-)
-from ledger.domain.model import (
-    WRITE_OFF_REASONS,
-    Actor,
-)
+from ledger.domain.encounter.rules import positive_money, require_reason
+from ledger.domain.errors import InvalidValue, NotFound, RuleViolation
+from ledger.domain.model import WRITE_OFF_REASONS, Actor
 from ledger.domain.values import Money
 
 if TYPE_CHECKING:  # the aggregate mixes this class in; only annotations name it
@@ -25,9 +15,7 @@ if TYPE_CHECKING:  # the aggregate mixes this class in; only annotations name it
 
 
 class PatientAccount:
-    """Patient account commands. Mixed into ``Encounter`` (aggregate.py), which
-    holds the state, the events and how each is applied; these methods check every rule,
-    then trigger."""
+    """Patient account commands; a mixin of ``Encounter``."""
 
     def issue_statement(self: Encounter, *, statement_date: date, actor: Actor) -> Money:
         """Bill the patient what the payers assigned them (PR), less what they paid."""

@@ -4,14 +4,11 @@ provider-level adjustments; the duplicate-payment rule."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ledger.domain.errors import (
-    IllegalTransition,
-    InvalidValue,
-    RuleViolation,
-)
+from ledger.domain.errors import IllegalTransition, InvalidValue, RuleViolation
 from ledger.domain.model import (
     ADJUDICATION_CODES,
     ADJUSTMENT_GROUPS,
@@ -51,9 +48,7 @@ class DuplicatePayment(RuleViolation):
 
 
 class Remittance:
-    """Remittance commands. Mixed into ``Encounter`` (aggregate.py), which
-    holds the state, the events and how each is applied; these methods check every rule,
-    then trigger."""
+    """Remittance commands; a mixin of ``Encounter``."""
 
     def post_adjudication(
         self: Encounter,
@@ -131,8 +126,13 @@ class Remittance:
                                 f"the PR adjustments {pr_total} (CLP05=ΣPR)")
         reverses_seq = None
         if status_code == REVERSAL_CODE:
-            original = self._reversed_adjudication(claim, charge, paid, patient_responsibility,
-                                                   str(payer_icn or ""), all_adjustments)
+            original = reversed_adjudication(claim, charge, paid, patient_responsibility,
+                                             str(payer_icn or ""), all_adjustments)
+            if original is None:
+                raise RuleViolation("status_code", "reversal.pairs_with_original",
+                                    "status_code: a reversal (22) must negate a posted, "
+                                    "unreversed adjudication of this claim (paid, charge, PR "
+                                    "and every CAS)")
             reverses_seq = original.seq
             lines = _negated_allowed(lines, original)
         else:
@@ -238,33 +238,6 @@ class Remittance:
                 return p
         return None
 
-    def _reversed_adjudication(self: Encounter, claim: Claim, charge: Money, paid: Money, pr: Money,
-                               icn: str, adjustments: list[Adjustment]) -> Adjudication:
-        """The adjudication a reversal (22) names: posted, not yet reversed, whose charge,
-        paid, patient responsibility and every CAS (by group and reason) it negates; the
-        payer's ICN (CLP07) picks between equal candidates."""
-        totals: dict[tuple[str, str], Money] = {}
-        for a in adjustments:
-            totals[(a.group, a.reason)] = totals.get((a.group, a.reason), Money.zero()) - a.amount
-        fits = []
-        for adj in claim.active_adjudications():
-            if adj.paid != -paid or adj.charge != -charge or adj.patient_responsibility != -pr:
-                continue
-            theirs: dict[tuple[str, str], Money] = {}
-            for a in adj.adjustments:
-                theirs[(a.group, a.reason)] = theirs.get((a.group, a.reason), Money.zero()) + \
-                    a.amount
-            if {k: v for k, v in theirs.items() if not v.is_zero()} != \
-                    {k: v for k, v in totals.items() if not v.is_zero()}:
-                continue
-            fits.append(adj)
-        if not fits:
-            raise RuleViolation("status_code", "reversal.pairs_with_original",
-                                "status_code: a reversal (22) must negate a posted, unreversed "
-                                "adjudication of this claim (paid, charge, PR and every CAS)")
-        by_icn = [a for a in fits if icn and a.payer_icn == icn]
-        return (by_icn or fits)[-1]
-
     def post_provider_adjustment(self: Encounter,
                                  claim_number: str, *, reason_code: str, reference: str,
                                  amount: Any, remittance_key: str, actor: Actor) -> None:
@@ -290,6 +263,32 @@ class Remittance:
         self.trigger_event(self.ProviderAdjustmentPosted, claim_number=claim.number,
                            plb_reason=reason_code, reference=str(reference)[:50], amount=value,
                            remittance_key=remittance_key, books=True, reason="", **who)
+
+
+def reversed_adjudication(claim: Claim, charge: Money, paid: Money, pr: Money, icn: str,
+                          adjustments: Iterable[Adjustment]) -> Adjudication | None:
+    """The adjudication a reversal (22) names: posted, not yet reversed, whose charge,
+    paid, patient responsibility and every CAS (by group and reason) it negates; the
+    payer's ICN (CLP07) picks between equal candidates. None: there is none (the importer
+    asks too, to pair a reversal's SVCs with the lines of the adjudication it negates)."""
+    totals: dict[tuple[str, str], Money] = {}
+    for a in adjustments:
+        totals[(a.group, a.reason)] = totals.get((a.group, a.reason), Money.zero()) - a.amount
+    fits = []
+    for adj in claim.active_adjudications():
+        if adj.paid != -paid or adj.charge != -charge or adj.patient_responsibility != -pr:
+            continue
+        theirs: dict[tuple[str, str], Money] = {}
+        for a in adj.adjustments:
+            theirs[(a.group, a.reason)] = theirs.get((a.group, a.reason), Money.zero()) + \
+                a.amount
+        if {k: v for k, v in theirs.items() if not v.is_zero()} != \
+                {k: v for k, v in totals.items() if not v.is_zero()}:
+            continue
+        fits.append(adj)
+    by_icn = [a for a in fits if icn and a.payer_icn == icn]
+    chosen = by_icn or fits
+    return chosen[-1] if chosen else None
 
 
 def _negated_allowed(lines: list[LineResult], original: Adjudication) -> list[LineResult]:
