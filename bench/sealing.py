@@ -2,18 +2,19 @@
 
 Both sides are the ledger with group commit (commands on random existing encounters, one event
 each), each in a database of its own on the same server (so the OFF side's unsealed events are
-not the ON side's backlog); ON seals as the ledger does by default: a batch of several
-encounters gets a signed checkpoint inside its transaction (from its memory of the newest
-checkpoint, checked in the pipeline by ledger_seal_check: no extra round trip; Ed25519), a lone
-command's batch is signed after its commit by the background sealer within
-LEDGER_SEAL_MAX_DELAY (1 s; ``deferred_seals`` counts those transactions), and the newest
+not the ON side's backlog); ON seals as the ledger does by default: every batch (a lone
+command's or a group commit's of several encounters) is signed after its commit by the
+background sealer within LEDGER_SEAL_MAX_DELAY (1 s; ``deferred_seals`` counts those
+transactions, each covering every batch committed in about half the bound), and the newest
 checkpoint is copied outside the database once a second; OFF is the same application with its
 sealer removed. The issue's bar: sealing costs under 10 %. Knobs: BENCH_SECONDS, BENCH_ROUNDS,
 BENCH_CONCURRENCY, BENCH_ENCOUNTERS, LEDGER_SEAL_MAX_DELAY (0: every batch in its
-transaction, as before). ``--quick``: 5 rounds of 1.5 s (under 3 minutes). ``--in-txn``: a
+transaction). ``--quick``: 5 rounds of 1.5 s (under 3 minutes). ``--in-txn``: a
 third side in the same run, sealing every batch in its transaction (max delay 0, a third
-database), with its own ratio to OFF. ``--control``: a second OFF side (its own database), so
-the run shows how far two identical sides differ on this machine (``control_ratio``).
+database: from the memory of the newest checkpoint, checked in the pipeline by
+ledger_seal_check, no extra round trip; Ed25519), with its own ratio to OFF. ``--control``: a
+second OFF side (its own database), so the run shows how far two identical sides differ on this
+machine (``control_ratio``).
 
 ``--same-db``: instead, ONE application on ONE database, its sealer switched on and off
 between rounds (and to max delay 0 for ``in_txn``): no difference between databases; what
@@ -30,9 +31,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import bench.append as append
 from bench.append import (
@@ -80,6 +83,34 @@ def _server_cpu(url: str) -> float | None:
         return None
 
 
+def _time_sealing(app: Any) -> list[float]:
+    """Thread CPU spent on sealing, added up in the returned one-element list: the writer's
+    part of a batch (``_seal_batch``: building the leaf tuples, or the whole in-transaction
+    seal) and its hand-over (``defer``), and the background sealer's ``seal_deferred``. Its
+    server side is not in it (see the README: ~15 µs per event)."""
+    total = [0.0]
+    lock = threading.Lock()
+
+    def timed(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - started
+                with lock:
+                    total[0] += spent
+
+        setattr(owner, name, wrapper)
+
+    timed(app.recorder, "_seal_batch")
+    timed(app.sealer, "defer")
+    timed(app.sealer, "seal_deferred")
+    return total
+
+
 def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report:
     with fresh_database("sealing_same") as url:
         ids = seed(url, ENCOUNTERS)
@@ -87,13 +118,17 @@ def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report
         sealer = app.sealer
         assert sealer is not None and sealer.defers, "LEDGER_SEAL_PER_BATCH / MAX_DELAY off"
         delay = sealer.max_delay
+        run_callers(8, ledger_call(app, ids))  # (untimed) the writer's cache warm for both
 
         cpu: dict[str, list[float]] = {}
+        sealing_cpu = _time_sealing(app)  # thread CPU seconds spent on sealing, this round
+        seal_us: dict[str, list[float]] = {}
 
         def side(name: str, callers: int, seal: bool, max_delay: float) -> float:
             sealer._seal_from_database()  # (untimed) what the previous OFF round left unsealed
             app.recorder.sealer = sealer if seal else None
             sealer.max_delay = max_delay
+            sealing_cpu[0] = 0.0
             server, client = _server_cpu(url), time.process_time()
             rate = run_callers(callers, ledger_call(app, ids))
             if seal:
@@ -102,13 +137,16 @@ def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report
             after = _server_cpu(url)
             if server is not None and after is not None:
                 used += max(0.0, after - server)
-            cpu.setdefault(name, []).append(1000 * used / max(1.0, rate * append.SECONDS))
+            commands = max(1.0, rate * append.SECONDS)
+            cpu.setdefault(name, []).append(1000 * used / commands)
+            seal_us.setdefault(name, []).append(1e6 * sealing_cpu[0] / commands)
             return rate
 
         try:
             for callers in CONCURRENCY:
                 counts = (sealer.fast_seals, sealer.read_seals, sealer.deferred_seals)
                 cpu.clear()
+                seal_us.clear()
                 sides = {"on": lambda c=callers: side("on", c, True, delay),
                          "off": lambda c=callers: side("off", c, False, delay)}
                 if in_txn:
@@ -118,6 +156,8 @@ def same_db(report: Report, rounds: int, seconds: float, in_txn: bool) -> Report
                 extra = ({"in_txn_per_s": med["in_txn"], "in_txn_ratio": med["in_txn"]
                           / med["off"]} if in_txn else {})
                 extra.update({f"cpu_ms_{k}": median(v) for k, v in cpu.items()})
+                extra.update({f"seal_us_{k}": median(v) for k, v in seal_us.items()
+                              if k != "off"})
                 report.add(figure="sealing_same_db", callers=callers, on_per_s=med["on"],
                            off_per_s=med["off"], ratio=med["on"] / med["off"],
                            cost=1 - med["on"] / med["off"], runs=rounds, seconds=seconds,

@@ -119,13 +119,14 @@ class Settings(BaseSettings):
                                    "checkpoint: names this log.")
     checkpoint_max_leaves: int = Field(100_000, description="Most events one checkpoint adds.")
     seal_per_batch: bool = Field(
-        True, description="Sign a checkpoint over every committed batch: in its transaction, "
-        "or for a lone command within LEDGER_SEAL_MAX_DELAY (no unsealed tail; `ledger verify` "
-        "then reports any event after the latest checkpoint older than that as inserted).")
+        True, description="Sign a checkpoint over every committed batch within "
+        "LEDGER_SEAL_MAX_DELAY after its commit, or in its transaction (no unsealed tail; "
+        "`ledger verify` then reports any event after the latest checkpoint older than that "
+        "as inserted).")
     seal_max_delay: float = Field(
-        1.0, description="Seconds within which a lone command's batch (one encounter) is "
-        "sealed by the writer's background sealer instead of in its transaction (batches of "
-        "several encounters are always sealed in theirs). `ledger verify` reports an unsealed "
+        1.0, description="Seconds within which every committed batch (a lone command's or "
+        "a group commit's of several encounters) is sealed by the writer's background sealer "
+        "after its commit instead of in its transaction. `ledger verify` reports an unsealed "
         "event younger than this as pending, an older one as inserted. 0: seal every batch "
         "in its transaction.")
     seal_export_interval: float = Field(

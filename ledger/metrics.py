@@ -187,7 +187,7 @@ class DatabaseCollector(Collector):
                     "ORDER BY notification_id LIMIT 1", (sealed,)).fetchone()
                 g = GaugeMetricFamily("ledger_unsealed_oldest_age_seconds", "Age of the oldest "
                                       "event after the latest signed checkpoint (0: none; a "
-                                      "lone command is sealed within LEDGER_SEAL_MAX_DELAY).")
+                                      "batch is sealed within LEDGER_SEAL_MAX_DELAY).")
                 g.add_metric([], float(oldest[0]) if oldest else 0.0)
                 yield g
             g = GaugeMetricFamily("ledger_checkpoint_tree_size", "Events under the latest "

@@ -43,6 +43,7 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 
 from ledger import metrics
 from ledger.application.idempotency import ClaimLost
+from ledger.application.loading import load_encounters
 from ledger.domain.errors import ConcurrencyConflict, PreconditionFailed
 from ledger.persistence.database import CommitNotMade, DatabaseUnavailable
 
@@ -230,49 +231,7 @@ class GroupCommitWriter:
             missing = [eid for eid in wanted if eid not in self._cache]
             if not missing:
                 return {}
-            return self._load_many(conn, missing)
-
-    def _load_many(self, conn: Any, ids: list[UUID]) -> dict[UUID, Encounter]:
-        """The encounters ``ids`` as ``get_encounter`` rebuilds them (latest snapshot, then
-        the events after it), read with one query; an id that is not an encounter in the
-        store is left out (``_load`` then asks ``get_encounter``, which says why)."""
-        from eventsourcing.application import project_aggregate
-        from eventsourcing.persistence import StoredEvent
-
-        from ledger.domain.encounter import Encounter
-
-        events_table = self.app.recorder.events_table_name
-        snapshots = self.app.snapshots
-        snapshots_table = getattr(getattr(snapshots, "recorder", None), "events_table_name",
-                                  None)
-        if snapshots_table:
-            sql = (
-                f"WITH snap AS (SELECT DISTINCT ON (originator_id) originator_id, "
-                f"originator_version, topic, state FROM {snapshots_table} "
-                f"WHERE originator_id = ANY(%(ids)s) "
-                f"ORDER BY originator_id, originator_version DESC) "
-                f"SELECT 0 AS k, originator_id, originator_version, topic, state FROM snap "
-                f"UNION ALL SELECT 1, e.originator_id, e.originator_version, e.topic, e.state "
-                f"FROM {events_table} e LEFT JOIN snap s ON s.originator_id = e.originator_id "
-                f"WHERE e.originator_id = ANY(%(ids)s) "
-                f"AND e.originator_version > COALESCE(s.originator_version, 0) "
-                f"ORDER BY 2, 1, 3")
-        else:
-            sql = (f"SELECT 1 AS k, originator_id, originator_version, topic, state "
-                   f"FROM {events_table} WHERE originator_id = ANY(%(ids)s) ORDER BY 2, 3")
-        rows = conn.execute(sql, {"ids": ids}).fetchall()
-        by_id: dict[UUID, list[Any]] = {}
-        to_domain_event = self.app.mapper.to_domain_event
-        for r in rows:
-            by_id.setdefault(r["originator_id"], []).append(to_domain_event(StoredEvent(
-                originator_id=r["originator_id"], originator_version=r["originator_version"],
-                topic=r["topic"], state=bytes(r["state"]))))
-        loaded: dict[UUID, Encounter] = {}
-        for eid, events in by_id.items():
-            enc = project_aggregate(None, events)
-            if isinstance(enc, Encounter):
-                loaded[eid] = enc
-        return loaded
+            return load_encounters(self.app, conn, missing)
 
     def _remember(self, enc: Encounter) -> None:
         self._cache[enc.id] = enc

@@ -93,8 +93,8 @@ class Report:
     access_seals: int = 0
     access_records: int = 0  # sealed access records verified
     covered: int = 0  # events under the latest checkpoint
-    # unsealed events younger than the sealing bound (a lone command's batch is sealed
-    # within it, after its commit): reported, not a problem
+    # unsealed events younger than the sealing bound (a batch is sealed within it, after
+    # its commit): reported, not a problem
     pending: int = 0
     pending_from: int | None = None  # position of the first pending event
     latest_position: int | None = None  # log position the latest checkpoint covers

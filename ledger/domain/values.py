@@ -65,7 +65,11 @@ def check_storable(values: dict[str, Any]) -> None:
     """Refuse, naming the field, any value a read model could not store: text with NUL or
     control characters, money at or beyond numeric(14,2), dates out of range, units beyond
     MAX_UNITS. Walks lists, tuples, dicts and dataclasses (lines, parties, results).
-    A value's field name (``lines[0].charge``) is spelled out only when it is refused."""
+    A value's field name (``lines[0].charge``) is spelled out only when it is refused: a
+    first walk without names (``_plainly_storable``) passes the common case; anything it
+    does not pass is walked again here, naming the field."""
+    if all(map(_plainly_storable, values.values())):
+        return
     stack: list[tuple[Any, Any]] = [((None, "", k), v) for k, v in values.items()]
     seen = 0
     while stack:
@@ -111,6 +115,26 @@ def check_storable(values: dict[str, Any]) -> None:
 
 
 _DATACLASS_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plainly_storable(value: Any) -> bool:
+    """True when ``value`` certainly passes ``check_storable`` (no names built); False when
+    it may not (the named walk then decides): the hot path of every new event."""
+    t = type(value)
+    if t is str:
+        return _CONTROL_RE.search(value) is None
+    if t is int or t is bool or value is None or t is Decimal:
+        return True
+    if t is Money:
+        return abs(value.amount) < STORED_MONEY_LIMIT
+    if t is list or t is tuple:
+        return all(map(_plainly_storable, value))
+    names = _DATACLASS_FIELDS.get(t)
+    if names is not None:
+        return all(_plainly_storable(getattr(value, f)) for f in names)
+    if t is date:
+        return EARLIEST_DATE <= value <= LATEST_DATE
+    return False
 
 
 def _path_name(path: Any) -> str:
@@ -224,12 +248,21 @@ def _within_limit(money: Money, field: str) -> Money:
     return money
 
 
+_new = object.__new__
+_set_amount = Money.__dict__["amount"].__set__  # the slot itself (a quarter of the time of
+# object.__setattr__, which frozen Money needs otherwise)
+
+
 def _exact(amount: Decimal) -> Money:
-    """Money from the sum/difference of two Money values: already exact to the cent, so the
-    constructor's checks are skipped on this hot path."""
-    m = object.__new__(Money)
-    object.__setattr__(m, "amount", amount)
+    """Money from an amount already exact to the cent (the sum/difference of two Money
+    values, an amount stored when it was validated), so the constructor's checks are skipped
+    on these hot paths."""
+    m = _new(Money)
+    _set_amount(m, amount)
     return m
+
+
+trusted_money = _exact
 
 
 _ZERO_MONEY = _exact(_ZERO)

@@ -1,10 +1,10 @@
-"""The recorder's side of per-batch sealing (issue 14): once per saved batch, in its
-transaction, hand the batch's positions, encounters, versions and chain hashes to a sealer,
-and hand the sealer's checkpoint back after the commit — or, for a batch of one encounter
-(a lone command) when the sealer defers, hand them to it after the commit, for its
-background sealer to sign within LEDGER_SEAL_MAX_DELAY. What a seal is (a signed Merkle
-checkpoint) is the sealer's business: ``ledger.audit.sealing.Sealer``, installed on the
-recorder by ``ledger.audit.sealing.install``."""
+"""The recorder's side of per-batch sealing (issue 14): once per saved batch, hand the batch's
+positions, encounters, versions and chain hashes to a sealer — when the sealer defers
+(LEDGER_SEAL_MAX_DELAY > 0, the default), after the commit, for its background sealer to sign
+within that bound; otherwise in the batch's transaction, handing the sealer's checkpoint back
+after the commit. What a seal is (a signed Merkle checkpoint) is the sealer's business:
+``ledger.audit.sealing.Sealer``, installed on the recorder by
+``ledger.audit.sealing.install``."""
 
 from __future__ import annotations
 
@@ -56,9 +56,8 @@ class SealingRecorderMixin:
         _pending.checkpoint = None
         _pending.deferred = None
         _pending.read = False
-        # a lone command's batch (one encounter) is sealed within the bound, after its commit
-        _pending.defer = defer = sealer is not None and sealer.defers and len(
-            {e.originator_id for e in stored_events}) == 1
+        # every batch is sealed within the bound after its commit, when the sealer defers
+        _pending.defer = defer = sealer is not None and sealer.defers
         lock = sealer.seal_lock if sealer is not None and not defer else nullcontext()
         try:
             with lock:

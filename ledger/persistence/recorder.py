@@ -100,8 +100,8 @@ class LargeSavesWithoutPipeline(PostgresApplicationRecorder):
 
 class LedgerRecorder(SealingRecorderMixin, ChainedRecorderMixin, LargeSavesWithoutPipeline):
     # ChainedRecorderMixin: each event's chain_hash, in the insert's transaction (issue 8).
-    # SealingRecorderMixin: a signed checkpoint over each batch, in its transaction, or for a
-    # batch of one encounter within LEDGER_SEAL_MAX_DELAY by the background sealer (issue 14).
+    # SealingRecorderMixin: a signed checkpoint over each batch within LEDGER_SEAL_MAX_DELAY
+    # after its commit by the background sealer, or (max delay 0) in its transaction (issue 14).
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

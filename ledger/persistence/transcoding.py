@@ -19,7 +19,7 @@ import orjson
 from eventsourcing.persistence import Transcoder, TranscodingNotRegisteredError
 
 from ledger.domain import model
-from ledger.domain.values import Money
+from ledger.domain.values import Money, trusted_money
 
 # Stable names for the dataclasses that live inside events and snapshots.
 DATACLASSES: dict[str, type] = {
@@ -89,9 +89,7 @@ def _to_json(o: Any) -> Any:
 
 def _money(text: str) -> Money:
     # Stored amounts were validated when written: skip re-validation on the hot replay path.
-    m = object.__new__(Money)
-    object.__setattr__(m, "amount", Decimal(text))
-    return m
+    return trusted_money(Decimal(text))
 
 
 def _from_json(o: Any) -> Any:

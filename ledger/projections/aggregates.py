@@ -16,7 +16,6 @@ cache can change speed, never rows. A page that fails drops its encounters from 
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ledger.domain.encounter import Encounter
-from ledger.projections.base import EVENTS_TABLE, PagedEvent, ReadModel
+from ledger.projections.base import EVENTS_TABLE, PagedEvent, ReadModel, gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -112,24 +111,19 @@ class AggregateReadModel(ReadModel, Generic[S]):
         for pe in mine:
             first.setdefault(pe.encounter_id, pe.event.originator_version)
         # The cached aggregates are many small objects that live long: the cyclic garbage
-        # collector would scan them again and again while a page allocates (measured: a
-        # third of a rebuild). Nothing here makes reference cycles that need it meanwhile.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            states, before = self._states(curs, first)
-            if self.history:
-                self._advance_with_history(curs, states, mine)
-            else:
-                self.advance(states, mine, live=True)
-            after = self.write(curs, mine, before, states, list(first))
-        except BaseException:
-            for eid in first:
-                self._cache.pop(eid, None)
-            raise
-        finally:
-            if collecting:
-                gc.enable()
+        # collector would scan them again and again while a page allocates (``gc_paused``).
+        with gc_paused():
+            try:
+                states, before = self._states(curs, first)
+                if self.history:
+                    self._advance_with_history(curs, states, mine)
+                else:
+                    self.advance(states, mine, live=True)
+                after = self.write(curs, mine, before, states, list(first))
+            except BaseException:
+                for eid in first:
+                    self._cache.pop(eid, None)
+                raise
         for eid, st in states.items():
             self._remember(eid, st, after[eid])
 

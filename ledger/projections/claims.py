@@ -40,7 +40,7 @@ from ledger.domain.encounter import Encounter
 from ledger.domain.figures import BUCKETS, OPEN_STATUSES
 from ledger.projections.aggregates import AggregateReadModel
 from ledger.projections.base import PagedEvent, event_name
-from ledger.projections.history import PositionDeltas, RowHistory, SumHistory, add_step
+from ledger.projections.history import PositionDeltas, RowHistory, SumHistory, add_step, summed
 from ledger.projections.rows import (
     ZERO,
     JsonValue,
@@ -227,6 +227,13 @@ def history_record(state: EncounterState, pe: PagedEvent | None = None,
                          statement, figs)  # type: ignore[arg-type]
 
 
+def _summed_record(record: HistoryRecord) -> tuple[Any, Any, Any]:
+    """A record's payer, aging and patient contributions summed per key (``add_step``)."""
+    contribution = record.contribution
+    key, values = contribution.patient
+    return summed(contribution.payer), summed(contribution.aging), {key: values}
+
+
 class ClaimsView(AggregateReadModel[EncounterState]):
     name = "claims"
     history_tables = ("claims_history", "payer_balances_history", "payer_aging_history",
@@ -269,14 +276,17 @@ class ClaimsView(AggregateReadModel[EncounterState]):
         patient: PositionDeltas = {}
         statements: dict[tuple[int, tuple[Any, ...]], tuple[Any, ...]] = {}
         claims: list[tuple[int, str, tuple[Any, ...], tuple[Any, ...]]] = []
+        sums: dict[UUID, tuple[Any, Any, Any]] = {}  # encounter -> its last record, summed
         for pe, old, new in steps:
             kind = event_name(pe.event)
-            add_step(payer, pe.position, kind, old and old.contribution.payer,
-                     new.contribution.payer)
-            add_step(aging, pe.position, kind, old and old.contribution.aging,
-                     new.contribution.aging)
-            add_step(patient, pe.position, kind, old and [old.contribution.patient],
-                     [new.contribution.patient], keep_zero=True)
+            before = sums.get(pe.encounter_id)
+            if before is None and old is not None:
+                before = _summed_record(old)
+            after = sums[pe.encounter_id] = _summed_record(new)
+            add_step(payer, pe.position, kind, before and before[0], after[0])
+            add_step(aging, pe.position, kind, before and before[1], after[1])
+            add_step(patient, pe.position, kind, before and before[2], after[2],
+                     keep_zero=True)
             if new.statement is not None and (old is None or old.statement != new.statement):
                 position, day, value = new.statement
                 statements[(pe.position, new.contribution.patient[0])] = (day, value, position)

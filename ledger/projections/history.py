@@ -64,16 +64,22 @@ def _text(value: Any) -> str:
     return text
 
 
-def copy_rows(curs: Cursor[Any], table: str, columns: Sequence[str],
-              rows: Sequence[Sequence[Any]]) -> None:
-    """COPY ``rows`` into ``table`` as one text block."""
-    if not rows:
+def copy_text(curs: Cursor[Any], table: str, columns: Sequence[str],
+              lines: Sequence[str]) -> None:
+    """COPY ``lines`` (rows in COPY's text format, each ending in a newline) into ``table``
+    as one block."""
+    if not lines:
         return
     statement = SQL("COPY {0} ({1}) FROM STDIN").format(
         Identifier(table), SQL(", ").join(Identifier(c) for c in columns))
-    text = "".join("\t".join(map(_text, row)) + "\n" for row in rows)
     with curs.copy(statement) as copy:
-        copy.write(text)
+        copy.write("".join(lines))
+
+
+def copy_rows(curs: Cursor[Any], table: str, columns: Sequence[str],
+              rows: Sequence[Sequence[Any]]) -> None:
+    """COPY ``rows`` into ``table`` as one text block."""
+    copy_text(curs, table, columns, [_line(row) + "\n" for row in rows])
 
 
 def _close(curs: Cursor[Any], table: str, keys: Mapping[str, str],
@@ -91,6 +97,15 @@ def _close(curs: Cursor[Any], table: str, keys: Mapping[str, str],
              cols=SQL(", ").join(Identifier(n) for n in names),
              match=SQL(" AND ").join(SQL("h.{0} = u.{0}").format(Identifier(n)) for n in names))
     curs.execute(statement, [*arrays, list(firsts.values())])
+
+
+def _line(values: Sequence[Any]) -> str:
+    """Fields of COPY's text format joined by tabs (no newline)."""
+    return "\t".join(map(_text, values))
+
+
+def _valid_to(position: int | None) -> str:
+    return "\\N" if position is None else str(position)
 
 
 @dataclass(frozen=True)
@@ -113,53 +128,65 @@ class SumHistory:
         Must run *before* the page's deltas are added to the current table: the versions
         start from the current rows. ``extras[(position, key)]`` sets the extra columns
         from that position on."""
-        extras = extras or {}
-        touched = {key for deltas in changes.values() for key in deltas}
+        touched: set[Key] = set()
+        for deltas in changes.values():
+            touched.update(deltas)
         if not touched:
             return
         names, measures = list(self.keys), list(self.measures)
-        width = len(measures)
+        nkeys, width = len(names), len(measures)
         running: dict[Key, list[Any]] = {}
-        extra_now: dict[Key, list[Any]] = {}
+        extra_now: dict[Key, str] = {}  # the extra columns' COPY text, from now on
         cols = SQL(", ").join(Identifier(c) for c in [*names, *measures, *self.extra])
         arrays = SQL(", ").join(SQL("%s::{0}[]").format(SQL(self.keys[n])) for n in names)
         curs.execute(SQL("SELECT {cols} FROM {table} WHERE ({keys}) IN (SELECT * FROM "
                          "unnest({arrays}))").format(
             cols=cols, table=Identifier(self.table), arrays=arrays,
             keys=SQL(", ").join(Identifier(n) for n in names)),
-            [[k[i] for k in touched] for i in range(len(names))])
+            [[k[i] for k in touched] for i in range(nkeys)])
         for row in curs.fetchall():
             values = list(row.values()) if isinstance(row, dict) else list(row)
-            key = tuple(values[:len(names)])
-            running[key] = values[len(names):len(names) + width]
-            extra_now[key] = values[len(names) + width:]
-        versions: dict[Key, list[tuple[int, str, list[Any], list[Any]]]] = {}
-        for (position, event_type) in sorted(changes):
+            key = tuple(values[:nkeys])
+            running[key] = values[nkeys:nkeys + width]
+            if self.extra:
+                extra_now[key] = _line(values[nkeys + width:])
+        no_extra = _line([None] * len(self.extra))
+        tail = "\t" if self.extra else ""
+        # Per key, its versions in log order: (position, the text after valid_to).
+        versions: dict[Key, list[tuple[int, str]]] = {}
+        for position, event_type in sorted(changes):
+            event_text = _text(event_type)
             for key, delta in changes[(position, event_type)].items():
-                extra = extras.get((position, key))
+                extra = extras.get((position, key)) if extras else None
                 if extra is None and not any(delta):
                     continue
                 now = running.get(key)
-                if now is None:
-                    now = running[key] = list(delta)
-                else:
-                    for i, v in enumerate(delta):
-                        now[i] += v
+                now = running[key] = list(delta) if now is None else \
+                    [a + b for a, b in zip(now, delta, strict=True)]
                 if extra is not None:
-                    extra_now[key] = list(extra)
-                versions.setdefault(key, []).append(
-                    (position, event_type, list(now),
-                     extra_now.get(key) or [None] * len(self.extra)))
+                    extra_now[key] = _line(extra)
+                text = (event_text + ("\tt\t" if any(now) else "\tf\t")
+                        + "\t".join(map(str, now)))  # measures: int or Decimal
+                if self.extra:
+                    text += tail + extra_now.get(key, no_extra)
+                chain = versions.get(key)
+                if chain is None:
+                    versions[key] = [(position, text)]
+                else:
+                    chain.append((position, text))
+        if not versions:
+            return
         _close(curs, self.history_table, self.keys, {k: v[0][0] for k, v in versions.items()})
-        rows = []
+        lines = []
         for key, chain in versions.items():
-            for i, (position, event_type, values, extra) in enumerate(chain):
-                valid_to = chain[i + 1][0] if i + 1 < len(chain) else None
-                rows.append((*key, position, valid_to, event_type, any(values), *values,
-                             *extra))
-        copy_rows(curs, self.history_table,
+            prefix = _line(key) + "\t"
+            last = len(chain) - 1
+            for i, (position, text) in enumerate(chain):
+                lines.append(f"{prefix}{position}\t"
+                             f"{_valid_to(chain[i + 1][0] if i < last else None)}\t{text}\n")
+        copy_text(curs, self.history_table,
                   [*names, "valid_from", "valid_to", "event_type", "present", *measures,
-                   *self.extra], rows)
+                   *self.extra], lines)
 
 
 @dataclass(frozen=True)
@@ -189,23 +216,27 @@ class RowHistory:
                   [*self.keys, "valid_from", "valid_to", "event_type", *self.columns], rows)
 
 
-def _summed(rows: Sequence[tuple[Key, Sequence[Any]]] | None) -> dict[Key, Sequence[Any]]:
+def summed(rows: Sequence[tuple[Key, Sequence[Any]]]) -> dict[Key, Sequence[Any]]:
+    """A contribution's rows summed per key (what ``add_step`` compares)."""
     out: dict[Key, Sequence[Any]] = {}
-    for key, values in rows or ():
+    for key, values in rows:
         row = out.get(key)
         out[key] = values if row is None else [a + b for a, b in zip(row, values, strict=True)]
     return out
 
 
 def add_step(changes: PositionDeltas, position: int, event_type: str,
-             before: Sequence[tuple[Key, Sequence[Any]]] | None,
-             after: Sequence[tuple[Key, Sequence[Any]]], *, keep_zero: bool = False) -> None:
-    """Record one event's change of an encounter's contribution (``after - before``), for
-    the keys whose values changed (``keep_zero``: every key, even unchanged)."""
-    deltas = changes.setdefault((position, event_type), {})
-    old = _summed(before)
-    for key, values in _summed(after).items():
-        prev = old.pop(key, None)
+             before: Mapping[Key, Sequence[Any]] | None, after: Mapping[Key, Sequence[Any]],
+             *, keep_zero: bool = False) -> None:
+    """Record one event's change of an encounter's contribution (``after - before``, each
+    ``summed``), for the keys whose values changed (``keep_zero``: every key, even
+    unchanged)."""
+    deltas = changes.get((position, event_type))
+    if deltas is None:
+        deltas = changes[(position, event_type)] = {}
+    old = before or {}
+    for key, values in after.items():
+        prev = old.get(key)
         if prev is None:
             delta = list(values)
         elif prev == values and not keep_zero:
@@ -219,6 +250,8 @@ def add_step(changes: PositionDeltas, position: int, event_type: str,
             for i, v in enumerate(delta):
                 row[i] += v
     for key, prev in old.items():
+        if key in after:
+            continue
         row = deltas.get(key)
         if row is None:
             deltas[key] = [-v for v in prev]

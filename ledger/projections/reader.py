@@ -14,7 +14,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.projections.base import EVENTS_TABLE, Page, PagedEvent
+from ledger.projections.base import EVENTS_TABLE, Page, PagedEvent, gc_paused
 
 
 class EventReader:
@@ -38,7 +38,8 @@ class EventReader:
 
     def decode(self, rows: list[tuple[Any, ...]]) -> list[PagedEvent]:
         to_event = self.mapper.to_domain_event
-        return [PagedEvent(r[0], to_event(StoredEvent(r[1], r[2], r[3], bytes(r[4]))))
+        with gc_paused():
+            return [PagedEvent(r[0], to_event(StoredEvent(r[1], r[2], r[3], bytes(r[4]))))
                 for r in rows]
 
     def read(self, after: int, limit: int) -> Page:

@@ -44,6 +44,7 @@ from ledger.projections.base import (
     PageRefused,
     ReadModel,
     event_name,
+    gc_paused,
     refuse_db_functions,
 )
 from ledger.projections.claims import ClaimsView
@@ -173,6 +174,10 @@ class ProjectionRunner:
         """Read one page after the lowest tracked position and apply it to every view that
         needs it. Returns the number of events read (0: nothing new). ``until``: apply no
         event after that position (a rebuild stopped there)."""
+        with gc_paused():  # read, decode and apply: see gc_paused
+            return self._run_page(raise_errors=raise_errors, until=until)
+
+    def _run_page(self, *, raise_errors: bool, until: int | None) -> int:
         now = time.monotonic()
         active = [n for n, h in self.health.items() if h.retry_at <= now]
         if not active:

@@ -39,7 +39,7 @@ from ledger.domain.encounter import Encounter
 from ledger.domain.model import ServiceLine
 from ledger.projections.aggregates import AggregateReadModel
 from ledger.projections.base import PagedEvent, event_name
-from ledger.projections.history import PositionDeltas, SumHistory, add_step
+from ledger.projections.history import PositionDeltas, SumHistory, add_step, summed
 from ledger.projections.rows import (
     ZERO,
     JsonValue,
@@ -177,10 +177,15 @@ class TrendsView(AggregateReadModel[TrendState]):
                       steps: Sequence[tuple[PagedEvent, Any, Any]]) -> None:
         dx: PositionDeltas = {}
         services: PositionDeltas = {}
+        sums: dict[UUID, tuple[Any, Any]] = {}  # encounter -> its last record, summed
         for pe, old, new in steps:
             kind = event_name(pe.event)
-            add_step(dx, pe.position, kind, old and old[0], new[0])
-            add_step(services, pe.position, kind, old and old[1], new[1])
+            before = sums.get(pe.encounter_id)
+            if before is None and old is not None:
+                before = (summed(old[0]), summed(old[1]))
+            after = sums[pe.encounter_id] = (summed(new[0]), summed(new[1]))
+            add_step(dx, pe.position, kind, before and before[0], after[0])
+            add_step(services, pe.position, kind, before and before[1], after[1])
         DX_HISTORY.write(curs, dx)
         SERVICE_HISTORY.write(curs, services)
         CODER_HISTORY.write(curs, self._counters.coders_by_event)

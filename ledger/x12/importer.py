@@ -40,6 +40,7 @@ import orjson
 import psycopg
 from eventsourcing.persistence import IntegrityError
 
+from ledger.application.loading import load_encounters
 from ledger.config import get_settings
 from ledger.domain.encounter import POSTABLE_STATUSES, DuplicatePayment, Encounter
 from ledger.domain.encounter.remittance import reversed_adjudication
@@ -67,7 +68,6 @@ from ledger.x12.claims837 import (
     read_837_chunks,
 )
 from ledger.x12.exceptions import RaisedException, write_raised
-from ledger.x12.loading import load_many
 from ledger.x12.model import Cas, ClaimPayment, Issue, ParsedFile, Remittance, ServicePayment
 from ledger.x12.remit835 import balance, read_835
 from ledger.x12.tokenizer import X12Error, file_hash, sniff, tokenize
@@ -221,10 +221,11 @@ class X12Importer:
         icns = [c.payer_icn for r in todo for c in r.claims if c.payer_icn]
         icns += [p.reference for r in todo for p in r.provider_adjustments if p.reference]
         by_icn = index.lookup_icn(conn, icns)
-        # load every encounter the remittance names at once (one query per 1,000)
+        # load every encounter the remittance names at once (one query per 1,000; an id that
+        # is no encounter is left to _load, which says why)
         wanted = [eid for c in numbers for eid, _ in found.get(c, [])]
         wanted += [eid for i in icns for eid in by_icn.get(i, [])]
-        encounters: dict[UUID, Encounter] = load_many(self.app, conn, list(dict.fromkeys(wanted)))
+        encounters: dict[UUID, Encounter] = load_encounters(self.app, conn, wanted)
         rows_remit: list[tuple] = []
         rows_unmatched: list[tuple] = []
         rows_provider: list[tuple] = []

@@ -1,8 +1,9 @@
-"""Deferred sealing (issue 14): a lone command's batch commits without its seal and is signed
-by the writer's background sealer within LEDGER_SEAL_MAX_DELAY; a batch of several encounters
-is sealed in its transaction, together with the deferred events before it; `ledger verify`
-counts unsealed events younger than the bound as pending and reports older ones as inserted;
-a process killed between commit and seal leaves its events to the next sealer run."""
+"""Deferred sealing (issue 14): every batch — a lone command's and a group commit's of several
+encounters alike — commits without its seal and is signed by the writer's background sealer
+within LEDGER_SEAL_MAX_DELAY, from the leaves the writer committed (an event altered between
+its commit and its seal no longer matches its leaf); `ledger verify` counts unsealed events
+younger than the bound as pending and reports older ones as inserted; a process killed between
+commit and seal leaves its events to the next sealer run."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -22,6 +25,7 @@ from ledger.audit.checkpoints import load_public_key, public_path
 from ledger.audit.sealing import sealing_status, unsealed_backlog
 from ledger.audit.verify import verify
 from ledger.config import get_settings
+from ledger.persistence.chain import GENESIS, chain_hash
 from tests import builders as s
 
 pytestmark = pytest.mark.postgres
@@ -41,6 +45,25 @@ def deferred(app_env, monkeypatch):
     assert application.sealer.recovered.wait(5)  # its start-up run is over
     yield application
     application.close()
+
+
+@contextmanager
+def background_sealer_paused(sealer):
+    """The background sealer seals nothing until the block ends (a gate, not its lock: a
+    writer that took the lock to seal in its transaction would hang the test)."""
+    gate = threading.Event()
+    original = sealer.seal_deferred
+
+    def gated():
+        gate.wait(10)
+        return original()
+
+    sealer.seal_deferred = gated
+    try:
+        yield
+    finally:
+        del sealer.seal_deferred
+        gate.set()
 
 
 def backlog(url):
@@ -96,19 +119,125 @@ def _copy_as_new_encounters(app, eid, n):
                         state=first.state) for _ in range(n)]
 
 
-def test_a_batch_of_several_encounters_seals_the_deferred_events_before_it(deferred,
-                                                                          clean_db):
+def test_a_batch_of_several_encounters_is_deferred_too_and_shares_the_checkpoint(deferred,
+                                                                                clean_db):
+    """A group commit's batch (several encounters) commits without a seal statement, like a
+    lone command's, and one background seal covers both within the bound."""
+    sealer = deferred.sealer
+    in_transaction = sealer.fast_seals + sealer.read_seals  # (the start-up run's)
+    with background_sealer_paused(sealer):  # until both have committed
+        eid = s.open_encounter(deferred)
+        deferred.recorder.insert_events(_copy_as_new_encounters(deferred, eid, 2))
+        committed = time.monotonic()
+        # nothing sealed in a transaction
+        assert sealer.fast_seals + sealer.read_seals == in_transaction
+        assert sealer.deferred_status()[0] == 3
+        assert backlog(clean_db)["unsealed_events"] == 3
+        pending = check(clean_db)
+        assert pending.ok and pending.pending == 3, pending.problems
+    wait_sealed(clean_db, BOUND + 0.5)
+    assert time.monotonic() - committed < BOUND + 0.5
+    assert sealer.fast_seals == 0 and sealer.deferred_status() == (0, None)
+    assert sealer.read_seals == in_transaction  # from memory: the check found nothing stale
+    with psycopg.connect(clean_db) as conn:
+        sizes = [r[0] for r in conn.execute("SELECT tree_size FROM ledger_checkpoints")]
+    assert sizes == [3]  # one signed tree head over both batches
+    report = check(clean_db)
+    assert report.ok and (report.covered, report.pending) == (3, 0), report.problems
+
+
+def test_group_commit_under_concurrency_every_batch_sealed_within_the_bound(app_env,
+                                                                           clean_db,
+                                                                           monkeypatch):
+    """Concurrent callers through the group-commit writer: batches of several encounters,
+    none sealed in its transaction; a verify racing them sees only pending events (never a
+    problem), and within the bound after the last commit everything is covered."""
+    monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
+    get_settings.cache_clear()
+    from ledger.application.service import LedgerApplication
+
+    app = LedgerApplication(env=app_env, group_commit=True)
+    try:
+        assert app.sealer.defers and app.sealer.recovered.wait(5)
+        ids = [s.open_encounter(app, patient_ref=f"PT-{i}") for i in range(8)]
+        for eid in ids:
+            s.code(app, eid, "E119")
+        errors: list[BaseException] = []
+
+        def write(eid) -> None:
+            try:
+                for _ in range(15):
+                    s.line(app, eid, "99213", "10.00", [1])
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(eid,)) for eid in ids]
+        for t in threads:
+            t.start()
+        reports = []
+        while any(t.is_alive() for t in threads):
+            reports.append(check(clean_db))
+        for t in threads:
+            t.join()
+        last_commit = time.monotonic()
+        assert not errors, errors[:1]
+        assert app.writer.batches < app.writer.commands  # batches of several encounters ran
+        assert app.sealer.fast_seals == 0  # none sealed in its transaction
+        for report in reports:
+            assert report.ok, report.problems[:3]
+        wait_sealed(clean_db, BOUND + 1.0)
+        assert time.monotonic() - last_commit < BOUND + 1.0
+    finally:
+        app.close()
+    total = 8 * 2 + 8 * 15
+    report = check(clean_db)
+    assert report.ok and (report.covered, report.pending) == (total, 0), report.problems[:3]
+    with psycopg.connect(clean_db) as conn:
+        checkpoints = conn.execute("SELECT count(*) FROM ledger_checkpoints").fetchone()[0]
+    assert checkpoints < total / 4  # signed every half bound, not per batch
+
+
+def _replace_newest_with_the_chain_recomputed(url, encounter, version):
+    """A careful forger, between the commit and the seal: the newest event of ``encounter``
+    gets other content and a chain hash recomputed to match."""
+    with psycopg.connect(url) as conn:  # the owner: the append-only trigger lets it through
+        topic, state = conn.execute(
+            "SELECT topic, state FROM ledger_events WHERE originator_id = %s "
+            "AND originator_version = %s", (encounter, version)).fetchone()
+        prev = conn.execute(
+            "SELECT chain_hash FROM ledger_events WHERE originator_id = %s "
+            "AND originator_version = %s", (encounter, version - 1)).fetchone()
+        forged = bytes(state) + b" "
+        conn.execute("UPDATE ledger_events SET state = %s, chain_hash = %s "
+                     "WHERE originator_id = %s AND originator_version = %s",
+                     (forged, chain_hash(bytes(prev[0]) if prev else GENESIS, encounter,
+                                         version, topic, forged), encounter, version))
+
+
+@pytest.mark.parametrize("batch", ["lone", "several"])
+def test_an_event_altered_between_its_commit_and_its_seal_is_located(deferred, clean_db,
+                                                                     batch):
+    """The background sealer signs the leaves the writer committed, not what the table holds
+    when it seals: a replacement made in between (chain recomputed) is reported as modified."""
     sealer = deferred.sealer
     eid = s.open_encounter(deferred)
-    before = sealer.fast_seals
-    pending = sealer.deferred_status()[0]
-    deferred.recorder.insert_events(_copy_as_new_encounters(deferred, eid, 2))
-    if pending:  # the lone command's event was still deferred: this batch's seal covers it
-        assert sealer.fast_seals + sealer.read_seals > before
-    assert sealer.deferred_status()[0] == 0
-    assert backlog(clean_db)["unsealed_events"] == 0  # sealed in the batch's transaction
+    wait_sealed(clean_db, BOUND + 0.5)
+    with background_sealer_paused(sealer):  # committed, not sealed yet
+        if batch == "lone":
+            s.code(deferred, eid, "E119")
+            target, version, position = eid, 2, 2
+        else:
+            events = _copy_as_new_encounters(deferred, eid, 3)
+            deferred.recorder.insert_events(events)
+            target, version, position = events[1].originator_id, 1, 3
+        assert backlog(clean_db)["unsealed_events"] == (1 if batch == "lone" else 3)
+        _replace_newest_with_the_chain_recomputed(clean_db, target, version)
+    wait_sealed(clean_db, BOUND + 0.5)
     report = check(clean_db)
-    assert report.ok and report.covered == 3, report.problems
+    assert not report.ok
+    first = report.first
+    assert (first.kind, first.encounter_id, first.version, first.position) == (
+        "modified", target, version, position), report.problems[:4]
 
 
 def test_an_unsealed_event_is_pending_within_the_bound_and_inserted_after(deferred, clean_db):
@@ -164,7 +293,8 @@ def test_ready_reports_the_backlog_and_its_age(deferred, clean_db):
 
 
 KILLED_WRITER = """
-import sys, time
+import sys, time, uuid
+from eventsourcing.persistence import StoredEvent
 from ledger.application.service import LedgerApplication
 from ledger.config import Settings
 from ledger.persistence.database import eventsourcing_env
@@ -174,6 +304,10 @@ app = LedgerApplication(env=eventsourcing_env(url, Settings(database_url=url, ca
 assert app.sealer.defers and app.sealer.recovered.wait(10)
 eid = s.open_encounter(app)
 s.code(app, eid, "E119")
+first = app.recorder.select_events(eid, lte=1)[0]
+app.recorder.insert_events([StoredEvent(originator_id=uuid.uuid4(), originator_version=1,
+                                        topic=first.topic, state=first.state)
+                            for _ in range(2)])  # a batch of several encounters
 print("committed", flush=True)
 time.sleep(60)
 """
@@ -191,8 +325,8 @@ def test_killed_between_commit_and_seal_the_next_sealer_seals_on_restart(app_env
     finally:
         proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
-    assert backlog(clean_db)["unsealed_events"] == 2  # committed, never sealed
-    assert check(clean_db, pending_seconds=0).counts == {"inserted": 2}
+    assert backlog(clean_db)["unsealed_events"] == 4  # committed, never sealed
+    assert check(clean_db, pending_seconds=0).counts == {"inserted": 4}
     monkeypatch.setenv("LEDGER_SEAL_MAX_DELAY", str(BOUND))
     get_settings.cache_clear()
     from ledger.application.service import LedgerApplication
@@ -200,11 +334,11 @@ def test_killed_between_commit_and_seal_the_next_sealer_seals_on_restart(app_env
     restarted = LedgerApplication(env=app_env)  # no command: its sealer's first run seals
     try:
         wait_sealed(clean_db, 5)
-        assert restarted.sealer.recovered_events == 2
+        assert restarted.sealer.recovered_events == 4
     finally:
         restarted.close()
     report = check(clean_db, pending_seconds=0)
-    assert report.ok and report.covered == 2, report.problems
+    assert report.ok and report.covered == 4, report.problems
 
 
 def test_a_deferred_event_gone_from_the_log_is_reported_not_retried(deferred, clean_db,
