@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.error_log import route_label
 from api.middleware import HttpMiddleware
 from ledger import metrics
 from ledger.logs import REQUEST_ID, accept_request_id
@@ -52,7 +53,7 @@ class AccessLog(HttpMiddleware):
             raise
         finally:
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "<unmatched>")
+            route = route_label(scope)
             metrics.observe_request(scope["method"], route, status, seconds)
             if failed:
                 metrics.EXCEPTIONS.labels(route).inc()

@@ -23,9 +23,22 @@ def request_id(request: Any) -> str:
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
+def route_label(scope: Any) -> str:
+    """The matched route's template as the whole app serves it: a route of a mounted app (the
+    workbench under /ui) is prefixed by its mount (``root_path`` beyond ``app_root_path``), so
+    /ui/signin is labelled /ui/signin, not /signin. Never the raw path."""
+    template = getattr(scope.get("route"), "path", None)
+    if not template:
+        return "<unmatched>"
+    base = scope.get("app_root_path")
+    root = scope.get("root_path", "")
+    if base is not None and root.startswith(base):
+        template = root[len(base):] + template
+    return template
+
+
 def route_template(request: Any) -> str:
-    route = request.scope.get("route")
-    return getattr(route, "path", None) or "<unmatched>"
+    return route_label(request.scope)
 
 
 def log_unexpected(request: Any, exc: BaseException) -> str:

@@ -43,13 +43,20 @@ def _route_templates(app) -> set[str]:
     the workbench's, mounted under /ui."""
     from starlette.routing import Mount
 
-    out = set(app.openapi()["paths"])
-    for route in app.routes:
-        if isinstance(route, Mount):
-            out |= {route.path + getattr(r, "path", "") for r in route.routes}
-        elif isinstance(getattr(route, "path", None), str):
-            out.add(route.path)
-    return out
+    def walk(routes, prefix: str) -> set[str]:
+        found: set[str] = set()
+        for route in routes:
+            path = getattr(route, "path", None)
+            if isinstance(route, Mount):
+                found |= walk(route.routes, prefix + route.path)
+            elif isinstance(path, str):
+                found.add(prefix + path)
+            elif getattr(route, "original_router", None) is not None:  # an included router
+                inner = route.include_context.prefix
+                found |= walk(route.original_router.routes, prefix + inner)
+        return found
+
+    return set(app.openapi()["paths"]) | walk(app.routes, "")
 
 
 def _traffic(client: TestClient) -> str:
@@ -73,6 +80,7 @@ def _traffic(client: TestClient) -> str:
                       headers=biller).status_code in (200, 404, 422)
     assert client.get("/encounters", headers={"Authorization": "Bearer lgr_x.bad"}
                       ).status_code in (401, 405)
+    assert client.get("/ui/signin").status_code == 200  # a workbench page (mounted app)
     return eid
 
 
@@ -101,6 +109,8 @@ def test_metrics_names_labels_and_no_phi(client):
     assert ("POST", "/encounters", "422") in seen
     assert ("GET", "/encounters/{encounter_id}", "200") in seen
     assert ("GET", "<unmatched>", "404") in seen
+    # a page of the workbench (mounted at /ui) is labelled with its mount, not its inner path
+    assert ("GET", "/ui/signin", "200") in seen
     templates = _route_templates(client.app)
     for s in requests:  # every route label is a template or <unmatched>, never a raw path
         assert set(s.labels) == {"method", "route", "status"}
