@@ -3,8 +3,13 @@ refused; commands on one encounter in one batch apply in order; a lone command d
 
 from __future__ import annotations
 
+import logging
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -238,3 +243,98 @@ def test_two_processes_writers_on_one_hot_set_take_turns_instead_of_conflicting(
     finally:
         for a in apps:
             a.close()
+
+
+def _claim_holder(url: str, keys: list[int]) -> subprocess.Popen:
+    """Another server process's writer in the middle of a batch: it holds the claims on
+    ``keys`` (the writer's own CLAIM_SQL) and has not committed yet."""
+    code = ("import sys, time, psycopg\n"
+            "from ledger.application.writer import CLAIM_SQL, CLAIM_CLASS\n"
+            "conn = psycopg.connect(sys.argv[1], autocommit=True)\n"
+            "conn.execute(CLAIM_SQL, (60000, CLAIM_CLASS, [int(k) for k in sys.argv[2:]]))\n"
+            "print('held', flush=True)\n"
+            "time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, url, *map(str, keys)],
+                            stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _add_line_in_background(app, eid) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+
+    def run() -> None:
+        t = time.monotonic()
+        try:
+            out["result"] = app.execute(eid, "add_service_line", actor=s.CODER_A,
+                                        procedure_code="99213", charge="70.00", pointers=[1])
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            out["error"] = exc
+        out["seconds"] = time.monotonic() - t
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def test_a_writer_killed_while_holding_claims_frees_them_at_once(batching_app, clean_db,
+                                                                 caplog):
+    """The other process is killed (SIGKILL) mid-batch, holding the claims: its session ends,
+    PostgreSQL releases them, and the waiting batch takes them and commits, once, without
+    waiting out the claim timeout."""
+    from ledger.application.writer import CLAIM_TIMEOUT_MS, _claim_key
+
+    caplog.set_level(logging.INFO, logger="ledger.application.writer")
+    app = batching_app
+    eid = s.open_encounter(app, patient_ref="PT-CLAIM-1")
+    s.code(app, eid, "E11.9")
+    before = _events(clean_db)
+    app.writer.contended_until = time.monotonic() + 60  # another writer of the store was seen
+    holder = _claim_holder(clean_db, [_claim_key(eid)])
+    try:
+        thread, out = _add_line_in_background(app, eid)
+        time.sleep(0.5)
+        assert thread.is_alive(), "the batch did not wait for the held claim"
+        assert _events(clean_db) == before
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(5)
+        thread.join(10)
+    finally:
+        holder.kill()
+    assert "error" not in out, out
+    assert 0.5 <= out["seconds"] < CLAIM_TIMEOUT_MS / 1000, out
+    assert not [r for r in caplog.records if "not claimed" in r.getMessage()]
+    assert _events(clean_db) - before == 1
+    assert [str(ln.charge) for ln in app.get_encounter(eid).active_lines()] == ["70.00"]
+
+
+def test_a_stalled_claim_holder_delays_a_batch_by_the_claim_timeout_only(batching_app,
+                                                                         clean_db, caplog):
+    """The other process hangs holding the claims (never commits, never dies): the batch
+    waits CLAIM_TIMEOUT, then runs unclaimed (the (encounter, version) uniqueness still
+    decides) and commits once; it holds no claim afterwards."""
+    from ledger.application.writer import CLAIM_CLASS, CLAIM_TIMEOUT_MS, _claim_key
+
+    caplog.set_level(logging.INFO, logger="ledger.application.writer")
+    app = batching_app
+    eid = s.open_encounter(app, patient_ref="PT-CLAIM-2")
+    s.code(app, eid, "E11.9")
+    before = _events(clean_db)
+    app.writer.contended_until = time.monotonic() + 60
+    holder = _claim_holder(clean_db, [_claim_key(eid)])
+    try:
+        thread, out = _add_line_in_background(app, eid)
+        thread.join(CLAIM_TIMEOUT_MS / 1000 + 10)
+        assert "error" not in out, out
+        assert CLAIM_TIMEOUT_MS / 1000 - 0.2 <= out["seconds"] < CLAIM_TIMEOUT_MS / 1000 + 5
+        assert [r for r in caplog.records if "not claimed" in r.getMessage()]
+        assert _events(clean_db) - before == 1
+        with psycopg.connect(clean_db) as conn:  # the writer let go of what it did take
+            held = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                                " AND classid = %s AND objsubid = 2 AND granted",
+                                (CLAIM_CLASS,)).fetchone()[0]
+        assert held == 1, "only the stalled holder's claim is left"
+    finally:
+        holder.kill()
+        holder.wait(5)
