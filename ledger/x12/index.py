@@ -10,10 +10,13 @@ by every topic they were ever stored under (``ledger.persistence.topics``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
 
 from ledger.domain.encounter import Encounter
 from ledger.persistence.topics import stored_topics
@@ -25,20 +28,22 @@ SUBMITTED = stored_topics(Encounter.ClaimSubmitted)
 BATCH = 5000
 
 
-def _follow(app: Any, conn: Any, name: str, topics: list[str],
+def _follow(app: Any, conn: Any, name: str, topics: list[str], keys: tuple[str, ...],
             write: Callable[[Any, list[tuple[Any, Any]]], None]) -> int:
     """Hand ``write`` (in a transaction, with a cursor) each page of (notification, fields)
     of ``topics`` after the position kept in ``<name>_position``, and move that position on in
-    the same transaction; returns how many events. Idempotent, safe from several processes."""
+    the same transaction; returns how many events. ``fields`` holds at least the event's
+    plain string fields ``keys`` (None when absent). Idempotent, safe from several
+    processes."""
     table = f"{name}_position"
     row = conn.execute(f"SELECT position FROM {table} WHERE id = 1").fetchone()
     position = row[0] if row else 0
     seen = 0
+    read = _reader(app, topics, keys)
     while True:
-        notes = app.recorder.select_notifications(position + 1, BATCH, topics=topics)
+        notes, page = read(conn, position)
         if not notes:
             break
-        page = [(n, _fields(app, n)) for n in notes]
         with conn.transaction(), conn.cursor() as cur:
             write(cur, page)
             position = notes[-1].id
@@ -73,7 +78,9 @@ def catch_up(app: Any, conn: Any) -> int:
                 " encounter_id, position)", ("text", "text", "text", "uuid", "bigint"),
                 submitted)
 
-    return _follow(app, conn, "x12_claim_index", CREATED + SUBMITTED, write)
+    return _follow(app, conn, "x12_claim_index", CREATED + SUBMITTED,
+                   ("clm01", "claim_number", "payer_id", "group_control",
+                    "transaction_control"), write)
 
 
 def catch_up_icn(app: Any, conn: Any) -> int:
@@ -85,7 +92,7 @@ def catch_up_icn(app: Any, conn: Any) -> int:
         _insert(cur, "x12_icn_index (payer_icn, encounter_id, position)",
                 ("text", "uuid", "bigint"), rows)
 
-    return _follow(app, conn, "x12_icn_index", ADJUDICATED, write)
+    return _follow(app, conn, "x12_icn_index", ADJUDICATED, ("payer_icn",), write)
 
 
 def _insert(cur: Any, target: str, types: tuple[str, ...], rows: list[tuple]) -> None:
@@ -97,6 +104,52 @@ def _insert(cur: Any, target: str, types: tuple[str, ...], rows: list[tuple]) ->
     arrays = ", ".join(f"%b::{t}[]" for t in types)
     cur.execute(f"INSERT INTO {target} SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
                 [list(col) for col in zip(*rows, strict=True)])
+
+
+class _Note(NamedTuple):
+    id: int
+    originator_id: UUID
+    topic: str
+
+
+def _reader(app: Any, topics: list[str], keys: tuple[str, ...]
+            ) -> Callable[[Any, int], tuple[list[Any], list[tuple[Any, Any]]]]:
+    """Reads a page of (notification, fields) after a position. Stored as plain JSON (no
+    cipher, no compressor): the server picks out the ``keys`` (one jsonb parse per event on
+    its core, not a whole event decoded here); else the recorder's notifications, decoded by
+    the application's mapper."""
+    mapper = app.mapper
+
+    def read_decoded(conn: Any, position: int) -> tuple[list[Any], list[tuple[Any, Any]]]:
+        notes = app.recorder.select_notifications(position + 1, BATCH, topics=topics)
+        return notes, [(n, _fields(app, n)) for n in notes]
+
+    if type(mapper.transcoder) is not OrjsonTranscoder or mapper.cipher or mapper.compressor:
+        return read_decoded
+    picks = sql.SQL(", ").join(sql.SQL("j ->> {}").format(sql.Literal(k)) for k in keys)
+    query = sql.SQL(
+        "SELECT notification_id, originator_id, topic, {picks} FROM (SELECT notification_id,"
+        " originator_id, topic, convert_from(state, 'UTF8')::jsonb AS j FROM {table}"
+        " WHERE notification_id > %s AND topic = ANY(%s) ORDER BY notification_id"
+        " LIMIT %s) AS page ORDER BY notification_id").format(
+            picks=picks, table=_events_table(app.recorder))
+
+    def read_picked(conn: Any, position: int) -> tuple[list[Any], list[tuple[Any, Any]]]:
+        try:  # a savepoint inside a caller's transaction
+            with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+                rows = cur.execute(query, (position, topics, BATCH)).fetchall()
+        except psycopg.DataError:  # text jsonb cannot hold (an older event's)
+            return read_decoded(conn, position)
+        page = [(_Note(r[0], r[1], r[2]), dict(zip(keys, r[3:], strict=True))) for r in rows]
+        return [n for n, _ in page], page
+
+    return read_picked
+
+
+def _events_table(recorder: Any) -> sql.Composable:
+    name = recorder.events_table_name
+    schema = getattr(getattr(recorder, "datastore", None), "schema", "") or ""
+    return sql.Identifier(schema, name) if schema else sql.Identifier(name)
 
 
 def _fields(app: Any, n: Any) -> dict[str, Any]:
