@@ -373,10 +373,13 @@ class GroupCommitWriter:
 CLAIM_CLASS = 0x4C45  # "LE"
 CLAIM_TIMEOUT_MS = 2000
 CONTENDED_SECONDS = 30.0
-# In order of the sorted keys; lock_timeout is set for this statement's transaction only
-# (autocommit), before the first lock (the join needs the CTE's row first).
+# In the order of the (sorted) keys: the aggregate takes its input from a subquery sorted by
+# each key's place in the array, so the locks are taken in that order whatever plan scans
+# it; lock_timeout is set for this statement's transaction only (autocommit), before the
+# first lock (the sort has every joined row, so the CTE's, before the first lock is taken).
 CLAIM_SQL = ("WITH t AS MATERIALIZED (SELECT set_config('lock_timeout', %s::text || 'ms', true))"
-             " SELECT count(pg_advisory_lock(%s::int, k)) FROM t, unnest(%s::int[]) AS k")
+             " SELECT count(pg_advisory_lock(%s::int, k)) FROM (SELECT u.k FROM t,"
+             " unnest(%s::int[]) WITH ORDINALITY AS u(k, n) ORDER BY u.n) AS ordered")
 
 
 def _claim_key(encounter_id: UUID) -> int:
