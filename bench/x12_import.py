@@ -14,10 +14,10 @@ Prints a table and one JSON line per figure.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import date
 
 from bench.common import ROOT, Report, fresh_database, machine, median
@@ -81,19 +81,14 @@ def seed_claims(app: LedgerApplication, n: int, batch: int = 60) -> None:
 def parse_only(data: bytes, gc_paused: bool = False) -> float:
     """Seconds to read + balance ``data``; ``gc_paused``: with the cyclic GC paused, as the
     importer runs its parse (the fairer baseline for the import's own parse)."""
+    from ledger.gc_pause import gc_paused as paused
     from ledger.x12.remit835 import balance, read_835
 
-    was = gc.isenabled()
-    if gc_paused:
-        gc.disable()
-    try:
+    with paused() if gc_paused else nullcontext():
         t = time.perf_counter()
         parsed = read_835(data)
         issues = balance(parsed.remittances)
         elapsed = time.perf_counter() - t
-    finally:
-        if was:
-            gc.enable()
     assert not parsed.errors and not issues
     return elapsed
 

@@ -28,7 +28,8 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ledger.domain.encounter import Encounter
-from ledger.projections.base import EVENTS_TABLE, PagedEvent, ReadModel, gc_paused
+from ledger.gc_pause import gc_paused
+from ledger.projections.base import EVENTS_TABLE, PagedEvent, ReadModel
 
 log = logging.getLogger(__name__)
 

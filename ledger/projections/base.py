@@ -30,13 +30,10 @@ the lock (see docs/eventsourcing-9.5.md, hazard 1).
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import os
 import socket
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -93,35 +90,6 @@ class ProjectionBusy(PageRefused):
 # A view table is only ever locked against a page by DDL, TRUNCATE or maintenance: give way
 # quickly (the page rolls back and is retried) rather than queue behind it or deadlock.
 PAGE_LOCK_TIMEOUT = "200ms"
-
-
-_gc_lock = threading.Lock()
-_gc_pauses = 0  # pages (of any thread) under way with the collector paused
-_gc_resume = False  # whether the collector was on when the first of them started
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a page is read, decoded and applied.
-
-    A page allocates hundreds of thousands of small objects that live on (decoded events,
-    cached aggregates, history records): the collector would scan them again and again
-    (measured: a fifth of a rebuild's CPU), and nothing here makes reference cycles that need
-    it meanwhile. Counted across threads (the views apply a page in parallel): the collector
-    resumes when the last page under way ends, not when the first one does."""
-    global _gc_pauses, _gc_resume
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_resume = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_resume:
-                gc.enable()
 
 
 def event_name(event: Any) -> str:
@@ -310,4 +278,4 @@ def refuse_db_functions(env: dict[str, str]) -> None:
 
 
 __all__ = ["IntegrityError", "Page", "PagedEvent", "PageRefused", "ProjectionBusy", "ReadModel",
-           "APPLICATION_NAME", "EVENTS_TABLE", "NOTIFY_CHANNEL", "event_name", "gc_paused"]
+           "APPLICATION_NAME", "EVENTS_TABLE", "NOTIFY_CHANNEL", "event_name"]

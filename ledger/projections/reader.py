@@ -14,7 +14,8 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.projections.base import EVENTS_TABLE, Page, PagedEvent, gc_paused
+from ledger.gc_pause import gc_paused
+from ledger.projections.base import EVENTS_TABLE, Page, PagedEvent
 
 
 class EventReader:

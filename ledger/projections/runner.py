@@ -33,6 +33,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment
 
+from ledger.gc_pause import gc_paused
 from ledger.persistence.transcoding import OrjsonTranscoder
 from ledger.projections.aggregates import AggregateReadModel
 from ledger.projections.audit import AuditTrailView
@@ -44,7 +45,6 @@ from ledger.projections.base import (
     PageRefused,
     ReadModel,
     event_name,
-    gc_paused,
     refuse_db_functions,
 )
 from ledger.projections.claims import ClaimsView

@@ -21,15 +21,12 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import hmac
 import itertools
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -58,6 +55,7 @@ from ledger.domain.model import (
 )
 from ledger.domain.scrubber import scrub
 from ledger.domain.values import Money
+from ledger.gc_pause import gc_paused
 from ledger.x12 import index
 from ledger.x12.acks import ParsedAcks, read_277ca, read_999
 from ledger.x12.claims837 import (
@@ -174,7 +172,7 @@ class X12Importer:
 
     # ------------------------------------------------------------------ 835
     def _import_835(self, data: bytes, name: str) -> FileResult:
-        with _gc_paused():
+        with gc_paused():
             return self._import_835_unpaused(data, name)
 
     def _import_835_unpaused(self, data: bytes, name: str) -> FileResult:
@@ -859,31 +857,6 @@ def _release_memory() -> None:
 
 
 _MALLOC_TRIM: Any = None
-_GC_LOCK = threading.Lock()
-_GC_PAUSES = [0, False]  # imports in progress, whether the collector was on before the first
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while an 835 is posted (on again when the last
-    concurrent import ends, if it was on before). A 3,000-claim file builds ~10^6 objects
-    (decoded events, encounters, new events) that all stay alive until the save; each
-    collection walked them again: ~30 % of the import's time in a profile. Refcounting still
-    frees everything acyclic; a cycle made meanwhile waits for the next collection."""
-    with _GC_LOCK:
-        if _GC_PAUSES[0] == 0:
-            _GC_PAUSES[1] = gc.isenabled()
-            gc.disable()
-        _GC_PAUSES[0] += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_PAUSES[0] -= 1
-            if _GC_PAUSES[0] == 0 and _GC_PAUSES[1]:
-                gc.enable()
-
-
 def _write_claim_file(curs: Any, row: tuple) -> None:
     curs.execute("INSERT INTO x12_claim_files (file_hash, sender_id, interchange_control,"
                  " group_control, transaction_controls, file_name, claims) VALUES (%s, %s, %s,"
