@@ -20,14 +20,15 @@ from ledger.domain.encounter import Encounter
 CHUNK = 1000
 
 
-def _table(recorder: Any) -> sql.Composable:
+def table_identifier(recorder: Any) -> sql.Composable:
+    """The recorder's events table, schema-qualified when it has a schema."""
     name = recorder.events_table_name
     schema = getattr(getattr(recorder, "datastore", None), "schema", "") or ""
     return sql.Identifier(schema, name) if schema else sql.Identifier(name)
 
 
 def _query(app: Any) -> sql.Composed:
-    events = _table(app.recorder)
+    events = table_identifier(app.recorder)
     snapshots = getattr(app, "snapshots", None)
     if snapshots is None:
         return sql.SQL(
@@ -43,7 +44,7 @@ def _query(app: Any) -> sql.Composed:
         " FROM {events} e LEFT JOIN snap s ON s.originator_id = e.originator_id"
         " WHERE e.originator_id = ANY(%(ids)b)"
         " AND e.originator_version > COALESCE(s.originator_version, 0)"
-        " ORDER BY 2, 1, 3").format(snapshots=_table(snapshots.recorder), events=events)
+        " ORDER BY 2, 1, 3").format(snapshots=table_identifier(snapshots.recorder), events=events)
 
 
 def load_encounters(app: Any, conn: Any, ids: Iterable[UUID]) -> dict[UUID, Encounter]:

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from ledger.application.loading import table_identifier
 from ledger.domain.encounter import Encounter
 from ledger.persistence.topics import stored_topics
 from ledger.persistence.transcoding import OrjsonTranscoder
@@ -41,18 +42,18 @@ def _follow(app: Any, conn: Any, name: str, topics: list[str], keys: tuple[str, 
     seen = 0
     read = _reader(app, topics, keys)
     while True:
-        notes, page = read(conn, position)
-        if not notes:
+        page = read(conn, position)
+        if not page:
             break
         with conn.transaction(), conn.cursor() as cur:
             write(cur, page)
-            position = notes[-1].id
+            position = page[-1][0].id
             cur.execute(
                 f"INSERT INTO {table} (id, position) VALUES (1, %s) ON CONFLICT (id) DO "
                 f"UPDATE SET position = GREATEST({table}.position, EXCLUDED.position)",
                 (position,))
-        seen += len(notes)
-        if len(notes) < BATCH:
+        seen += len(page)
+        if len(page) < BATCH:
             break
     return seen
 
@@ -113,16 +114,16 @@ class _Note(NamedTuple):
 
 
 def _reader(app: Any, topics: list[str], keys: tuple[str, ...]
-            ) -> Callable[[Any, int], tuple[list[Any], list[tuple[Any, Any]]]]:
+            ) -> Callable[[Any, int], list[tuple[Any, Any]]]:
     """Reads a page of (notification, fields) after a position. Stored as plain JSON (no
     cipher, no compressor): the server picks out the ``keys`` (one jsonb parse per event on
     its core, not a whole event decoded here); else the recorder's notifications, decoded by
     the application's mapper."""
     mapper = app.mapper
 
-    def read_decoded(conn: Any, position: int) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    def read_decoded(conn: Any, position: int) -> list[tuple[Any, Any]]:
         notes = app.recorder.select_notifications(position + 1, BATCH, topics=topics)
-        return notes, [(n, _fields(app, n)) for n in notes]
+        return [(n, _fields(app, n)) for n in notes]
 
     if type(mapper.transcoder) is not OrjsonTranscoder or mapper.cipher or mapper.compressor:
         return read_decoded
@@ -132,24 +133,17 @@ def _reader(app: Any, topics: list[str], keys: tuple[str, ...]
         " originator_id, topic, convert_from(state, 'UTF8')::jsonb AS j FROM {table}"
         " WHERE notification_id > %s AND topic = ANY(%s) ORDER BY notification_id"
         " LIMIT %s) AS page ORDER BY notification_id").format(
-            picks=picks, table=_events_table(app.recorder))
+            picks=picks, table=table_identifier(app.recorder))
 
-    def read_picked(conn: Any, position: int) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    def read_picked(conn: Any, position: int) -> list[tuple[Any, Any]]:
         try:  # a savepoint inside a caller's transaction
             with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
                 rows = cur.execute(query, (position, topics, BATCH)).fetchall()
         except psycopg.DataError:  # text jsonb cannot hold (an older event's)
             return read_decoded(conn, position)
-        page = [(_Note(r[0], r[1], r[2]), dict(zip(keys, r[3:], strict=True))) for r in rows]
-        return [n for n, _ in page], page
+        return [(_Note(r[0], r[1], r[2]), dict(zip(keys, r[3:], strict=True))) for r in rows]
 
     return read_picked
-
-
-def _events_table(recorder: Any) -> sql.Composable:
-    name = recorder.events_table_name
-    schema = getattr(getattr(recorder, "datastore", None), "schema", "") or ""
-    return sql.Identifier(schema, name) if schema else sql.Identifier(name)
 
 
 def _fields(app: Any, n: Any) -> dict[str, Any]:
