@@ -373,10 +373,11 @@ class GroupCommitWriter:
 CLAIM_CLASS = 0x4C45  # "LE"
 CLAIM_TIMEOUT_MS = 2000
 CONTENDED_SECONDS = 30.0
-# In the order of the (sorted) keys: the aggregate takes its input from a subquery sorted by
-# each key's place in the array, so the locks are taken in that order whatever plan scans
-# it; lock_timeout is set for this statement's transaction only (autocommit), before the
-# first lock (the sort has every joined row, so the CTE's, before the first lock is taken).
+# In the order of the (sorted) keys: the aggregate takes its input from a subquery ordered by
+# each key's place in the array, so the locks are taken in that order whatever plan scans it
+# (the planner may drop the sort: WITH ORDINALITY already yields that order). lock_timeout is
+# set for this statement's transaction only (autocommit), before the first lock: no joined
+# row, so no lock, exists before the CTE's row does.
 CLAIM_SQL = ("WITH t AS MATERIALIZED (SELECT set_config('lock_timeout', %s::text || 'ms', true))"
              " SELECT count(pg_advisory_lock(%s::int, k)) FROM (SELECT u.k FROM t,"
              " unnest(%s::int[]) WITH ORDINALITY AS u(k, n) ORDER BY u.n) AS ordered")
