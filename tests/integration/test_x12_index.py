@@ -9,7 +9,6 @@ import uuid
 import psycopg
 import pytest
 
-from ledger.application.service import LedgerApplication
 from ledger.persistence.chain import GENESIS, chain_hash
 from ledger.x12 import index
 from tests import builders as s
@@ -69,10 +68,3 @@ def test_an_event_jsonb_cannot_hold_is_indexed_through_the_mapper(app, clean_db)
                          " WHERE originator_id = %s", (odd,))
         rows = _reindex(app, conn)["x12_claim_index"]
     assert {(r[0], r[1]) for r in rows} >= {("IDX-OLD", odd), ("IDX-4", eid)}
-
-
-@pytest.fixture
-def app(app_env):
-    application = LedgerApplication(env=app_env)
-    yield application
-    application.close()
